@@ -1,0 +1,93 @@
+"""taxbridge: an ERP-side sales-tax interface over pluggable tax engines."""
+
+from importlib.metadata import PackageNotFoundError, version
+
+from taxbridge.backends import LocalEngine, OfflineTable, RecordingBackend, TaxBackend
+from taxbridge.bridge import Inquiry, PendingCheck, RepostSummary, RetryPolicy, TaxBridge
+from taxbridge.config import BridgeConfig, CompanyMapping, NexusRegion, TaxCodeMap, load_config
+from taxbridge.errors import (
+    AlreadyCommitted,
+    BackendError,
+    BackendUnavailable,
+    ConfigError,
+    DocumentNotFoundError,
+    DocumentRejected,
+    InvalidFieldError,
+    InvalidTransition,
+    TaxBridgeError,
+    UnknownCompanyError,
+)
+from taxbridge.flags import FinalTaxFlag
+from taxbridge.models import (
+    Address,
+    Customer,
+    DocumentType,
+    Invoice,
+    JurisdictionTax,
+    JurisdictionType,
+    LineTax,
+    Order,
+    OrderLine,
+    PendCode,
+    PendReason,
+    Stage,
+    TaxDocument,
+    TaxLine,
+    TaxRequest,
+    TaxResult,
+)
+from taxbridge.money import RoundingLevel
+from taxbridge.store import SQLiteStore, Store
+
+try:
+    __version__ = version("taxbridge")
+except PackageNotFoundError:  # running from a source tree that was never installed
+    __version__ = "0.0.0"
+
+__all__ = [
+    "Address",
+    "AlreadyCommitted",
+    "BackendError",
+    "BackendUnavailable",
+    "BridgeConfig",
+    "CompanyMapping",
+    "ConfigError",
+    "Customer",
+    "DocumentNotFoundError",
+    "DocumentRejected",
+    "DocumentType",
+    "FinalTaxFlag",
+    "Inquiry",
+    "InvalidFieldError",
+    "InvalidTransition",
+    "Invoice",
+    "JurisdictionTax",
+    "JurisdictionType",
+    "LineTax",
+    "LocalEngine",
+    "NexusRegion",
+    "OfflineTable",
+    "Order",
+    "OrderLine",
+    "PendCode",
+    "PendReason",
+    "PendingCheck",
+    "RecordingBackend",
+    "RepostSummary",
+    "RetryPolicy",
+    "RoundingLevel",
+    "SQLiteStore",
+    "Stage",
+    "Store",
+    "TaxBackend",
+    "TaxBridge",
+    "TaxBridgeError",
+    "TaxCodeMap",
+    "TaxDocument",
+    "TaxLine",
+    "TaxRequest",
+    "TaxResult",
+    "UnknownCompanyError",
+    "__version__",
+    "load_config",
+]

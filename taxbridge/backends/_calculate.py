@@ -1,0 +1,145 @@
+"""The arithmetic both embedded backends share: rates by jurisdiction, then explicit rounding.
+
+Rounding follows the two levels an AvaTax company can choose:
+
+* ``DOCUMENT`` (our default): each jurisdiction's tax is summed over the document unrounded and
+  rounded half-up once; the rounded total is then split back over the lines with
+  :func:`~taxbridge.money.allocate`, so lines still add up to the document to the cent.
+* ``LINE``: each line's tax in each jurisdiction is rounded half-up on its own and summed.
+
+Document level is the default because it is the figure a state's tables give for the whole sale
+and it cannot drift by a cent per line on a large invoice; a company whose engine is set to line
+rounding sets ``rounding = "line"`` so that the local figures match its engine's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from decimal import Decimal
+from typing import Any
+
+from taxbridge.models import (
+    DocumentStatus,
+    JurisdictionTax,
+    LineTax,
+    TaxLine,
+    TaxRequest,
+    TaxResult,
+)
+from taxbridge.money import ZERO, ZERO_CENTS, RoundingLevel, allocate, round_money
+from taxbridge.rates import Taxability, TaxCodeRule, ZipRate
+
+RateFor = Callable[[TaxLine], ZipRate]
+"""Finds the rate row for a line (its own ship-to, else the document's)."""
+IsTaxable = Callable[[TaxLine, ZipRate], bool]
+"""Says whether a line is taxable at that rate row (tax code, freight, exemption)."""
+
+
+def rule_taxes(rule: TaxCodeRule | None, rate: ZipRate) -> bool:
+    """Whether a line of tax code ``rule`` is taxable at ``rate`` (None: no rule, so taxable)."""
+    if rule is None:
+        return True
+    if rule.taxability is Taxability.NON_TAXABLE or rate.state in rule.exempt_regions:
+        return False
+    if rule.taxability is Taxability.FREIGHT:
+        return rate.shipping_taxable
+    return True
+
+
+def calculate(
+    request: TaxRequest,
+    *,
+    rate_for: RateFor,
+    is_taxable: IsTaxable,
+    rounding: RoundingLevel,
+    status: DocumentStatus,
+    backend: str,
+) -> TaxResult:
+    """Calculate ``request`` line by line and jurisdiction by jurisdiction."""
+    bases: list[Decimal] = []
+    taxable_flags: list[bool] = []
+    rates: list[ZipRate | None] = []
+    raw: dict[str, list[tuple[int, Decimal]]] = {}
+    for index, line in enumerate(request.lines):
+        base = line.amount - line.discount
+        bases.append(base)
+        if line.excluded:
+            taxable_flags.append(False)
+            rates.append(None)
+            continue
+        rate = rate_for(line)
+        taxable = is_taxable(line, rate)
+        taxable_flags.append(taxable)
+        rates.append(rate)
+        if taxable:
+            for juris in rate.jurisdictions:
+                bucket = raw.get(juris[0])
+                if bucket is None:
+                    raw[juris[0]] = bucket = []
+                bucket.append((index, base * juris[4]))
+
+    # tax_by_line[index][key]: the rounded tax of that line in that jurisdiction
+    tax_by_line: list[dict[str, Decimal]] = [{} for _ in bases]
+    for key, items in raw.items():
+        if rounding is RoundingLevel.DOCUMENT:
+            total = round_money(sum([value for _, value in items], ZERO))
+            parts = allocate(total, [value for _, value in items])
+        else:
+            parts = [round_money(value) for _, value in items]
+        for (index, _), part in zip(items, parts, strict=True):
+            tax_by_line[index][key] = part
+
+    lines: list[LineTax] = []
+    summary: dict[str, list[Any]] = {}
+    total_taxable = total_exempt = ZERO
+    total_tax = ZERO_CENTS
+    details_wanted = request.include_details
+    for index, line in enumerate(request.lines):
+        base = bases[index]
+        taxable = taxable_flags[index]
+        line_taxable = base if taxable else ZERO
+        line_exempt = ZERO if taxable else base
+        taxes = tax_by_line[index]
+        line_tax = sum(taxes.values(), ZERO_CENTS)
+        details: tuple[JurisdictionTax, ...] = ()
+        zip_rate = rates[index]
+        if zip_rate is not None and details_wanted:
+            built = []
+            for key, kind, name, region, juris_rate in zip_rate.jurisdictions:
+                tax = taxes.get(key, ZERO_CENTS)
+                built.append(
+                    JurisdictionTax(kind, name, region, juris_rate, line_taxable, line_exempt, tax)
+                )
+                acc = summary.get(key)
+                if acc is None:
+                    summary[key] = [kind, name, region, juris_rate, line_taxable, line_exempt, tax]
+                else:
+                    acc[4] += line_taxable
+                    acc[5] += line_exempt
+                    acc[6] += tax
+            details = tuple(built)
+        line_rate = zip_rate.jurisdiction_rate if zip_rate is not None and taxable else ZERO
+        lines.append(
+            LineTax(
+                line.number, base, line_taxable, line_exempt, line_tax, line.tax_code, line_rate,
+                details,
+            )
+        )  # fmt: skip
+        total_taxable += line_taxable
+        total_exempt += line_exempt
+        total_tax += line_tax
+
+    return TaxResult(
+        code=request.code,
+        document_type=request.document_type,
+        status=status,
+        date=request.date,
+        total_amount=sum(bases, ZERO),
+        total_taxable=total_taxable,
+        total_exempt=total_exempt,
+        total_tax=total_tax,
+        lines=tuple(lines),
+        summary=tuple(JurisdictionTax(*acc) for acc in summary.values()),
+        tax_date=request.tax_date or request.date,
+        backend=backend,
+    )

@@ -1,0 +1,90 @@
+"""The backend contract: one method and ``close()``, plus optional capabilities as named protocols.
+
+A stage needs only :class:`TaxBackend`. Posting safely also uses :class:`DocumentRegister` (look a
+code up before posting it again); the end-of-day refresh uses :class:`TaxCodeCatalog` and
+:class:`RateDownload`. A backend implements the ones it can; the bridge checks with ``isinstance``.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable
+from typing import Protocol, runtime_checkable
+
+from taxbridge.models import DocumentType, TaxRequest, TaxResult
+from taxbridge.rates import RateTable
+
+
+class VoidReason(enum.Enum):
+    """Why a document is voided (AvaTax VoidReasonCode)."""
+
+    UNSPECIFIED = "Unspecified"
+    POST_FAILED = "PostFailed"
+    DOC_DELETED = "DocDeleted"
+    DOC_VOIDED = "DocVoided"
+    ADJUSTMENT_CANCELLED = "AdjustmentCancelled"
+
+
+@runtime_checkable
+class TaxBackend(Protocol):
+    """Calculates a tax request; saves and commits it when the request's type and flag say so.
+
+    Raises :class:`~taxbridge.errors.BackendUnavailable` when it may work later,
+    :class:`~taxbridge.errors.DocumentRejected` when the document needs a fix, and
+    :class:`~taxbridge.errors.AlreadyCommitted` when a committed code is sent again.
+    """
+
+    name: str
+
+    def calculate(self, request: TaxRequest) -> TaxResult:
+        """Calculate (and for a saved type with ``commit``, post) the request."""
+        ...
+
+    def close(self) -> None:
+        """Release connections and files."""
+        ...
+
+
+@runtime_checkable
+class DocumentRegister(Protocol):
+    """A backend that keeps saved documents and can look them up, commit and void them."""
+
+    def get_document(
+        self, company_code: str, code: str, document_type: DocumentType
+    ) -> TaxResult | None:
+        """The saved document with this code, or None when the engine has none."""
+        ...
+
+    def commit_document(
+        self, company_code: str, code: str, document_type: DocumentType
+    ) -> TaxResult:
+        """Commit a saved, uncommitted document."""
+        ...
+
+    def void_document(
+        self,
+        company_code: str,
+        code: str,
+        document_type: DocumentType,
+        reason: VoidReason,
+    ) -> TaxResult:
+        """Void (cancel) a saved or committed document."""
+        ...
+
+
+@runtime_checkable
+class TaxCodeCatalog(Protocol):
+    """A backend that can list its active tax codes (BNADS/AV-TC2)."""
+
+    def active_tax_codes(self) -> frozenset[str]:
+        """Every tax code the engine accepts today."""
+        ...
+
+
+@runtime_checkable
+class RateDownload(Protocol):
+    """A backend that can hand out its rates by ZIP for the offline table."""
+
+    def tax_rates_by_zip(self, regions: Iterable[str]) -> RateTable:
+        """Rates of the given states, in the tax-rates-by-ZIP layout."""
+        ...

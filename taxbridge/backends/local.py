@@ -1,0 +1,248 @@
+"""The embedded local engine: deterministic tax from shipped tables, with a real document register.
+
+It behaves like a tax engine in the ways posting depends on: estimates (SalesOrder) are never
+saved; invoices are saved, committed, voided and looked up by code; and sending a committed code
+again is refused with :class:`~taxbridge.errors.AlreadyCommitted`, as AvaTax answers
+``400 GetTaxError "DocStatus is invalid for this operation"``.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from collections.abc import Iterable
+
+import attrs
+
+from taxbridge.backends._calculate import calculate, rule_taxes
+from taxbridge.backends.base import VoidReason
+from taxbridge.errors import AlreadyCommitted, DocumentRejected
+from taxbridge.models import (
+    Address,
+    DocumentStatus,
+    DocumentType,
+    TaxLine,
+    TaxRequest,
+    TaxResult,
+)
+from taxbridge.money import RoundingLevel
+from taxbridge.rates import (
+    RateTable,
+    TaxCodeTable,
+    ZipRate,
+    shipped_rates,
+    shipped_tax_codes,
+)
+
+DEFAULT_TAX_CODE = "P0000000"
+"""Tangible personal property: the engine's fall-back when a line names no tax code."""
+
+ENTITY_USE_CODES: dict[str, str] = {
+    "A": "Federal government",
+    "B": "State government",
+    "C": "Tribe / status Indian / Indian band",
+    "D": "Foreign diplomat",
+    "E": "Charitable organization",
+    "F": "Religious organization",
+    "G": "Resale",
+    "H": "Agricultural production",
+    "I": "Industrial production / manufacturer",
+    "J": "Direct pay permit",
+    "K": "Direct mail",
+    "L": "Other",
+    "M": "Educational organization",
+    "N": "Local government",
+    "P": "Commercial aquaculture",
+    "Q": "Commercial fishery",
+    "R": "Non-resident",
+}
+"""Entity use codes (exemption reasons, BNADS/AV-EX1) the local engine knows."""
+
+
+class LocalEngine:
+    """Tax engine that needs no network: rates by ZIP, a tax-code table and a document register."""
+
+    def __init__(
+        self,
+        rates: RateTable | None = None,
+        tax_codes: TaxCodeTable | None = None,
+        *,
+        rounding: RoundingLevel = RoundingLevel.DOCUMENT,
+        name: str = "local",
+    ):
+        self.name = name
+        self.rates = rates if rates is not None else shipped_rates()
+        self.tax_codes = tax_codes if tax_codes is not None else shipped_tax_codes()
+        self.rounding = rounding
+        self._register: dict[tuple[str, str, DocumentType], TaxResult] = {}
+        self._lock = threading.Lock()
+        self.commit_counts: Counter[str] = Counter()
+        """How many times each code was committed: a test of exactly-once posting reads it."""
+
+    # -- TaxBackend ----------------------------------------------------------------------------
+
+    def calculate(self, request: TaxRequest) -> TaxResult:
+        """Calculate; save SalesInvoice/ReturnInvoice, and commit them when asked."""
+        if request.entity_use_code and request.entity_use_code not in ENTITY_USE_CODES:
+            raise self._rejected(
+                request,
+                f"entity use code {request.entity_use_code!r} is unknown",
+                "entityUseCode",
+            )
+
+        def rate_for(line: TaxLine) -> ZipRate:
+            return self._rate(request, line.ship_to or request.ship_to, line.number)
+
+        def is_taxable(line: TaxLine, rate: ZipRate) -> bool:
+            if request.exempt:
+                return False
+            # Like AvaTax, a code the engine does not know falls back to the default code;
+            # the pending check (BNO155BT) is what flags it as obsolete.
+            rule = self.tax_codes.get(line.tax_code) or self.tax_codes.get(DEFAULT_TAX_CODE)
+            return rule_taxes(rule, rate)
+
+        saved = request.document_type.is_saved
+        status = (
+            DocumentStatus.COMMITTED
+            if saved and request.commit
+            else DocumentStatus.SAVED
+            if saved
+            else DocumentStatus.TEMPORARY
+        )
+        result = calculate(
+            request,
+            rate_for=rate_for,
+            is_taxable=is_taxable,
+            rounding=self.rounding,
+            status=status,
+            backend=self.name,
+        )
+        if not saved:
+            return result
+        key = (request.company_code, request.code, request.document_type)
+        with self._lock:
+            existing = self._register.get(key)
+            if existing is not None and existing.status is DocumentStatus.COMMITTED:
+                raise AlreadyCommitted(
+                    "DocStatus is invalid for this operation.",
+                    backend=self.name,
+                    code=request.code,
+                    status=400,
+                    error_code="GetTaxError",
+                    refers_to="DocStatus",
+                )
+            self._register[key] = _compact(result)
+            if status is DocumentStatus.COMMITTED:
+                self.commit_counts[request.code] += 1
+        return result
+
+    def close(self) -> None:
+        """Nothing to release: the register lives in memory."""
+
+    # -- DocumentRegister ----------------------------------------------------------------------
+
+    def get_document(
+        self, company_code: str, code: str, document_type: DocumentType
+    ) -> TaxResult | None:
+        """The saved document, or None."""
+        with self._lock:
+            return self._register.get((company_code, code, document_type))
+
+    def commit_document(
+        self, company_code: str, code: str, document_type: DocumentType
+    ) -> TaxResult:
+        """Commit a saved document; committing a committed one is refused."""
+        key = (company_code, code, document_type)
+        with self._lock:
+            existing = self._require(key)
+            if existing.status is not DocumentStatus.SAVED:
+                raise AlreadyCommitted(
+                    f"document is {existing.status.value}, not Saved",
+                    backend=self.name,
+                    code=code,
+                    status=400,
+                    error_code="InvalidDocumentStatus",
+                )
+            committed = attrs.evolve(existing, status=DocumentStatus.COMMITTED)
+            self._register[key] = committed
+            self.commit_counts[code] += 1
+            return committed
+
+    def void_document(
+        self,
+        company_code: str,
+        code: str,
+        document_type: DocumentType,
+        reason: VoidReason,
+    ) -> TaxResult:
+        """Cancel a saved or committed document; its code may then be used again."""
+        key = (company_code, code, document_type)
+        with self._lock:
+            voided = attrs.evolve(self._require(key), status=DocumentStatus.CANCELLED)
+            self._register[key] = voided
+            return voided
+
+    # -- catalogues ----------------------------------------------------------------------------
+
+    def active_tax_codes(self) -> frozenset[str]:
+        """The codes of the shipped tax-code table."""
+        return self.tax_codes.codes
+
+    def tax_rates_by_zip(self, regions: Iterable[str]) -> RateTable:
+        """The shipped rates of ``regions``."""
+        return self.rates.only(regions)
+
+    def validate_address(self, address: Address) -> ZipRate:
+        """Resolve an address against the ZIP table; raise DocumentRejected when it cannot."""
+        return self._rate(None, address, "")
+
+    # -- helpers -------------------------------------------------------------------------------
+
+    def _require(self, key: tuple[str, str, DocumentType]) -> TaxResult:
+        existing = self._register.get(key)
+        if existing is None:
+            raise DocumentRejected(
+                f"document {key[1]!r} ({key[2].value}) was not found",
+                backend=self.name,
+                code=key[1],
+                status=404,
+                error_code="EntityNotFoundError",
+            )
+        return existing
+
+    def _rate(self, request: TaxRequest | None, address: Address, line: str) -> ZipRate:
+        where = "Addresses" if not line else f"Lines[{line}].Addresses"
+        if address.country != "US":
+            raise self._rejected(
+                request,
+                f"country {address.country!r} is not calculated by the local engine",
+                where,
+            )
+        rate = self.rates.find(address.zip5, address.region)
+        if rate is not None:
+            return rate
+        if self.rates.has_zip(address.zip5):
+            message = f"Zip {address.zip5} is not valid for the state {address.region}"
+        else:
+            message = f"Zip {address.zip5} ({address.region}) has no tax jurisdiction"
+        raise self._rejected(request, message, where)
+
+    def _rejected(
+        self, request: TaxRequest | None, message: str, refers_to: str
+    ) -> DocumentRejected:
+        return DocumentRejected(
+            message,
+            backend=self.name,
+            code=request.code if request else "",
+            status=400,
+            error_code="GetTaxError",
+            refers_to=refers_to,
+        )
+
+
+def _compact(result: TaxResult) -> TaxResult:
+    """The result as the register keeps it: lines without their per-jurisdiction details (the
+    document summary stays), so a long-running engine holds a few objects per line, not five."""
+    return attrs.evolve(
+        result, lines=tuple(attrs.evolve(line, details=()) for line in result.lines)
+    )

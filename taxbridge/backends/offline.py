@@ -1,0 +1,64 @@
+"""The offline tax table: rates by ZIP for the company's nexus regions, refreshed at end of day.
+
+Used at order entry when online calculation is off (TMSDS/TAX-EXT2 blank) and as the degraded
+path when the engine cannot be reached. Its figures are estimates: results carry the blank flag.
+A ZIP the table lacks is estimated at its state's own rate; a state it lacks is refused.
+"""
+
+from __future__ import annotations
+
+from taxbridge.backends._calculate import calculate, rule_taxes
+from taxbridge.errors import DocumentRejected
+from taxbridge.models import DocumentStatus, TaxLine, TaxRequest, TaxResult
+from taxbridge.money import RoundingLevel
+from taxbridge.rates import RateTable, TaxCodeTable, ZipRate, shipped_tax_codes
+
+
+class OfflineTable:
+    """Estimates tax from the offline rate table; saves nothing and posts nothing."""
+
+    def __init__(
+        self,
+        rates: RateTable,
+        tax_codes: TaxCodeTable | None = None,
+        *,
+        rounding: RoundingLevel = RoundingLevel.DOCUMENT,
+        name: str = "offline",
+    ):
+        self.name = name
+        self.rates = rates
+        self.tax_codes = tax_codes if tax_codes is not None else shipped_tax_codes()
+        self.rounding = rounding
+
+    def calculate(self, request: TaxRequest) -> TaxResult:
+        """Estimate the request's tax; an unknown tax code is estimated as generally taxable."""
+
+        def rate_for(line: TaxLine) -> ZipRate:
+            address = line.ship_to or request.ship_to
+            rate = self.rates.find(address.zip5, address.region) or self.rates.state_only(
+                address.region
+            )
+            if rate is None:
+                raise DocumentRejected(
+                    f"the offline table has no rates for region {address.region!r}",
+                    backend=self.name,
+                    code=request.code,
+                    error_code="NoOfflineRate",
+                    refers_to="Addresses",
+                )
+            return rate
+
+        def is_taxable(line: TaxLine, rate: ZipRate) -> bool:
+            return not request.exempt and rule_taxes(self.tax_codes.get(line.tax_code), rate)
+
+        return calculate(
+            request,
+            rate_for=rate_for,
+            is_taxable=is_taxable,
+            rounding=self.rounding,
+            status=DocumentStatus.TEMPORARY,
+            backend=self.name,
+        )
+
+    def close(self) -> None:
+        """Nothing to release."""

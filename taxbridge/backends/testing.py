@@ -1,0 +1,114 @@
+"""A recording backend for tests and demos: wraps a real backend, records calls, fails on demand.
+
+Use it in your own tests to assert what taxbridge sent, and to rehearse outages::
+
+    engine = RecordingBackend(LocalEngine())
+    engine.outage = True            # every call raises BackendUnavailable
+    engine.lose_responses = 1       # the next call reaches the engine, then its answer is lost
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from taxbridge.backends.base import (
+    DocumentRegister,
+    RateDownload,
+    TaxBackend,
+    TaxCodeCatalog,
+    VoidReason,
+)
+from taxbridge.errors import BackendUnavailable
+from taxbridge.models import DocumentType, TaxRequest, TaxResult
+from taxbridge.rates import RateTable
+
+
+class RecordingBackend:
+    """Delegates to ``inner``; records every request and lookup; simulates outages."""
+
+    def __init__(self, inner: TaxBackend, *, name: str | None = None):
+        self.inner = inner
+        self.name = name or inner.name
+        self.requests: list[TaxRequest] = []
+        """Every request that reached :meth:`calculate`, in order (also those that failed)."""
+        self.lookups: list[str] = []
+        """Codes looked up with :meth:`get_document`."""
+        self.outage = False
+        """While True, every call raises :class:`BackendUnavailable` without reaching the engine."""
+        self.lose_responses = 0
+        """The next N calls reach the engine, which acts on them, and then time out."""
+
+    def _check_outage(self, code: str) -> None:
+        if self.outage:
+            raise BackendUnavailable(
+                "connection refused (simulated outage)", backend=self.name, code=code
+            )
+
+    def calculate(self, request: TaxRequest) -> TaxResult:
+        """Record, then delegate unless an outage or a lost response is simulated."""
+        self.requests.append(request)
+        self._check_outage(request.code)
+        result = self.inner.calculate(request)
+        if self.lose_responses > 0:
+            self.lose_responses -= 1
+            raise BackendUnavailable(
+                "read timed out after the request was sent (simulated)",
+                backend=self.name,
+                code=request.code,
+            )
+        return result
+
+    @property
+    def calls(self) -> int:
+        """How many requests reached :meth:`calculate`."""
+        return len(self.requests)
+
+    def get_document(
+        self, company_code: str, code: str, document_type: DocumentType
+    ) -> TaxResult | None:
+        """Delegate the lookup; None when the inner backend keeps no documents."""
+        self.lookups.append(code)
+        self._check_outage(code)
+        if isinstance(self.inner, DocumentRegister):
+            return self.inner.get_document(company_code, code, document_type)
+        return None
+
+    def commit_document(
+        self, company_code: str, code: str, document_type: DocumentType
+    ) -> TaxResult:
+        """Delegate the commit."""
+        self._check_outage(code)
+        if not isinstance(self.inner, DocumentRegister):
+            raise TypeError(f"{self.inner.name} keeps no documents")
+        return self.inner.commit_document(company_code, code, document_type)
+
+    def void_document(
+        self,
+        company_code: str,
+        code: str,
+        document_type: DocumentType,
+        reason: VoidReason,
+    ) -> TaxResult:
+        """Delegate the void."""
+        self._check_outage(code)
+        if not isinstance(self.inner, DocumentRegister):
+            raise TypeError(f"{self.inner.name} keeps no documents")
+        return self.inner.void_document(company_code, code, document_type, reason)
+
+    def active_tax_codes(self) -> frozenset[str]:
+        """Delegate; an inner backend without a catalogue has no codes."""
+        self._check_outage("")
+        if isinstance(self.inner, TaxCodeCatalog):
+            return self.inner.active_tax_codes()
+        return frozenset()
+
+    def tax_rates_by_zip(self, regions: Iterable[str]) -> RateTable:
+        """Delegate; an inner backend without rates gives an empty table."""
+        self._check_outage("")
+        if isinstance(self.inner, RateDownload):
+            return self.inner.tax_rates_by_zip(regions)
+        return RateTable()
+
+    def close(self) -> None:
+        """Close the inner backend."""
+        self.inner.close()

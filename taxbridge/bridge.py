@@ -1,0 +1,639 @@
+"""The public entry point: one method per lifecycle stage, each returning the stored tax document.
+
+A stage maps the ERP document to a request, chooses the path (excluded, offline, engine), calls
+the backend, and writes the result, the flag change and its log entry in one store transaction.
+No stage lets a backend failure escape: estimates degrade to the offline table, and a posting
+that fails is stored with flag U and queued, so the ERP's invoicing run goes on.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import attrs
+from attrs import frozen
+
+from taxbridge.backends.base import (
+    DocumentRegister,
+    RateDownload,
+    TaxBackend,
+    TaxCodeCatalog,
+)
+from taxbridge.backends.local import LocalEngine
+from taxbridge.backends.offline import OfflineTable
+from taxbridge.config import BackendKind, BridgeConfig, load_config
+from taxbridge.errors import (
+    AlreadyCommitted,
+    BackendError,
+    DocumentNotFoundError,
+    DocumentRejected,
+    InvalidTransition,
+)
+from taxbridge.flags import FinalTaxFlag, check_recalculable, check_transition
+from taxbridge.logs import get_logger
+from taxbridge.models import (
+    DocumentEvent,
+    DocumentKind,
+    DocumentStatus,
+    Invoice,
+    LineTax,
+    Order,
+    PendCode,
+    PendReason,
+    Stage,
+    TaxDocument,
+    TaxRequest,
+    TaxResult,
+)
+from taxbridge.money import ZERO, ZERO_CENTS
+from taxbridge.rates import RateTable, shipped_rates
+from taxbridge.rules import invoice_request, order_request
+from taxbridge.store.base import InvoiceLink, QueueEntry, Store
+from taxbridge.store.sqlite import SQLiteStore
+
+_log = get_logger()
+
+
+@frozen
+class PendingCheck:
+    """The outcome of the pending check: why the order pends (if it does) and its document."""
+
+    document: TaxDocument | None
+    reasons: tuple[PendReason, ...]
+
+    @property
+    def pends(self) -> bool:
+        """True when the order must be fixed before it is approved."""
+        return bool(self.reasons)
+
+
+@frozen
+class Inquiry:
+    """Transaction inquiry (BNI155B): the document, its breakdown, flag and log."""
+
+    document: TaxDocument
+    events: tuple[DocumentEvent, ...]
+
+    @property
+    def last_log(self) -> str:
+        """The message of the latest log entry (the error, for a U document)."""
+        return self.document.last_log
+
+    @property
+    def can_recalculate(self) -> bool:
+        """Recal is offered for blank and N documents only."""
+        return self.document.flag in (FinalTaxFlag.OFFLINE, FinalTaxFlag.CALCULATED)
+
+
+@frozen
+class RepostSummary:
+    """What one repost run did."""
+
+    reposted: tuple[str, ...]
+    failed: tuple[str, ...]
+    skipped: tuple[str, ...] = ()
+    """Entries that need a fix and were not asked for by code."""
+
+
+@frozen
+class RetryPolicy:
+    """When a failed posting is tried again: exponential backoff with jitter, capped."""
+
+    base: dt.timedelta = dt.timedelta(minutes=1)
+    factor: float = 2.0
+    cap: dt.timedelta = dt.timedelta(hours=1)
+    jitter: float = 0.1
+    """Each delay is spread by up to this fraction either way, so workers do not retry in step."""
+
+    def delay(self, attempts: int, rng: random.Random | None = None) -> dt.timedelta:
+        """The wait after ``attempts`` failed attempts (the first failure waits ``base``)."""
+        seconds = min(
+            self.base.total_seconds() * self.factor ** max(attempts - 1, 0),
+            self.cap.total_seconds(),
+        )
+        spread = (rng or random).uniform(-self.jitter, self.jitter)
+        return dt.timedelta(seconds=seconds * (1 + spread))
+
+
+def _stored_lines(lines: tuple[LineTax, ...]) -> tuple[LineTax, ...]:
+    """Lines as a document stores them: per-line jurisdiction details are left to the engine
+    (the document keeps the per-jurisdiction summary), so a returned document equals its stored
+    copy and a large invoice is not held five objects per line."""
+    if not any(line.details for line in lines):
+        return lines
+    return tuple(
+        LineTax(line.number, line.amount, line.taxable, line.exempt, line.tax, line.tax_code,
+                line.rate)
+        for line in lines
+    )  # fmt: skip
+
+
+def _utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+class TaxBridge:
+    """Tax for an ERP's order lifecycle over a pluggable backend and a durable store."""
+
+    def __init__(
+        self,
+        config: BridgeConfig,
+        backend: TaxBackend,
+        store: Store,
+        *,
+        offline: OfflineTable | None = None,
+        clock: Callable[[], dt.datetime] = _utcnow,
+        retry: RetryPolicy | None = None,
+    ):
+        self.config = config
+        self.backend = backend
+        self.store = store
+        self.clock = clock
+        self.retry = retry or RetryPolicy()
+        self._active_codes: frozenset[str] | None = None
+        self.offline = offline or OfflineTable(store.offline_rates(), rounding=config.rounding)
+        if offline is None and not len(self.offline.rates):
+            try:
+                self.refresh_offline_rates()
+            except BackendError as exc:
+                _log.warning("taxbridge.offline.refresh_failed", error=str(exc))
+
+    @classmethod
+    def from_config(cls, path: str | Path) -> TaxBridge:
+        """Build a bridge from a TOML file: its backend and its SQLite store."""
+        return cls.from_settings(load_config(path))
+
+    @classmethod
+    def from_settings(cls, config: BridgeConfig) -> TaxBridge:
+        """Build a bridge, its backend and its SQLite store from a config object."""
+        store = SQLiteStore(config.store_path)
+        if config.backend is BackendKind.OFFLINE:
+            table = store.offline_rates()
+            backend: TaxBackend = OfflineTable(
+                table if len(table) else shipped_rates().only(config.all_nexus_regions),
+                rounding=config.rounding,
+            )
+        else:
+            backend = LocalEngine(rounding=config.rounding)
+        return cls(config, backend, store)
+
+    def close(self) -> None:
+        """Close the backend and the store."""
+        self.backend.close()
+        self.store.close()
+
+    def __enter__(self) -> TaxBridge:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- stages --------------------------------------------------------------------------------
+
+    def on_entry(self, order: Order) -> TaxDocument:
+        """Order entry: the engine if online-at-entry is on (N), else the offline table (blank)."""
+        return self._estimate(Stage.ENTRY, order, online=self.config.online_at_entry)[0]
+
+    def on_pending_check(self, order: Order) -> PendingCheck:
+        """Pending check (BNO155B, BNO155BT): recalculate and say why the order must pend.
+
+        A document that is already posted or invoiced is checked but never changed.
+        """
+        reasons: list[PendReason] = []
+        document, rejection = self._estimate(Stage.PENDING_CHECK, order, online=True)
+        if rejection is not None:
+            line = rejection.refers_to.partition("[")[2].rstrip("]").partition("]")[0] or None
+            reasons.append(PendReason(PendCode.TAX_VALIDATION, str(rejection), line=line))
+        active = self._active_tax_codes()
+        if active is not None and document is not None and document.request is not None:
+            for line_request in document.request.lines:
+                if line_request.excluded or line_request.tax_code in active:
+                    continue
+                reasons.append(
+                    PendReason(
+                        PendCode.OBSOLETE_TAX_CODE,
+                        f"line {line_request.number}: tax code {line_request.tax_code!r} "
+                        "is not in the engine's active list",
+                        line=line_request.number,
+                    )
+                )
+        return PendingCheck(document, tuple(reasons))
+
+    def on_pick(self, order: Order) -> TaxDocument:
+        """Pick confirmation: recalculate (short picks change quantities)."""
+        return self._estimate(Stage.PICK, order, online=True)[0]
+
+    def on_despatch(self, order: Order) -> TaxDocument:
+        """Despatch confirmation: recalculate."""
+        return self._estimate(Stage.DESPATCH, order, online=True)[0]
+
+    def on_invoice(self, invoice: Invoice) -> TaxDocument:
+        """Invoicing, the final call: post ``A-<number>`` (Y), or store it U and queue it.
+
+        Calling it again for a posted invoice returns the stored document and posts nothing.
+        """
+        request = invoice_request(self.config, invoice)
+        started = time.perf_counter()
+        head = self.store.head(request.code)
+        if head is not None and head.flag.is_final:
+            existing = self._require(request.code)
+            self._emit(Stage.INVOICE, "already_posted", existing, existing.flag, started)
+            return existing
+        if head is not None and head.flag is FinalTaxFlag.FAILED:
+            return self._repost_document(self._require(request.code), request, Stage.INVOICE)
+
+        flag_before = head.flag if head else None
+        link = InvoiceLink(
+            request.code, tuple(order.code for order in invoice.orders), self.clock()
+        )
+        numbers = tuple(order.number for order in invoice.orders)
+        enqueue: QueueEntry | None = None
+        if all(line.excluded for line in request.lines):
+            result, flag, outcome = self._zero_result(request), FinalTaxFlag.EXCLUDED, "excluded"
+            message = "excluded: ship-to outside the nexus regions; not posted"
+        else:
+            try:
+                result = self._post(request)
+                flag, outcome = FinalTaxFlag.POSTED, "posted"
+                message = f"posted to {self.backend.name}: tax {result.total_tax}"
+            except BackendError as exc:
+                result, note = self._offline_estimate(request)
+                flag, outcome = FinalTaxFlag.FAILED, "failed"
+                message = f"posting failed: {exc}; queued for reposting{note}"
+                now = self.clock()
+                enqueue = QueueEntry(
+                    code=request.code,
+                    attempts=1,
+                    next_attempt_at=now,
+                    last_error_code=exc.error_code or type(exc).__name__,
+                    last_error_message=str(exc),
+                    retryable=exc.retryable,
+                    created_at=now,
+                    updated_at=now,
+                )
+        doc = self._document(request, result, Stage.INVOICE, flag, flag_before, message,
+                             orders=numbers, erp_company=invoice.orders[0].company)  # fmt: skip
+        self._save(doc, flag_before, enqueue=enqueue, invoiced=link, error=enqueue is not None)
+        if enqueue is not None:
+            self._emit(Stage.INVOICE, outcome, doc, flag_before, started, error=message)
+        else:
+            self._emit(Stage.INVOICE, outcome, doc, flag_before, started)
+        return doc
+
+    def recalculate(self, code: str) -> TaxDocument:
+        """Recal: calculate a blank or N document again with the engine."""
+        existing = self._require(code)
+        check_recalculable(existing.flag, code=code)
+        if existing.request is None:
+            raise DocumentNotFoundError(code)
+        return self._calculate_and_store(Stage.RECALCULATE, existing.request, existing.flag, True)[
+            0
+        ]
+
+    def inquiry(self, code: str) -> Inquiry:
+        """Transaction inquiry: the document with its breakdown, flag and log."""
+        return Inquiry(self._require(code), tuple(self.store.events(code)))
+
+    # -- unposted ------------------------------------------------------------------------------
+
+    def unposted(self) -> list[TaxDocument]:
+        """Documents with flag U, in code order."""
+        return self.store.documents(flags=[FinalTaxFlag.FAILED])
+
+    def repost(self, code: str | None = None) -> RepostSummary:
+        """Repost due U documents (or just ``code``): U -> R, or stay U with the attempt counted.
+
+        Entries that need a fix are retried only when asked for by code.
+        """
+        if code is not None:
+            document = self._require(code)
+            if document.flag is not FinalTaxFlag.FAILED:
+                raise InvalidTransition(
+                    document.flag, FinalTaxFlag.REPOSTED, code=code, action="repost"
+                )
+            entries = [self.store.queue_entry(code)]
+        else:
+            entries = list(self.store.queue(due_at=self.clock()))
+        reposted: list[str] = []
+        failed: list[str] = []
+        skipped: list[str] = []
+        for entry in entries:
+            if entry is None:
+                continue
+            if code is None and not entry.retryable:
+                skipped.append(entry.code)
+                continue
+            document = self._require(entry.code)
+            if document.request is None:
+                raise DocumentNotFoundError(entry.code)
+            after = self._repost_document(document, document.request, Stage.REPOST)
+            (reposted if after.flag is FinalTaxFlag.REPOSTED else failed).append(entry.code)
+        return RepostSummary(tuple(reposted), tuple(failed), tuple(skipped))
+
+    def mark_manual(self, code: str, reason: str, user: str) -> TaxDocument:
+        """A U document was posted by hand outside the ERP: U -> M, with who and why logged."""
+        started = time.perf_counter()
+        document = self._require(code)
+        check_transition(document.flag, FinalTaxFlag.MANUAL, code=code, action="mark manual")
+        if not reason.strip() or not user.strip():
+            raise InvalidTransition(
+                document.flag,
+                FinalTaxFlag.MANUAL,
+                code=code,
+                action="mark manual without reason/user",
+            )
+        now = self.clock()
+        message = f"posted manually outside the ERP by {user}: {reason}"
+        updated = attrs.evolve(
+            document,
+            flag=FinalTaxFlag.MANUAL,
+            stage=Stage.MANUAL,
+            last_log=message,
+            updated_at=now,
+        )
+        event = DocumentEvent(code, now, Stage.MANUAL, document.flag, FinalTaxFlag.MANUAL,
+                              document.backend, message)  # fmt: skip
+        self.store.save([updated], [event], dequeue=code)
+        self._emit(Stage.MANUAL, "marked_manual", updated, document.flag, started, user=user)
+        return updated
+
+    # -- offline table -------------------------------------------------------------------------
+
+    def refresh_offline_rates(self) -> RateTable:
+        """Reload the offline table for the nexus regions from the backend (else the shipped one).
+
+        The table is replaced in one transaction: if the download fails, the old table stays.
+        """
+        regions = self.config.all_nexus_regions
+        if isinstance(self.backend, RateDownload):
+            rates = self.backend.tax_rates_by_zip(regions)
+        else:
+            rates = shipped_rates().only(regions)
+        self.store.replace_offline_rates(rates)
+        self.offline = OfflineTable(rates, rounding=self.config.rounding)
+        _log.info("taxbridge.offline.refreshed", regions=sorted(regions), rows=len(rates))
+        return rates
+
+    # -- internals -----------------------------------------------------------------------------
+
+    def _require(self, code: str) -> TaxDocument:
+        document = self.store.get(code)
+        if document is None:
+            raise DocumentNotFoundError(code)
+        return document
+
+    def _active_tax_codes(self) -> frozenset[str] | None:
+        if self._active_codes is None and isinstance(self.backend, TaxCodeCatalog):
+            try:
+                self._active_codes = self.backend.active_tax_codes()
+            except BackendError:
+                return None
+        return self._active_codes
+
+    def _estimate(
+        self, stage: Stage, order: Order, *, online: bool
+    ) -> tuple[TaxDocument, DocumentRejected | None]:
+        request = order_request(self.config, order)
+        head = self.store.head(request.code)
+        if head is not None and (head.invoice_code or head.flag.is_final):
+            # Invoiced or posted: the check may run, but nothing about the document changes.
+            started = time.perf_counter()
+            rejection = None
+            if stage is Stage.PENDING_CHECK:
+                try:
+                    self.backend.calculate(request)
+                except DocumentRejected as exc:
+                    rejection = exc
+                except BackendError:
+                    pass
+            existing = self._require(request.code)
+            self._emit(stage, "unchanged", existing, existing.flag, started)
+            return existing, rejection
+        return self._calculate_and_store(stage, request, head.flag if head else None, online)
+
+    def _calculate_and_store(
+        self,
+        stage: Stage,
+        request: TaxRequest,
+        flag_before: FinalTaxFlag | None,
+        online: bool,
+    ) -> tuple[TaxDocument, DocumentRejected | None]:
+        started = time.perf_counter()
+        rejection: DocumentRejected | None = None
+        error = False
+        if all(line.excluded for line in request.lines):
+            result, flag = self._zero_result(request), FinalTaxFlag.EXCLUDED
+            message, outcome = (
+                "excluded: ship-to outside the nexus regions; no engine call",
+                "excluded",
+            )
+        elif not online:
+            result, note = self._offline_estimate(request)
+            flag, message, outcome = (
+                FinalTaxFlag.OFFLINE,
+                f"offline estimate{note}",
+                "estimated",
+            )
+            error = bool(note)
+        else:
+            try:
+                result = self.backend.calculate(request)
+                flag = FinalTaxFlag.CALCULATED
+                message = f"calculated by {self.backend.name}: tax {result.total_tax}"
+                outcome = "calculated"
+            except BackendError as exc:
+                if isinstance(exc, DocumentRejected):
+                    rejection = exc
+                result, note = self._offline_estimate(request)
+                flag, outcome, error = FinalTaxFlag.OFFLINE, "degraded", True
+                kind = "rejected the document" if rejection else "unavailable"
+                message = f"engine {kind} ({exc}); offline estimate{note}"
+        check_transition(flag_before, flag, code=request.code, action=stage.value)
+        doc = self._document(request, result, stage, flag, flag_before, message)
+        self._save(doc, flag_before, error=error)
+        self._emit(stage, outcome, doc, flag_before, started)
+        return doc, rejection
+
+    def _post(self, request: TaxRequest) -> TaxResult:
+        """Post once: a code the engine already committed is looked up, never posted again."""
+        try:
+            return self.backend.calculate(request)
+        except AlreadyCommitted:
+            found = self._lookup(request)
+            if found is None:
+                raise
+            return found
+
+    def _lookup(self, request: TaxRequest) -> TaxResult | None:
+        if not isinstance(self.backend, DocumentRegister):
+            return None
+        found = self.backend.get_document(request.company_code, request.code, request.document_type)
+        if found is not None and found.status is DocumentStatus.COMMITTED:
+            return found
+        return None
+
+    def _repost_document(
+        self, document: TaxDocument, request: TaxRequest, stage: Stage
+    ) -> TaxDocument:
+        """Ask the engine whether an earlier attempt landed; post only if it did not."""
+        started = time.perf_counter()
+        now = self.clock()
+        entry = self.store.queue_entry(document.code)
+        attempts = (entry.attempts if entry else 0) + 1
+        try:
+            result = self._lookup(request)
+            landed = result is not None
+            if result is None:
+                result = self._post(request)
+        except BackendError as exc:
+            message = f"repost attempt {attempts} failed: {exc}"
+            updated = attrs.evolve(document, stage=stage, last_log=message, updated_at=now,
+                                   request=request)  # fmt: skip
+            retry_entry = QueueEntry(
+                code=document.code,
+                attempts=attempts,
+                next_attempt_at=now + self.retry.delay(attempts - 1),
+                last_error_code=exc.error_code or type(exc).__name__,
+                last_error_message=str(exc),
+                retryable=exc.retryable,
+                created_at=entry.created_at if entry else now,
+                updated_at=now,
+            )
+            event = DocumentEvent(document.code, now, stage, document.flag, FinalTaxFlag.FAILED,
+                                  self.backend.name, message, error=True)  # fmt: skip
+            self.store.save([updated], [event], enqueue=retry_entry)
+            self._emit(stage, "repost_failed", updated, document.flag, started, error=str(exc))
+            return updated
+        check_transition(document.flag, FinalTaxFlag.REPOSTED, code=document.code, action="repost")
+        how = "found already committed at" if landed else "reposted to"
+        message = f"{how} {self.backend.name}: tax {result.total_tax}"
+        if result.total_tax != document.total_tax:
+            message += f" (the invoice carried {document.total_tax})"
+        updated = self._document(request, result, stage, FinalTaxFlag.REPOSTED, document.flag,
+                                 message, base=document)  # fmt: skip
+        event = DocumentEvent(document.code, now, stage, document.flag, FinalTaxFlag.REPOSTED,
+                              self.backend.name, message)  # fmt: skip
+        self.store.save([updated], [event], dequeue=document.code)
+        self._emit(stage, "reposted", updated, document.flag, started)
+        return updated
+
+    def _offline_estimate(self, request: TaxRequest) -> tuple[TaxResult, str]:
+        """The offline table's figure, or zero tax with a note when it has no rate either."""
+        try:
+            return self.offline.calculate(request), ""
+        except DocumentRejected as exc:
+            return self._zero_result(request), f"; no offline rate ({exc.message}), tax 0"
+
+    def _zero_result(self, request: TaxRequest) -> TaxResult:
+        lines = tuple(
+            LineTax(line.number, line.amount - line.discount, ZERO,
+                    line.amount - line.discount, ZERO_CENTS, line.tax_code)
+            for line in request.lines
+        )  # fmt: skip
+        total = sum((line.amount for line in lines), ZERO)
+        return TaxResult(
+            code=request.code,
+            document_type=request.document_type,
+            status=DocumentStatus.TEMPORARY,
+            date=request.date,
+            total_amount=total,
+            total_taxable=ZERO,
+            total_exempt=total,
+            total_tax=ZERO_CENTS,
+            lines=lines,
+            tax_date=request.tax_date or request.date,
+            backend="none",
+        )
+
+    def _document(
+        self,
+        request: TaxRequest,
+        result: TaxResult,
+        stage: Stage,
+        flag: FinalTaxFlag,
+        flag_before: FinalTaxFlag | None,
+        message: str,
+        *,
+        orders: tuple[str, ...] = (),
+        erp_company: str = "",
+        base: TaxDocument | None = None,
+    ) -> TaxDocument:
+        check_transition(flag_before, flag, code=request.code, action=stage.value)
+        kind = DocumentKind.INVOICE if request.document_type.is_saved else DocumentKind.ORDER
+        if base is not None:
+            orders = orders or base.orders
+            erp_company = erp_company or base.erp_company
+        if not erp_company:
+            erp_company = self._erp_company(request.company_code)
+        return TaxDocument(
+            code=request.code,
+            kind=kind,
+            stage=stage,
+            flag=flag,
+            erp_company=erp_company,
+            company_code=request.company_code,
+            customer_code=request.customer_code,
+            document_type=request.document_type,
+            document_date=request.date,
+            currency=request.currency,
+            total_amount=result.total_amount,
+            total_taxable=result.total_taxable,
+            total_exempt=result.total_exempt,
+            total_tax=result.total_tax,
+            lines=_stored_lines(result.lines),
+            breakdown=result.summary,
+            backend=result.backend or self.backend.name,
+            last_log=message,
+            updated_at=self.clock(),
+            tax_date=result.tax_date,
+            request=request,
+            orders=orders,
+            invoice_code=base.invoice_code if base else None,
+        )
+
+    def _erp_company(self, company_code: str) -> str:
+        for mapping in self.config.companies:
+            if mapping.company_code == company_code:
+                return mapping.erp_company
+        return ""
+
+    def _save(
+        self,
+        doc: TaxDocument,
+        flag_before: FinalTaxFlag | None,
+        *,
+        enqueue: QueueEntry | None = None,
+        invoiced: InvoiceLink | None = None,
+        error: bool = False,
+    ) -> None:
+        event = DocumentEvent(
+            doc.code, doc.updated_at, doc.stage, flag_before, doc.flag, doc.backend, doc.last_log,
+            error=error,
+        )  # fmt: skip
+        self.store.save([doc], [event], enqueue=enqueue, invoiced=invoiced)
+
+    def _emit(
+        self,
+        stage: Stage,
+        outcome: str,
+        doc: TaxDocument,
+        flag_before: FinalTaxFlag | None,
+        started: float,
+        **fields: object,
+    ) -> None:
+        log = _log.warning if outcome in {"failed", "repost_failed", "degraded"} else _log.info
+        log(
+            f"taxbridge.{stage.value}.{outcome}",
+            code=doc.code,
+            stage=stage.value,
+            flag_before=None if flag_before is None else flag_before.value,
+            flag_after=doc.flag.value,
+            backend=self.backend.name,
+            tax=str(doc.total_tax),
+            elapsed_ms=round((time.perf_counter() - started) * 1000, 3),
+            **fields,
+        )

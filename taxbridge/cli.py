@@ -1,0 +1,196 @@
+"""The ``taxbridge`` command: thin argument parsing over the library, tables on stdout."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import attrs
+
+from taxbridge.bridge import TaxBridge
+from taxbridge.config import default_config, load_config
+from taxbridge.demo import run_demo
+from taxbridge.errors import ConfigError, TaxBridgeError
+from taxbridge.logs import configure
+from taxbridge.store.sqlite import SQLiteStore, default_path
+
+DEMO_DB = "taxbridge-demo.db"
+
+
+def _bridge(args: argparse.Namespace) -> TaxBridge:
+    """The bridge the options name: ``--config`` (or TAXBRIDGE_CONFIG), else embedded defaults."""
+    config_path = args.config or os.environ.get("TAXBRIDGE_CONFIG")
+    if config_path:
+        config = load_config(config_path)
+        if args.db:
+            config = attrs.evolve(config, store_path=args.db)
+    else:
+        config = default_config(args.db or default_path())
+    return TaxBridge.from_settings(config)
+
+
+def _demo(args: argparse.Namespace) -> int:
+    path = Path(args.db or DEMO_DB)
+    if path.exists():
+        with SQLiteStore(path) as store:
+            is_demo = store.get_meta("demo") == "1"
+        if not is_demo:
+            print(
+                f"taxbridge demo: {path} exists and is not a demo store; "
+                "name another file with --db",
+                file=sys.stderr,
+            )
+            return 2
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{path}{suffix}").unlink(missing_ok=True)
+    return run_demo(str(path))
+
+
+def _inquiry(args: argparse.Namespace) -> int:
+    with _bridge(args) as bridge:
+        found = bridge.inquiry(args.code)
+    doc = found.document
+    print(f"Document      {doc.code} ({doc.kind.value}, {doc.document_type.value})")
+    print(f"Final flag    {doc.flag.value or 'blank'}   stage {doc.stage.value}")
+    print(f"Company       {doc.erp_company} -> {doc.company_code}   customer {doc.customer_code}")
+    print(f"Date          {doc.document_date}   tax date {doc.tax_date}   {doc.currency}")
+    print(
+        f"Totals        amount {doc.total_amount}  taxable {doc.total_taxable}  "
+        f"exempt {doc.total_exempt}  tax {doc.total_tax}"
+    )
+    if doc.orders:
+        print(f"Orders        {', '.join(doc.orders)}")
+    if doc.invoice_code:
+        print(f"Invoiced as   {doc.invoice_code}")
+    if doc.breakdown:
+        print("Breakdown")
+        for j in doc.breakdown:
+            print(
+                f"  {j.jurisdiction_type.value}  {j.name:<24} {j.region}  rate {j.rate:<8} "
+                f"taxable {j.taxable:>10}  tax {j.tax:>8}"
+            )
+    elif doc.total_tax:
+        print("Breakdown     not calculated (totals only)")
+    print("Lines")
+    for line in doc.lines[: args.lines]:
+        print(
+            f"  {line.number:<12} {line.tax_code:<9} amount {line.amount:>10}  "
+            f"rate {line.rate:<8} tax {line.tax:>8}"
+        )
+    if len(doc.lines) > args.lines:
+        print(f"  ... {len(doc.lines) - args.lines} more lines")
+    print(f"Recal         {'available' if found.can_recalculate else 'not available'}")
+    print(f"Last log      {found.last_log}")
+    return 0
+
+
+def _unposted(args: argparse.Namespace) -> int:
+    with _bridge(args) as bridge:
+        rows = []
+        for doc in bridge.unposted():
+            entry = bridge.store.queue_entry(doc.code)
+            rows.append(
+                {
+                    "code": doc.code,
+                    "customer": doc.customer_code,
+                    "tax": str(doc.total_tax),
+                    "attempts": entry.attempts if entry else 0,
+                    "retryable": entry.retryable if entry else None,
+                    "next_attempt_at": entry.next_attempt_at.isoformat() if entry else None,
+                    "last_error": entry.last_error_message if entry else doc.last_log,
+                }
+            )
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    print(f"{'code':<12} {'customer':<9} {'tax':>9} {'tries':>5}  {'next try':<25} last error")
+    for row in rows:
+        print(
+            f"{row['code']:<12} {row['customer']:<9} {row['tax']:>9} {row['attempts']:>5}  "
+            f"{row['next_attempt_at'] or '':<25} {row['last_error']}"
+        )
+    print(f"{len(rows)} unposted")
+    return 0
+
+
+def _repost(args: argparse.Namespace) -> int:
+    with _bridge(args) as bridge:
+        summary = bridge.repost(args.code)
+    print(
+        f"reposted {len(summary.reposted)}, still failing {len(summary.failed)}, "
+        f"needing a fix {len(summary.skipped)}"
+    )
+    return 1 if summary.failed else 0
+
+
+def _mark_manual(args: argparse.Namespace) -> int:
+    with _bridge(args) as bridge:
+        doc = bridge.mark_manual(args.code, args.reason, args.user)
+    print(f"{doc.code}: flag {doc.flag.value}  {doc.last_log}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the ``taxbridge`` command."""
+    parser = argparse.ArgumentParser(prog="taxbridge", description=__doc__)
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--config", help="TOML config file (default: $TAXBRIDGE_CONFIG)")
+    common.add_argument("--db", help="SQLite store file (overrides the config's store.path)")
+    common.add_argument(
+        "--log-level", help="structlog level to stderr (default: warning; error for the demo)"
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    demo = commands.add_parser(
+        "demo", parents=[common], help="run a realistic day on the embedded defaults"
+    )
+    demo.set_defaults(run=_demo)
+
+    inquiry = commands.add_parser(
+        "inquiry", parents=[common], help="show a tax document: breakdown, flag, log"
+    )
+    inquiry.add_argument("code", help="document code, e.g. A-9001 or O-1001")
+    inquiry.add_argument("--lines", type=int, default=20, help="lines to show (default 20)")
+    inquiry.set_defaults(run=_inquiry)
+
+    unposted = commands.add_parser(
+        "unposted", parents=[common], help="list documents whose posting failed (U)"
+    )
+    unposted.add_argument("--json", action="store_true", help="print JSON")
+    unposted.set_defaults(run=_unposted)
+
+    repost = commands.add_parser("repost", parents=[common], help="repost due U documents (U -> R)")
+    repost.add_argument("--code", help="repost this document only (e.g. after a fix)")
+    repost.set_defaults(run=_repost)
+
+    manual = commands.add_parser(
+        "mark-manual", parents=[common], help="flag a U document as posted by hand (M)"
+    )
+    manual.add_argument("code")
+    manual.add_argument("--reason", required=True)
+    manual.add_argument("--user", default=os.environ.get("USER", "operator"))
+    manual.set_defaults(run=_mark_manual)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``taxbridge`` console script."""
+    args = build_parser().parse_args(argv)
+    configure(args.log_level or ("error" if args.command == "demo" else "warning"))
+    try:
+        code: int = args.run(args)
+    except ConfigError as exc:
+        print(f"taxbridge: configuration error: {exc}", file=sys.stderr)
+        return 2
+    except TaxBridgeError as exc:
+        print(f"taxbridge: {exc}", file=sys.stderr)
+        return 2
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

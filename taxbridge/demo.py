@@ -1,0 +1,206 @@
+"""A realistic day on the embedded defaults, for ``taxbridge demo``.
+
+Twelve customers (one exempt, one shipping to Oregon, which is not a nexus region), fifty orders
+through entry, pending check, pick (one short pick), despatch and invoice (two orders merged into
+one invoice), with a simulated engine outage during entry and another during invoicing. Then the
+engine comes back and the unposted invoices are reposted: U turns R.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import Counter
+from collections.abc import Callable
+from decimal import Decimal
+
+import attrs
+
+from taxbridge.backends.local import LocalEngine
+from taxbridge.backends.testing import RecordingBackend
+from taxbridge.bridge import TaxBridge
+from taxbridge.config import default_config
+from taxbridge.flags import FinalTaxFlag
+from taxbridge.models import Address, Customer, Invoice, Order, OrderLine, TaxDocument
+from taxbridge.money import ZERO
+from taxbridge.store.sqlite import SQLiteStore
+
+DAY = dt.date(2026, 11, 20)
+WAREHOUSE = Address("822 Reed St", "Philadelphia", "PA", "19147")
+
+
+def _customer(code: str, name: str, *address: str, **exemption: str) -> Customer:
+    return Customer(code, name, (Address(*address),), **exemption)
+
+
+CUSTOMERS = (
+    _customer("C001", "Golden Gate Books", "742 Washington St", "San Francisco", "CA", "94108"),
+    _customer("C002", "Empire Outfitters", "350 5th Ave", "New York", "NY", "10118"),
+    _customer("C003", "Lone Star Supply", "600 Congress Ave", "Austin", "TX", "78701"),
+    _customer("C004", "Emerald City Traders", "400 Broad St", "Seattle", "WA", "98101"),
+    _customer("C005", "Windy City Goods", "233 S Wacker Dr", "Chicago", "IL", "60601"),
+    _customer("C006", "Garden State Apparel", "1 Gateway Ctr", "Newark", "NJ", "07102"),
+    _customer("C007", "North Star Retail", "250 Marquette Ave", "Minneapolis", "MN", "55401"),
+    _customer("C008", "Sunshine Stores", "100 Biscayne Blvd", "Miami", "FL", "33101"),
+    _customer("C009", "Liberty Bell Shop", "1 Market St", "Philadelphia", "PA", "19103"),
+    _customer("C010", "Brooklyn Bindery", "1 Pierrepont St", "Brooklyn", "NY", "11201"),
+    _customer("C011", "Cascade Public Library", "801 SW 10th Ave", "Portland", "OR", "97201"),
+    _customer(
+        "C012", "St. Mary's Charity", "1400 Main St", "Dallas", "TX", "75201",
+        tax_number="EX-TX-4471", entity_use_code="E",
+    ),
+)  # fmt: skip
+"""C011 ships to Oregon (no nexus: flag X); C012 is exempt by the tax number on its master."""
+
+ITEMS = (
+    ("BK-100", "Hardback atlas", "BOOK", Decimal("34.95")),
+    ("TS-200", "Cotton T-shirt", "CLOTH", Decimal("12.50")),
+    ("LM-300", "Reading lamp", "", Decimal("41.99")),
+    ("PN-400", "Fountain pen", "", Decimal("18.75")),
+    ("JK-500", "Rain jacket", "CLOTH", Decimal("89.00")),
+    ("SV-600", "Gift wrapping", "", Decimal("4.99")),
+)
+
+
+def _order(number: int) -> Order:
+    customer = CUSTOMERS[(number - 1) % len(CUSTOMERS)]
+    lines = []
+    count = 1 + number % 5
+    for n in range(1, count + 1):
+        code, description, classification, price = ITEMS[(number + n) % len(ITEMS)]
+        quantity = Decimal(1 + (number * n) % 4)
+        lines.append(
+            OrderLine(
+                process_number=f"P{number}",
+                line_number=n,
+                item_code=code,
+                description=description,
+                quantity=quantity,
+                amount=quantity * price,
+                item_classification=classification,
+                tax_code="SV000000" if code == "SV-600" and number == 1017 else None,
+            )
+        )
+    lines.append(
+        OrderLine(
+            process_number=f"P{number}",
+            line_number=count + 1,
+            item_code="FRT",
+            description="Freight",
+            quantity=Decimal(1),
+            amount=Decimal("9.95"),
+            freight=True,
+        )
+    )
+    return Order(
+        number=str(number),
+        company="01",
+        customer=customer,
+        order_date=DAY,
+        ship_from=WAREHOUSE,
+        ship_to=customer.addresses[0],
+        lines=tuple(lines),
+    )
+
+
+def _short_pick(order: Order) -> Order:
+    """The warehouse found only one of the first line's items."""
+    first = order.lines[0]
+    unit = first.amount / first.quantity
+    picked = attrs.evolve(first, quantity=Decimal(1), amount=unit)
+    return attrs.evolve(order, lines=(picked, *order.lines[1:]))
+
+
+def _fixed_tax_code(order: Order) -> Order:
+    """Replace the obsolete gift-wrap tax code with the item classification's mapping."""
+    return attrs.evolve(
+        order,
+        lines=tuple(
+            attrs.evolve(line, tax_code=None) if line.tax_code == "SV000000" else line
+            for line in order.lines
+        ),
+    )
+
+
+def _table(documents: list[TaxDocument], echo: Callable[[str], None]) -> None:
+    echo(f"{'code':<10} {'customer':<9} {'stage':<9} {'flag':<5} {'amount':>10} {'tax':>9}")
+    for doc in documents:
+        echo(
+            f"{doc.code:<10} {doc.customer_code:<9} {doc.stage.value:<9} "
+            f"{doc.flag!s:<5} {doc.total_amount:>10} {doc.total_tax:>9}"
+        )
+
+
+def run_demo(db_path: str, echo: Callable[[str], None] = print) -> int:
+    """Run the demo day into ``db_path``; return the process exit code."""
+    store = SQLiteStore(db_path)
+    store.set_meta("demo", "1")
+    engine = RecordingBackend(LocalEngine(), name="local")
+    bridge = TaxBridge(default_config(db_path), engine, store)
+    orders = {number: _order(number) for number in range(1001, 1051)}
+
+    echo(f"taxbridge demo: {len(orders)} orders, {len(CUSTOMERS)} customers, store {db_path}")
+    echo("")
+    echo("Order entry (engine down for orders 1041-1045: offline estimates, flag blank)")
+    for number, order in orders.items():
+        engine.outage = 1041 <= number <= 1045
+        bridge.on_entry(order)
+    engine.outage = False
+    entry_flags = Counter(bridge.inquiry(order.code).document.flag for order in orders.values())
+    echo("  flags after entry: " + _flags(entry_flags))
+
+    echo("Pending check")
+    for number, order in orders.items():
+        check = bridge.on_pending_check(order)
+        for reason in check.reasons:
+            echo(f"  order {number} pends: {reason.code.value}: {reason.message}")
+        if check.pends:
+            orders[number] = fixed = _fixed_tax_code(order)
+            again = bridge.on_pending_check(fixed)
+            echo(f"  order {number} fixed and checked again: pends={again.pends}")
+
+    echo("Pick (order 1007 short-picked) and despatch")
+    orders[1007] = _short_pick(orders[1007])
+    for order in orders.values():
+        bridge.on_pick(order)
+        bridge.on_despatch(order)
+
+    echo("Invoicing (orders 1001 and 1013 merged into invoice 9001; engine down for 9030-9034)")
+    remaining = [order for number, order in orders.items() if number not in (1001, 1013)]
+    invoices = [Invoice("9001", DAY, (orders[1001], orders[1013]))]
+    invoices += [Invoice(str(9002 + i), DAY, (order,)) for i, order in enumerate(remaining)]
+    for invoice in invoices:
+        engine.outage = 9030 <= int(invoice.number) <= 9034
+        bridge.on_invoice(invoice)
+    engine.outage = False
+
+    documents = [bridge.store.get(invoice.code) for invoice in invoices]
+    posted = [doc for doc in documents if doc is not None]
+    echo("")
+    _table(posted, echo)
+    echo("")
+    totals: Counter[FinalTaxFlag] = Counter(doc.flag for doc in posted)
+    tax = sum((doc.total_tax for doc in posted), ZERO)
+    amount = sum((doc.total_amount for doc in posted), ZERO)
+    echo(f"{len(posted)} invoices, amount {amount}, tax {tax}; flags: {_flags(totals)}")
+
+    unposted = bridge.unposted()
+    echo("")
+    echo(f"Unposted (flag U): {', '.join(doc.code for doc in unposted)}")
+    echo("Engine back: taxbridge repost")
+    summary = bridge.repost()
+    for code in summary.reposted:
+        doc = bridge.store.get(code)
+        if doc is not None:
+            echo(f"  {code}: U -> {doc.flag.value}  {doc.last_log}")
+    after = Counter(doc.flag for doc in (bridge.store.get(i.code) for i in invoices) if doc)
+    echo(f"flags now: {_flags(after)}")
+    echo("")
+    echo(f"Try: taxbridge inquiry A-9001 --db {db_path}")
+    bridge.close()
+    return 0 if not summary.failed else 1
+
+
+def _flags(counts: Counter[FinalTaxFlag]) -> str:
+    return ", ".join(
+        f"{flag.value or 'blank'}={counts[flag]}" for flag in FinalTaxFlag if counts[flag]
+    )

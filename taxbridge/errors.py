@@ -1,0 +1,137 @@
+"""Every error taxbridge raises, in one tree.
+
+::
+
+    ConfigError (ValueError)                 bad configuration; outside the root on purpose
+    TaxBridgeError
+    ├── InvalidFieldError (ValueError)       a model got a bad value: names field and value
+    ├── InvalidTransition (ValueError)       an illegal final-tax-flag move
+    ├── UnknownCompanyError (LookupError)    no engine company for an ERP company / item level 1
+    ├── DocumentNotFoundError (LookupError)  no stored tax document with that code
+    └── BackendError                         a tax backend failed; carries backend, code, status
+        ├── BackendUnavailable               retryable: timeout, connection, 429, 5xx
+        ├── DocumentRejected (ValueError)    the engine refused the document: it needs a data fix
+        └── AlreadyCommitted                 the code is already committed at the engine
+
+A stage of :class:`~taxbridge.TaxBridge` never lets a ``BackendError`` escape: it degrades to the
+offline table or flags the document U and queues it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class ConfigError(ValueError):
+    """The configuration is wrong; kept outside ``TaxBridgeError`` so nothing swallows it."""
+
+    def __init__(self, message: str, *, source: str = "", key: str = "", value: Any = None):
+        self.source = source
+        self.key = key
+        self.value = value
+        where = ": ".join(part for part in (source, key) if part)
+        super().__init__(f"{where}: {message}" if where else message)
+
+
+class TaxBridgeError(Exception):
+    """Root of every error taxbridge raises at run time."""
+
+
+class InvalidFieldError(TaxBridgeError, ValueError):
+    """A value given to a model is not acceptable; the message names the field and the value."""
+
+    def __init__(self, owner: str, field: str, value: Any, reason: str):
+        self.owner = owner
+        self.field = field
+        self.value = value
+        self.reason = reason
+        super().__init__(f"{owner}.{field}: {value!r} {reason}")
+
+
+class InvalidTransition(TaxBridgeError, ValueError):
+    """A final-tax-flag change that the flag table does not allow."""
+
+    def __init__(self, current: object, target: object, *, code: str = "", action: str = ""):
+        self.current = current
+        self.target = target
+        self.code = code
+        self.action = action
+        what = f"{action} of " if action else ""
+        doc = f"{code}: " if code else ""
+        super().__init__(f"{doc}{what}final tax flag {current!r} -> {target!r} is not allowed")
+
+
+class UnknownCompanyError(TaxBridgeError, LookupError):
+    """The ERP company (and item level 1) has no engine company code in the company map."""
+
+    def __init__(self, company: str, item_level1: str = ""):
+        self.company = company
+        self.item_level1 = item_level1
+        level = f" / item_level1={item_level1!r}" if item_level1 else ""
+        super().__init__(
+            f"company: {company!r}{level} has no engine company code in the company map"
+        )
+
+
+class DocumentNotFoundError(TaxBridgeError, LookupError):
+    """No tax document with that code is stored."""
+
+    def __init__(self, code: str):
+        self.code = code
+        super().__init__(f"code: no tax document {code!r} is stored")
+
+
+class BackendError(TaxBridgeError):
+    """A tax backend failed. ``retryable`` says whether the same call may succeed later."""
+
+    retryable = False
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        backend: str = "",
+        code: str = "",
+        status: int | None = None,
+        error_code: str = "",
+        refers_to: str = "",
+    ):
+        self.message = message
+        self.backend = backend
+        self.code = code
+        self.status = status
+        self.error_code = error_code
+        self.refers_to = refers_to
+        super().__init__(message)
+
+    def __str__(self) -> str:
+        parts = [self.message]
+        if self.error_code:
+            parts.append(f"[{self.error_code}]")
+        if self.refers_to:
+            parts.append(f"refersTo={self.refers_to}")
+        if self.code:
+            parts.append(f"document={self.code}")
+        if self.backend:
+            parts.append(f"backend={self.backend}")
+        return " ".join(parts)
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(message={self.message!r}, backend={self.backend!r}, "
+            f"code={self.code!r}, status={self.status!r}, error_code={self.error_code!r})"
+        )
+
+
+class BackendUnavailable(BackendError):
+    """The engine could not be reached or answered 429/5xx; the same call may succeed later."""
+
+    retryable = True
+
+
+class DocumentRejected(BackendError, ValueError):
+    """The engine refused the document (bad address, unknown tax code): it needs a data fix."""
+
+
+class AlreadyCommitted(BackendError):
+    """The document code is already committed at the engine; look it up instead of re-posting."""

@@ -1,0 +1,93 @@
+"""The final tax flag (BNADS/AV-FNL) and the one table of its legal transitions."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+
+from taxbridge.errors import InvalidTransition
+
+
+class FinalTaxFlag(enum.Enum):
+    """Final tax flag of a tax document; ``.value`` is the seed's letter (blank is ``""``)."""
+
+    OFFLINE = ""
+    """Calculated with the offline tax table."""
+    CALCULATED = "N"
+    """Calculated by the engine, not posted."""
+    POSTED = "Y"
+    """Posted (committed) at the engine on invoicing."""
+    FAILED = "U"
+    """Posting failed (connection failure or invoice error); queued for reposting."""
+    REPOSTED = "R"
+    """Reposted after U through work with unposted transactions."""
+    MANUAL = "M"
+    """Posted manually outside the ERP; the flag was set by hand."""
+    EXCLUDED = "X"
+    """Excluded: the ship-to is not a nexus region (BNADS/AV-NX3)."""
+
+    @property
+    def is_final(self) -> bool:
+        """True when the engine holds the posted document (Y, R, M): nothing may post it again."""
+        return self in _SETTLED
+
+    def __str__(self) -> str:
+        return self.value or "blank"
+
+
+_ESTIMATES = frozenset(
+    {
+        FinalTaxFlag.OFFLINE,
+        FinalTaxFlag.CALCULATED,
+        FinalTaxFlag.EXCLUDED,
+        FinalTaxFlag.FAILED,
+    }
+)
+_SETTLED = frozenset({FinalTaxFlag.POSTED, FinalTaxFlag.REPOSTED, FinalTaxFlag.MANUAL})
+
+# A new document starts at None. Before posting, a document may move freely between the estimate
+# flags (an address change can take it into or out of a nexus region) and be posted (Y) or fail
+# (U). U is left only by reposting (R), by a manual posting (M), or by failing again (U). Y, R and
+# M are settled: nothing moves them. X stays X when it is invoiced: it is never posted.
+TRANSITIONS: Mapping[FinalTaxFlag | None, frozenset[FinalTaxFlag]] = {
+    None: frozenset(
+        {
+            FinalTaxFlag.OFFLINE,
+            FinalTaxFlag.CALCULATED,
+            FinalTaxFlag.POSTED,
+            FinalTaxFlag.FAILED,
+            FinalTaxFlag.EXCLUDED,
+        }
+    ),
+    FinalTaxFlag.OFFLINE: _ESTIMATES | {FinalTaxFlag.POSTED},
+    FinalTaxFlag.CALCULATED: _ESTIMATES | {FinalTaxFlag.POSTED},
+    FinalTaxFlag.EXCLUDED: _ESTIMATES | {FinalTaxFlag.POSTED},
+    FinalTaxFlag.FAILED: frozenset(
+        {FinalTaxFlag.FAILED, FinalTaxFlag.REPOSTED, FinalTaxFlag.MANUAL}
+    ),
+    FinalTaxFlag.POSTED: frozenset(),
+    FinalTaxFlag.REPOSTED: frozenset(),
+    FinalTaxFlag.MANUAL: frozenset(),
+}
+
+RECALCULABLE: frozenset[FinalTaxFlag] = frozenset({FinalTaxFlag.OFFLINE, FinalTaxFlag.CALCULATED})
+"""Recal is offered only for blank (offline) and N (calculated) documents, as in the seed."""
+
+
+def check_transition(
+    current: FinalTaxFlag | None,
+    target: FinalTaxFlag,
+    *,
+    code: str = "",
+    action: str = "",
+) -> FinalTaxFlag:
+    """Return ``target`` if ``current -> target`` is legal, else raise InvalidTransition."""
+    if target not in TRANSITIONS[current]:
+        raise InvalidTransition(current, target, code=code, action=action)
+    return target
+
+
+def check_recalculable(current: FinalTaxFlag, *, code: str = "") -> None:
+    """Raise :class:`InvalidTransition` unless Recal is allowed from ``current`` (blank or N)."""
+    if current not in RECALCULABLE:
+        raise InvalidTransition(current, "recalculated", code=code, action="Recal")

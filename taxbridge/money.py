@@ -1,0 +1,88 @@
+"""Decimal money: conversion that refuses floats, half-up rounding, and cent-exact allocation.
+
+Every rounding in taxbridge goes through :func:`round_money`; every split of a rounded total over
+lines goes through :func:`allocate`, so that the parts always add up to the total to the cent.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Sequence
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from typing import Any
+
+from taxbridge.errors import InvalidFieldError
+
+CENT = Decimal("0.01")
+ZERO = Decimal("0")
+ZERO_CENTS = Decimal("0.00")
+
+
+class RoundingLevel(enum.Enum):
+    """Where tax is rounded to the cent (an AvaTax company setting)."""
+
+    DOCUMENT = "document"
+    """Sum each jurisdiction's unrounded tax over the document, round once, split back to lines."""
+    LINE = "line"
+    """Round each line's tax in each jurisdiction, then add them up."""
+
+
+def to_decimal(value: Any, owner: str, field: str) -> Decimal:
+    """Convert ``value`` to Decimal; refuse floats, booleans and text that is not a finite number.
+
+    A float has already lost the cent it was meant to carry (``0.1 + 0.2``), so it is an error, not
+    something to convert; ``str``, ``int`` and ``Decimal`` are exact and accepted.
+    """
+    if isinstance(value, Decimal):
+        result = value
+    elif isinstance(value, bool):
+        raise InvalidFieldError(owner, field, value, "is a bool, not a number")
+    elif isinstance(value, int):
+        result = Decimal(value)
+    elif isinstance(value, float):
+        raise InvalidFieldError(owner, field, value, "is a float; pass a Decimal or a string")
+    elif isinstance(value, str):
+        try:
+            result = Decimal(value.strip())
+        except InvalidOperation:
+            raise InvalidFieldError(owner, field, value, "is not a number") from None
+    else:
+        raise InvalidFieldError(
+            owner,
+            field,
+            value,
+            f"is a {type(value).__name__}; pass a Decimal or a string",
+        )
+    if not result.is_finite():
+        raise InvalidFieldError(owner, field, value, "is not a finite number")
+    return result
+
+
+def round_money(value: Decimal, unit: Decimal = CENT) -> Decimal:
+    """Round half-up to ``unit`` (the currency's minor unit): 0.005 -> 0.01, -0.005 -> -0.01."""
+    return value.quantize(unit, rounding=ROUND_HALF_UP)
+
+
+def allocate(total: Decimal, raw: Sequence[Decimal], unit: Decimal = CENT) -> list[Decimal]:
+    """Split a rounded ``total`` over parts whose unrounded values are ``raw``.
+
+    Each part starts at its own half-up rounding; the cents by which those differ from ``total``
+    are then moved, one unit each, to the parts whose rounding error points that way the most
+    (ties go to the earlier part). The result always sums to ``total`` exactly, and no part moves
+    more than one unit away from its own rounding unless ``total`` is far from ``sum(raw)``.
+    """
+    parts = [round_money(value, unit) for value in raw]
+    residue = total - sum(parts, ZERO)
+    if not residue or not parts:
+        return parts
+    steps = int(residue / unit)
+    step = unit if steps > 0 else -unit
+    # Order by how far each part's rounding went against the direction we need to move.
+    errors = sorted(
+        range(len(parts)),
+        key=lambda i: (-(raw[i] - parts[i]) * (1 if steps > 0 else -1), i),
+    )
+    count = abs(steps)
+    for n in range(count):
+        parts[errors[n % len(parts)]] += step
+    return parts

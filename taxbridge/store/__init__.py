@@ -1,0 +1,6 @@
+"""Stores: the protocol and the embedded SQLite implementation."""
+
+from taxbridge.store.base import QueueEntry, Store
+from taxbridge.store.sqlite import SQLiteStore
+
+__all__ = ["QueueEntry", "SQLiteStore", "Store"]

@@ -1,0 +1,97 @@
+"""Tax requests to and from JSON, for the store (money as strings: exact, never float)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from taxbridge.models import Address, TaxLine, TaxRequest
+
+
+def _address(address: Address | None) -> dict[str, str] | None:
+    if address is None:
+        return None
+    return {
+        "line1": address.line1,
+        "line2": address.line2,
+        "line3": address.line3,
+        "city": address.city,
+        "region": address.region,
+        "postal_code": address.postal_code,
+        "country": address.country,
+    }
+
+
+def _address_from(data: dict[str, str] | None) -> Address | None:
+    return None if data is None else Address(**data)
+
+
+def request_to_json(request: TaxRequest) -> str:
+    """Serialise a request; :func:`request_from_json` gives back an equal one."""
+    data: dict[str, Any] = {
+        "code": request.code,
+        "document_type": request.document_type.value,
+        "company_code": request.company_code,
+        "customer_code": request.customer_code,
+        "date": request.date.isoformat(),
+        "ship_from": _address(request.ship_from),
+        "ship_to": _address(request.ship_to),
+        "commit": request.commit,
+        "currency": request.currency,
+        "exemption_no": request.exemption_no,
+        "entity_use_code": request.entity_use_code,
+        "tax_date": request.tax_date.isoformat() if request.tax_date else None,
+        "reference_code": request.reference_code,
+        "purchase_order_no": request.purchase_order_no,
+        "include_details": request.include_details,
+        "lines": [
+            [
+                line.number,
+                str(line.amount),
+                str(line.quantity),
+                line.item_code,
+                line.description,
+                str(line.discount),
+                line.tax_code,
+                line.freight,
+                _address(line.ship_to),
+                line.excluded,
+            ]
+            for line in request.lines
+        ],
+    }
+    return json.dumps(data, separators=(",", ":"))
+
+
+def request_from_json(text: str) -> TaxRequest:
+    """Parse what :func:`request_to_json` wrote."""
+    data = json.loads(text)
+    lines = tuple(
+        TaxLine(
+            number=number,
+            amount=amount,
+            quantity=quantity,
+            item_code=item_code,
+            description=description,
+            discount=discount,
+            tax_code=tax_code,
+            freight=freight,
+            ship_to=_address_from(ship_to),
+            excluded=excluded,
+        )
+        for (
+            number,
+            amount,
+            quantity,
+            item_code,
+            description,
+            discount,
+            tax_code,
+            freight,
+            ship_to,
+            excluded,
+        ) in data.pop("lines")
+    )
+    data["ship_from"] = _address_from(data["ship_from"])
+    data["ship_to"] = _address_from(data["ship_to"])
+    return TaxRequest(lines=lines, **data)

@@ -1,0 +1,122 @@
+"""The store contract: tax documents, their event log, the unposted queue and the offline rates.
+
+SQLite is the embedded default; the protocol leaves room for PostgreSQL when several ERP servers
+share one queue. Writes that belong together (a document, its event, its queue entry) are one
+call, and so one transaction.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from typing import Protocol
+
+from attrs import frozen
+
+from taxbridge.flags import FinalTaxFlag
+from taxbridge.models import DocumentEvent, DocumentKind, Stage, TaxDocument
+from taxbridge.rates import RateTable
+
+
+@frozen
+class QueueEntry:
+    """A U document waiting to be reposted."""
+
+    code: str
+    attempts: int
+    next_attempt_at: dt.datetime
+    last_error_code: str
+    last_error_message: str
+    retryable: bool
+    """False when the engine rejected the document: it needs a fix before it can post."""
+    created_at: dt.datetime
+    updated_at: dt.datetime
+
+
+@frozen
+class DocumentHead:
+    """The few columns a stage needs to decide its path, without loading lines or request."""
+
+    code: str
+    kind: DocumentKind
+    stage: Stage
+    flag: FinalTaxFlag
+    invoice_code: str | None
+
+
+@frozen
+class InvoiceLink:
+    """Order documents invoiced under one invoice code: stamped in the invoice's transaction."""
+
+    invoice_code: str
+    order_codes: tuple[str, ...]
+    at: dt.datetime
+
+
+class Store(Protocol):
+    """Where tax documents live."""
+
+    def save(
+        self,
+        documents: Sequence[TaxDocument],
+        events: Sequence[DocumentEvent],
+        *,
+        enqueue: QueueEntry | None = None,
+        dequeue: str | None = None,
+        invoiced: InvoiceLink | None = None,
+    ) -> None:
+        """Write documents (with lines and breakdown), events and the queue change atomically.
+
+        With ``invoiced``, the stored order documents it names get the invoice code, stage
+        ``invoice`` and a log entry, unless they already carry that code.
+        """
+        ...
+
+    def head(self, code: str) -> DocumentHead | None:
+        """Code, kind, stage, flag and invoice code of a stored document, or None."""
+        ...
+
+    def get(self, code: str) -> TaxDocument | None:
+        """The stored document with this code, or None."""
+        ...
+
+    def documents(
+        self,
+        *,
+        flags: Sequence[FinalTaxFlag] | None = None,
+        kind: DocumentKind | None = None,
+    ) -> list[TaxDocument]:
+        """Stored documents, optionally only those with one of ``flags`` or of one ``kind``."""
+        ...
+
+    def events(self, code: str) -> list[DocumentEvent]:
+        """A document's log, oldest first."""
+        ...
+
+    def queue(self, *, due_at: dt.datetime | None = None) -> list[QueueEntry]:
+        """Queue entries, oldest first; with ``due_at``, only those due by then."""
+        ...
+
+    def queue_entry(self, code: str) -> QueueEntry | None:
+        """The queue entry of one document, or None."""
+        ...
+
+    def offline_rates(self) -> RateTable:
+        """The offline rate table."""
+        ...
+
+    def replace_offline_rates(self, rates: RateTable) -> None:
+        """Replace the whole offline table in one transaction: a failure keeps the old one."""
+        ...
+
+    def get_meta(self, key: str) -> str | None:
+        """A store-level setting."""
+        ...
+
+    def set_meta(self, key: str, value: str) -> None:
+        """Set a store-level setting."""
+        ...
+
+    def close(self) -> None:
+        """Close the store."""
+        ...

@@ -1,0 +1,611 @@
+"""The embedded store: one SQLite file in WAL mode, schema versioned by a migrations table."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from decimal import Decimal
+from pathlib import Path
+
+from taxbridge.flags import FinalTaxFlag
+from taxbridge.models import (
+    DocumentEvent,
+    DocumentKind,
+    DocumentType,
+    JurisdictionTax,
+    JurisdictionType,
+    LineTax,
+    Stage,
+    TaxDocument,
+)
+from taxbridge.rates import RATE_COLUMNS, RateTable, ZipRate
+from taxbridge.store._codec import request_from_json, request_to_json
+from taxbridge.store.base import DocumentHead, InvoiceLink, QueueEntry
+
+DEFAULT_PATH = "taxbridge.db"
+"""Store file used when neither the config nor ``TAXBRIDGE_DB`` names one."""
+
+MIGRATIONS: tuple[tuple[int, str], ...] = (
+    (
+        1,
+        """
+        CREATE TABLE documents (
+            code TEXT PRIMARY KEY,
+            kind TEXT NOT NULL,
+            stage TEXT NOT NULL,
+            flag TEXT NOT NULL,
+            erp_company TEXT NOT NULL,
+            company_code TEXT NOT NULL,
+            customer_code TEXT NOT NULL,
+            document_type TEXT NOT NULL,
+            document_date TEXT NOT NULL,
+            tax_date TEXT,
+            currency TEXT NOT NULL,
+            total_amount TEXT NOT NULL,
+            total_taxable TEXT NOT NULL,
+            total_exempt TEXT NOT NULL,
+            total_tax TEXT NOT NULL,
+            backend TEXT NOT NULL,
+            last_log TEXT NOT NULL,
+            updated_at TEXT NOT NULL,
+            request_json TEXT,
+            orders_json TEXT NOT NULL DEFAULT '[]',
+            invoice_code TEXT
+        );
+        CREATE INDEX documents_flag ON documents (flag);
+        CREATE TABLE document_lines (
+            code TEXT NOT NULL,
+            seq INTEGER NOT NULL,
+            number TEXT NOT NULL,
+            amount TEXT NOT NULL,
+            taxable TEXT NOT NULL,
+            exempt TEXT NOT NULL,
+            tax TEXT NOT NULL,
+            tax_code TEXT NOT NULL,
+            rate TEXT NOT NULL,
+            PRIMARY KEY (code, seq)
+        ) WITHOUT ROWID;
+        CREATE TABLE document_breakdown (
+            code TEXT NOT NULL,
+            seq INTEGER NOT NULL,
+            jurisdiction_type TEXT NOT NULL,
+            name TEXT NOT NULL,
+            region TEXT NOT NULL,
+            rate TEXT NOT NULL,
+            taxable TEXT NOT NULL,
+            exempt TEXT NOT NULL,
+            tax TEXT NOT NULL,
+            PRIMARY KEY (code, seq)
+        ) WITHOUT ROWID;
+        CREATE TABLE document_events (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            code TEXT NOT NULL,
+            at TEXT NOT NULL,
+            stage TEXT NOT NULL,
+            flag_before TEXT,
+            flag_after TEXT NOT NULL,
+            backend TEXT NOT NULL,
+            message TEXT NOT NULL,
+            error INTEGER NOT NULL
+        );
+        CREATE INDEX document_events_code ON document_events (code, id);
+        CREATE TABLE unposted_queue (
+            code TEXT PRIMARY KEY REFERENCES documents (code),
+            attempts INTEGER NOT NULL,
+            next_attempt_at TEXT NOT NULL,
+            last_error_code TEXT NOT NULL,
+            last_error_message TEXT NOT NULL,
+            retryable INTEGER NOT NULL,
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL
+        );
+        CREATE TABLE offline_rates (
+            zip_code TEXT NOT NULL,
+            state TEXT NOT NULL,
+            county TEXT NOT NULL,
+            city TEXT NOT NULL,
+            state_rate TEXT NOT NULL,
+            state_use_rate TEXT NOT NULL,
+            county_rate TEXT NOT NULL,
+            county_use_rate TEXT NOT NULL,
+            city_rate TEXT NOT NULL,
+            city_use_rate TEXT NOT NULL,
+            total_rate TEXT NOT NULL,
+            total_use_rate TEXT NOT NULL,
+            shipping_taxable TEXT NOT NULL,
+            shipping_and_handling_taxable TEXT NOT NULL,
+            PRIMARY KEY (zip_code, state)
+        ) WITHOUT ROWID;
+        CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+        """,
+    ),
+)
+"""Schema changes in order. Later features append a (version, sql) pair; never edit one."""
+
+_DOC_COLUMNS = (
+    "code, kind, stage, flag, erp_company, company_code, customer_code, document_type, "
+    "document_date, tax_date, currency, total_amount, total_taxable, total_exempt, total_tax, "
+    "backend, last_log, updated_at, request_json, orders_json, invoice_code"
+)
+
+_DOC_UPDATES = ", ".join(
+    f"{name} = excluded.{name}" for name in _DOC_COLUMNS.split(", ") if name != "code"
+)
+
+
+def default_path() -> str:
+    """The store path from ``TAXBRIDGE_DB``, else :data:`DEFAULT_PATH`."""
+    return os.environ.get("TAXBRIDGE_DB", DEFAULT_PATH)
+
+
+def _flag(value: str | None) -> FinalTaxFlag | None:
+    return None if value is None else FinalTaxFlag(value)
+
+
+class SQLiteStore:
+    """Tax documents, event log, unposted queue and offline rates in one SQLite file.
+
+    Safe to share between threads of one process (one connection behind a lock) and between
+    processes (WAL; writes take the database lock with ``BEGIN IMMEDIATE``).
+    """
+
+    def __init__(self, path: str | os.PathLike[str] | None = None, *, timeout: float = 30.0):
+        self.path = Path(path if path is not None else default_path())
+        if str(self.path) != ":memory:":
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._conn = sqlite3.connect(
+            str(self.path),
+            timeout=timeout,
+            isolation_level=None,
+            check_same_thread=False,
+        )
+        self._lock = threading.RLock()
+        self._conn.execute("PRAGMA journal_mode=WAL")
+        self._conn.execute("PRAGMA synchronous=NORMAL")
+        self._conn.execute("PRAGMA foreign_keys=ON")
+        self._migrate()
+
+    # -- plumbing ------------------------------------------------------------------------------
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._conn
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            self._conn.execute("COMMIT")
+
+    def _migrate(self) -> None:
+        with self._write() as conn:
+            conn.execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations "
+                "(version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)"
+            )
+            done = {row[0] for row in conn.execute("SELECT version FROM schema_migrations")}
+            for version, sql in MIGRATIONS:
+                if version in done:
+                    continue
+                for statement in sql.split(";"):
+                    if statement.strip():
+                        conn.execute(statement)
+                conn.execute(
+                    "INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)",
+                    (version, dt.datetime.now(dt.UTC).isoformat()),
+                )
+
+    @property
+    def schema_version(self) -> int:
+        """The highest migration applied to this file."""
+        with self._lock:
+            row = self._conn.execute("SELECT MAX(version) FROM schema_migrations").fetchone()
+        return int(row[0] or 0)
+
+    def close(self) -> None:
+        """Close the connection."""
+        with self._lock:
+            self._conn.close()
+
+    def __enter__(self) -> SQLiteStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- documents -----------------------------------------------------------------------------
+
+    def save(
+        self,
+        documents: Sequence[TaxDocument],
+        events: Sequence[DocumentEvent],
+        *,
+        enqueue: QueueEntry | None = None,
+        dequeue: str | None = None,
+        invoiced: InvoiceLink | None = None,
+    ) -> None:
+        """Write documents, events, a queue change and invoiced orders in one transaction."""
+        with self._write() as conn:
+            for doc in documents:
+                self._write_document(conn, doc)
+            conn.executemany(
+                "INSERT INTO document_events "
+                "(code, at, stage, flag_before, flag_after, backend, message, error) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (
+                        e.code,
+                        e.at.isoformat(),
+                        e.stage.value,
+                        None if e.flag_before is None else e.flag_before.value,
+                        e.flag_after.value,
+                        e.backend,
+                        e.message,
+                        int(e.error),
+                    )
+                    for e in events
+                ],
+            )
+            if enqueue is not None:
+                self._write_queue(conn, enqueue)
+            if dequeue is not None:
+                conn.execute("DELETE FROM unposted_queue WHERE code = ?", (dequeue,))
+            if invoiced is not None:
+                self._link_orders(conn, invoiced)
+
+    def _link_orders(self, conn: sqlite3.Connection, link: InvoiceLink) -> None:
+        message = f"invoiced as {link.invoice_code}"
+        at = link.at.isoformat()
+        for code in link.order_codes:
+            found = conn.execute(
+                "SELECT flag, backend FROM documents WHERE code = ? "
+                "AND (invoice_code IS NULL OR invoice_code != ?)",
+                (code, link.invoice_code),
+            ).fetchone()
+            if found is None:
+                continue
+            conn.execute(
+                "INSERT INTO document_events "
+                "(code, at, stage, flag_before, flag_after, backend, message, error) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, 0)",
+                (code, at, Stage.INVOICE.value, found[0], found[0], found[1], message),
+            )
+            conn.execute(
+                "UPDATE documents SET stage = ?, invoice_code = ?, last_log = ?, updated_at = ? "
+                "WHERE code = ?",
+                (Stage.INVOICE.value, link.invoice_code, message, at, code),
+            )
+
+    def _write_document(self, conn: sqlite3.Connection, doc: TaxDocument) -> None:
+        conn.execute(
+            f"INSERT INTO documents ({_DOC_COLUMNS}) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+            f"ON CONFLICT (code) DO UPDATE SET {_DOC_UPDATES}",
+            (
+                doc.code,
+                doc.kind.value,
+                doc.stage.value,
+                doc.flag.value,
+                doc.erp_company,
+                doc.company_code,
+                doc.customer_code,
+                doc.document_type.value,
+                doc.document_date.isoformat(),
+                doc.tax_date.isoformat() if doc.tax_date else None,
+                doc.currency,
+                str(doc.total_amount),
+                str(doc.total_taxable),
+                str(doc.total_exempt),
+                str(doc.total_tax),
+                doc.backend,
+                doc.last_log,
+                doc.updated_at.isoformat(),
+                request_to_json(doc.request) if doc.request is not None else None,
+                json.dumps(list(doc.orders)),
+                doc.invoice_code,
+            ),
+        )
+        conn.execute("DELETE FROM document_lines WHERE code = ?", (doc.code,))
+        conn.execute("DELETE FROM document_breakdown WHERE code = ?", (doc.code,))
+        conn.executemany(
+            "INSERT INTO document_lines "
+            "(code, seq, number, amount, taxable, exempt, tax, tax_code, rate) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                (
+                    doc.code,
+                    seq,
+                    line.number,
+                    str(line.amount),
+                    str(line.taxable),
+                    str(line.exempt),
+                    str(line.tax),
+                    line.tax_code,
+                    str(line.rate),
+                )
+                for seq, line in enumerate(doc.lines)
+            ],
+        )
+        conn.executemany(
+            "INSERT INTO document_breakdown "
+            "(code, seq, jurisdiction_type, name, region, rate, taxable, exempt, tax) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                (
+                    doc.code,
+                    seq,
+                    j.jurisdiction_type.value,
+                    j.name,
+                    j.region,
+                    str(j.rate),
+                    str(j.taxable),
+                    str(j.exempt),
+                    str(j.tax),
+                )
+                for seq, j in enumerate(doc.breakdown)
+            ],
+        )
+
+    def head(self, code: str) -> DocumentHead | None:
+        """Code, kind, stage, flag and invoice code, without lines or request."""
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT code, kind, stage, flag, invoice_code FROM documents WHERE code = ?",
+                (code,),
+            ).fetchone()
+        if row is None:
+            return None
+        return DocumentHead(
+            code=row[0],
+            kind=DocumentKind(row[1]),
+            stage=Stage(row[2]),
+            flag=FinalTaxFlag(row[3]),
+            invoice_code=row[4],
+        )
+
+    def get(self, code: str) -> TaxDocument | None:
+        """The stored document, with lines, breakdown and request."""
+        with self._lock:
+            row = self._conn.execute(
+                f"SELECT {_DOC_COLUMNS} FROM documents WHERE code = ?", (code,)
+            ).fetchone()
+            return None if row is None else self._document(row)
+
+    def documents(
+        self,
+        *,
+        flags: Sequence[FinalTaxFlag] | None = None,
+        kind: DocumentKind | None = None,
+    ) -> list[TaxDocument]:
+        """Stored documents in code order, filtered by flag and kind."""
+        sql = f"SELECT {_DOC_COLUMNS} FROM documents WHERE 1=1"
+        params: list[str] = []
+        if flags is not None:
+            sql += f" AND flag IN ({', '.join('?' for _ in flags)})"
+            params.extend(flag.value for flag in flags)
+        if kind is not None:
+            sql += " AND kind = ?"
+            params.append(kind.value)
+        with self._lock:
+            rows = self._conn.execute(sql + " ORDER BY code", params).fetchall()
+            return [self._document(row) for row in rows]
+
+    def _document(self, row: sqlite3.Row | tuple[object, ...]) -> TaxDocument:
+        (
+            code,
+            kind,
+            stage,
+            flag,
+            erp_company,
+            company_code,
+            customer_code,
+            document_type,
+            document_date,
+            tax_date,
+            currency,
+            total_amount,
+            total_taxable,
+            total_exempt,
+            total_tax,
+            backend,
+            last_log,
+            updated_at,
+            request_json,
+            orders_json,
+            invoice_code,
+        ) = row
+        lines = tuple(
+            LineTax(
+                number,
+                Decimal(a),
+                Decimal(t),
+                Decimal(e),
+                Decimal(x),
+                tax_code,
+                Decimal(r),
+            )
+            for number, a, t, e, x, tax_code, r in self._conn.execute(
+                "SELECT number, amount, taxable, exempt, tax, tax_code, rate "
+                "FROM document_lines WHERE code = ? ORDER BY seq",
+                (code,),
+            )
+        )
+        breakdown = tuple(
+            JurisdictionTax(
+                JurisdictionType(jt),
+                name,
+                region,
+                Decimal(r),
+                Decimal(t),
+                Decimal(e),
+                Decimal(x),
+            )
+            for jt, name, region, r, t, e, x in self._conn.execute(
+                "SELECT jurisdiction_type, name, region, rate, taxable, exempt, tax "
+                "FROM document_breakdown WHERE code = ? ORDER BY seq",
+                (code,),
+            )
+        )
+        return TaxDocument(
+            code=str(code),
+            kind=DocumentKind(kind),
+            stage=Stage(stage),
+            flag=FinalTaxFlag(flag),
+            erp_company=str(erp_company),
+            company_code=str(company_code),
+            customer_code=str(customer_code),
+            document_type=DocumentType(document_type),
+            document_date=dt.date.fromisoformat(str(document_date)),
+            tax_date=dt.date.fromisoformat(str(tax_date)) if tax_date else None,
+            currency=str(currency),
+            total_amount=Decimal(str(total_amount)),
+            total_taxable=Decimal(str(total_taxable)),
+            total_exempt=Decimal(str(total_exempt)),
+            total_tax=Decimal(str(total_tax)),
+            lines=lines,
+            breakdown=breakdown,
+            backend=str(backend),
+            last_log=str(last_log),
+            updated_at=dt.datetime.fromisoformat(str(updated_at)),
+            request=request_from_json(str(request_json)) if request_json else None,
+            orders=tuple(json.loads(str(orders_json))),
+            invoice_code=str(invoice_code) if invoice_code else None,
+        )
+
+    def events(self, code: str) -> list[DocumentEvent]:
+        """The document's log, oldest first."""
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT code, at, stage, flag_before, flag_after, backend, message, error "
+                "FROM document_events WHERE code = ? ORDER BY id",
+                (code,),
+            ).fetchall()
+        return [
+            DocumentEvent(
+                code=row[0],
+                at=dt.datetime.fromisoformat(row[1]),
+                stage=Stage(row[2]),
+                flag_before=_flag(row[3]),
+                flag_after=FinalTaxFlag(row[4]),
+                backend=row[5],
+                message=row[6],
+                error=bool(row[7]),
+            )
+            for row in rows
+        ]
+
+    # -- unposted queue ------------------------------------------------------------------------
+
+    def _write_queue(self, conn: sqlite3.Connection, entry: QueueEntry) -> None:
+        conn.execute(
+            "INSERT OR REPLACE INTO unposted_queue (code, attempts, next_attempt_at, "
+            "last_error_code, last_error_message, retryable, created_at, updated_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                entry.code,
+                entry.attempts,
+                entry.next_attempt_at.isoformat(),
+                entry.last_error_code,
+                entry.last_error_message,
+                int(entry.retryable),
+                entry.created_at.isoformat(),
+                entry.updated_at.isoformat(),
+            ),
+        )
+
+    def queue(self, *, due_at: dt.datetime | None = None) -> list[QueueEntry]:
+        """Queue entries by next attempt time; with ``due_at``, only those due by then."""
+        sql = (
+            "SELECT code, attempts, next_attempt_at, last_error_code, last_error_message, "
+            "retryable, created_at, updated_at FROM unposted_queue"
+        )
+        params: tuple[str, ...] = ()
+        if due_at is not None:
+            sql += " WHERE next_attempt_at <= ?"
+            params = (due_at.isoformat(),)
+        with self._lock:
+            rows = self._conn.execute(sql + " ORDER BY next_attempt_at, code", params).fetchall()
+        return [self._queue_entry(row) for row in rows]
+
+    def queue_entry(self, code: str) -> QueueEntry | None:
+        """The queue entry of ``code``, or None."""
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT code, attempts, next_attempt_at, last_error_code, last_error_message, "
+                "retryable, created_at, updated_at FROM unposted_queue WHERE code = ?",
+                (code,),
+            ).fetchone()
+        return None if row is None else self._queue_entry(row)
+
+    @staticmethod
+    def _queue_entry(row: tuple[object, ...]) -> QueueEntry:
+        return QueueEntry(
+            code=str(row[0]),
+            attempts=int(str(row[1])),
+            next_attempt_at=dt.datetime.fromisoformat(str(row[2])),
+            last_error_code=str(row[3]),
+            last_error_message=str(row[4]),
+            retryable=bool(row[5]),
+            created_at=dt.datetime.fromisoformat(str(row[6])),
+            updated_at=dt.datetime.fromisoformat(str(row[7])),
+        )
+
+    # -- offline rates -------------------------------------------------------------------------
+
+    def offline_rates(self) -> RateTable:
+        """The offline table as stored."""
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT zip_code, state, county, city, state_rate, state_use_rate, county_rate, "
+                "county_use_rate, city_rate, city_use_rate, total_rate, total_use_rate, "
+                "shipping_taxable, shipping_and_handling_taxable FROM offline_rates "
+                "ORDER BY state, zip_code"
+            ).fetchall()
+        return RateTable(
+            ZipRate(
+                zip_code=row[0],
+                state=row[1],
+                county=row[2],
+                city=row[3],
+                state_rate=Decimal(row[4]),
+                state_use_rate=Decimal(row[5]),
+                county_rate=Decimal(row[6]),
+                county_use_rate=Decimal(row[7]),
+                city_rate=Decimal(row[8]),
+                city_use_rate=Decimal(row[9]),
+                total_rate=Decimal(row[10]),
+                total_use_rate=Decimal(row[11]),
+                shipping_taxable=row[12] == "Y",
+                shipping_and_handling_taxable=row[13] == "Y",
+            )
+            for row in rows
+        )
+
+    def replace_offline_rates(self, rates: RateTable) -> None:
+        """Swap the whole table in one transaction: on any failure the old table stays."""
+        placeholders = ", ".join("?" for _ in RATE_COLUMNS)
+        with self._write() as conn:
+            conn.execute("DELETE FROM offline_rates")
+            conn.executemany(
+                f"INSERT INTO offline_rates VALUES ({placeholders})",
+                (rate.as_row() for rate in rates),
+            )
+
+    # -- meta ----------------------------------------------------------------------------------
+
+    def get_meta(self, key: str) -> str | None:
+        """A store-level setting, or None."""
+        with self._lock:
+            row = self._conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def set_meta(self, key: str, value: str) -> None:
+        """Set a store-level setting."""
+        with self._write() as conn:
+            conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))

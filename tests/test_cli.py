@@ -1,0 +1,68 @@
+"""The command line: the demo day, inquiry, unposted, repost."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from taxbridge.cli import main
+
+
+def test_demo_runs_a_day_and_reposts_u_to_r(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db = tmp_path / "demo.db"
+    assert main(["demo", "--db", str(db)]) == 0
+    out = capsys.readouterr().out
+    assert "flags: Y=41, U=4, X=4" in out
+    assert "flags now: Y=41, R=4, X=4" in out
+    assert "order 1017 pends: obsolete_tax_code" in out
+
+    assert main(["inquiry", "A-9001", "--db", str(db)]) == 0
+    out = capsys.readouterr().out
+    assert "Orders        1001, 1013" in out
+    assert "Final flag    Y" in out
+
+    assert main(["unposted", "--db", str(db), "--json"]) == 0
+    assert capsys.readouterr().out.strip() == "[]"
+    assert main(["demo", "--db", str(db)]) == 0  # a demo store is recreated
+
+
+def test_demo_refuses_a_store_that_is_not_a_demo(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db = tmp_path / "prod.db"
+    assert main(["unposted", "--db", str(db)]) == 0
+    assert main(["demo", "--db", str(db)]) == 2
+    assert "is not a demo store" in capsys.readouterr().err
+
+
+def test_inquiry_of_an_unknown_code_exits_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["inquiry", "A-404", "--db", str(tmp_path / "x.db")]) == 2
+    assert "no tax document 'A-404'" in capsys.readouterr().err
+
+
+def test_repost_and_mark_manual_from_the_shell(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from conftest import invoice, order
+
+    from taxbridge import LocalEngine, RecordingBackend, SQLiteStore, TaxBridge
+    from taxbridge.config import default_config
+
+    db = tmp_path / "ops.db"
+    engine = RecordingBackend(LocalEngine())
+    engine.outage = True
+    with TaxBridge(default_config(str(db)), engine, SQLiteStore(db)) as bridge:
+        bridge.on_invoice(invoice("1", order()))
+        bridge.on_invoice(invoice("2", order("1002")))
+    assert (
+        main(["mark-manual", "A-2", "--reason", "keyed by hand", "--user", "ops", "--db", str(db)])
+        == 0
+    )
+    assert main(["repost", "--db", str(db)]) == 0
+    out = capsys.readouterr().out
+    assert "reposted 1, still failing 0" in out

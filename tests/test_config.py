@@ -1,0 +1,128 @@
+"""Loading the TOML config: good files load; each mistake names file, key and value."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from taxbridge import ConfigError, TaxBridge, UnknownCompanyError, load_config
+from taxbridge.config import BackendKind
+
+GOOD = """
+[store]
+path = "data/tax.db"
+
+[backend]
+kind = "local"
+rounding = "line"
+
+[[companies]]
+erp_company = "01"
+company_code = "ACME"
+
+[[companies]]
+erp_company = "01"
+item_level1 = "PUB2"
+company_code = "ACME-PUB2"
+
+[[nexus]]
+region = "NY"
+
+[[nexus]]
+region = "ca"
+company_code = "ACME"
+
+[calculation]
+online_at_entry = false
+
+[tax_codes]
+default = "P0000000"
+by_classification = { CLOTH = "PC040100" }
+"""
+
+
+def _write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "taxbridge.toml"
+    path.write_text(text)
+    return path
+
+
+def test_a_full_config_loads(tmp_path: Path) -> None:
+    config = load_config(_write(tmp_path, GOOD))
+    assert config.store_path == str(tmp_path / "data" / "tax.db")
+    assert config.backend is BackendKind.LOCAL
+    assert config.rounding.value == "line"
+    assert not config.online_at_entry
+    assert config.company_code_for("01") == "ACME"
+    assert config.company_code_for("01", "PUB2") == "ACME-PUB2"
+    assert config.company_code_for("01", "OTHER") == "ACME"
+    assert config.nexus_regions("ACME") == {"NY", "CA"}
+    assert config.nexus_regions("ACME-PUB2") == {"NY"}
+    assert config.tax_code_for(None, "CLOTH", False) == "PC040100"
+    assert config.tax_code_for(None, "", True) == "FR020100"
+    assert config.tax_code_for("NT", "CLOTH", False) == "NT"
+
+
+def test_from_config_builds_a_working_bridge(tmp_path: Path) -> None:
+    with TaxBridge.from_config(_write(tmp_path, GOOD)) as bridge:
+        assert bridge.store.offline_rates().regions == {"NY", "CA"}
+    assert (tmp_path / "data" / "tax.db").exists()
+
+
+def test_an_unmapped_company_is_an_unknown_company(tmp_path: Path) -> None:
+    config = load_config(_write(tmp_path, GOOD))
+    with pytest.raises(UnknownCompanyError, match="'02'"):
+        config.company_code_for("02")
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (
+            'region = "NY"',
+            "taxbridge.toml: nexus[0].region: 'XX' is not a US state or Canadian province",
+        ),
+        (
+            "[calculation]\nonline_at_entry = false",
+            "taxbridge.toml: calculation.online_at_entry: 'no' is not true or false",
+        ),
+        (
+            'kind = "local"',
+            "taxbridge.toml: backend.kind: 'avatarx' is not one of 'local', 'offline'",
+        ),
+        ("[store]", "taxbridge.toml: colour: unknown key"),
+        (
+            'company_code = "ACME"\n\n[[companies]]',
+            "taxbridge.toml: companies[2]: ('01', 'PUB2') maps the same company",
+        ),
+    ],
+)
+def test_each_mistake_names_file_key_and_value(tmp_path: Path, change: str, message: str) -> None:
+    replacements = {
+        'region = "NY"': 'region = "XX"',
+        "[calculation]\nonline_at_entry = false": '[calculation]\nonline_at_entry = "no"',
+        'kind = "local"': 'kind = "avatarx"',
+        "[store]": 'colour = "blue"\n[store]',
+        'company_code = "ACME"\n\n[[companies]]': 'company_code = "ACME"\n\n[[companies]]\nerp_company = "01"\nitem_level1 = "PUB2"\ncompany_code = "X"\n\n[[companies]]',
+    }
+    text = GOOD.replace(change, replacements[change], 1)
+    with pytest.raises(ConfigError) as caught:
+        load_config(_write(tmp_path, text))
+    assert str(caught.value).startswith(message)
+
+
+def test_missing_companies_and_bad_toml(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="companies: needs at least one"):
+        load_config(_write(tmp_path, "[store]\n"))
+    with pytest.raises(ConfigError, match="is not valid TOML"):
+        load_config(_write(tmp_path, "[store\n"))
+    with pytest.raises(ConfigError, match="cannot be read"):
+        load_config(tmp_path / "absent.toml")
+
+
+def test_config_error_is_outside_the_runtime_error_root() -> None:
+    from taxbridge import TaxBridgeError
+
+    assert not issubclass(ConfigError, TaxBridgeError)
+    assert issubclass(ConfigError, ValueError)

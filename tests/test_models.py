@@ -1,0 +1,107 @@
+"""Bad ERP input fails where it enters, naming the field and the value; nothing is stored."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import DAY, NYC, WAREHOUSE, invoice, line, order
+
+from taxbridge import Address, Customer, InvalidFieldError, Invoice, Order, OrderLine
+
+
+class TestOrderLine:
+    def test_negative_quantity_names_the_field(self) -> None:
+        with pytest.raises(InvalidFieldError) as caught:
+            OrderLine("P1", 1, "SKU", quantity="-2", amount="10.00")
+        assert (caught.value.owner, caught.value.field, caught.value.value) == (
+            "OrderLine",
+            "quantity",
+            "-2",
+        )
+        assert str(caught.value) == "OrderLine.quantity: '-2' must not be negative"
+
+    def test_float_amount_is_refused(self) -> None:
+        with pytest.raises(InvalidFieldError, match=r"OrderLine.amount: 19.99 is a float"):
+            OrderLine("P1", 1, "SKU", quantity=1, amount=19.99)  # type: ignore[arg-type]
+
+    def test_discount_above_amount_is_refused(self) -> None:
+        with pytest.raises(InvalidFieldError, match="OrderLine.discount"):
+            OrderLine("P1", 1, "SKU", quantity=1, amount="5", discount="6")
+
+    @pytest.mark.parametrize(
+        ("field", "value"), [("line_number", 0), ("line_number", "1"), ("subline", -1)]
+    )
+    def test_line_numbers_must_be_whole_and_positive(self, field: str, value: object) -> None:
+        kwargs = {"line_number": 1, "subline": 0, field: value}
+        with pytest.raises(InvalidFieldError, match=f"OrderLine.{field}"):
+            OrderLine("P1", item_code="SKU", quantity=1, amount="1", **kwargs)  # type: ignore[arg-type]
+
+    def test_strings_and_ints_become_exact_decimals(self) -> None:
+        made = OrderLine("P1", 1, "SKU", quantity=3, amount=" 10.10 ")
+        assert (str(made.quantity), str(made.amount)) == ("3", "10.10")
+        assert made.engine_number == "P1-1"
+
+
+class TestOrder:
+    def test_missing_ship_to_is_refused(self) -> None:
+        with pytest.raises(InvalidFieldError, match="Order.ship_to: None is missing"):
+            Order("1", "01", Customer("C1"), DAY, WAREHOUSE, None, (line(),))  # type: ignore[arg-type]
+
+    def test_an_order_needs_a_line(self) -> None:
+        with pytest.raises(InvalidFieldError, match="Order.lines"):
+            Order("1", "01", Customer("C1"), DAY, WAREHOUSE, NYC, ())
+
+    def test_duplicate_line_numbers_are_refused(self) -> None:
+        with pytest.raises(InvalidFieldError, match=r"Order.lines\[1\]: 'P1-1'"):
+            order(lines=(line(1), line(1)))
+
+    def test_bad_date_and_currency(self) -> None:
+        with pytest.raises(InvalidFieldError, match="Order.order_date: '2026-13-01'"):
+            Order("1", "01", Customer("C1"), "2026-13-01", WAREHOUSE, NYC, (line(),))
+        with pytest.raises(InvalidFieldError, match="Order.currency: 'usd'"):
+            Order("1", "01", Customer("C1"), DAY, WAREHOUSE, NYC, (line(),), currency="usd")
+
+    def test_lines_must_be_order_lines(self) -> None:
+        with pytest.raises(InvalidFieldError, match=r"Order.lines\[0\]: 'x' is not a OrderLine"):
+            Order("1", "01", Customer("C1"), DAY, WAREHOUSE, NYC, ("x",))  # type: ignore[arg-type]
+
+
+class TestAddress:
+    @pytest.mark.parametrize(
+        ("kwargs", "field"),
+        [
+            ({"region": "New York"}, "region"),
+            ({"postal_code": "1011"}, "postal_code"),
+            ({"country": "USA"}, "country"),
+        ],
+    )
+    def test_bad_address_parts_are_named(self, kwargs: dict[str, str], field: str) -> None:
+        values = {
+            "line1": "1 Main",
+            "city": "NYC",
+            "region": "NY",
+            "postal_code": "10001",
+            **kwargs,
+        }
+        with pytest.raises(InvalidFieldError, match=f"Address.{field}"):
+            Address(**values)
+
+    def test_zip_plus_four_keeps_zip5(self) -> None:
+        assert Address("1 Main", "NYC", "NY", "10001-1234").zip5 == "10001"
+
+
+class TestInvoice:
+    def test_orders_of_different_customers_cannot_merge(self) -> None:
+        other = order("1002", customer=Customer("C2"))
+        with pytest.raises(InvalidFieldError, match=r"orders\[1\].customer.code: 'C2'"):
+            invoice("1", order(), other)
+
+    def test_an_order_cannot_be_merged_twice(self) -> None:
+        with pytest.raises(InvalidFieldError, match="names an order twice"):
+            Invoice("1", DAY, (order(), order()))
+
+
+def test_bad_input_at_a_stage_stores_nothing(bridge, engine) -> None:
+    with pytest.raises(InvalidFieldError):
+        bridge.on_invoice(invoice("1", order(), order("1002", customer=Customer("C2"))))
+    assert bridge.store.documents() == []
+    assert engine.calls == 0
