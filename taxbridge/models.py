@@ -472,6 +472,9 @@ class TaxRequest:
     purchase_order_no: str = field(default="", metadata=_n(_text))
     include_details: bool = field(default=True, metadata=_n(_flag))
     """Ask for the per-jurisdiction breakdown (off when MAXDL says totals only)."""
+    line_details: bool = field(default=False, metadata=_n(_flag))
+    """Also ask for each line's per-jurisdiction details (AvaTax ``$include=Details``); the
+    stages store only the document breakdown, so they leave this off."""
 
     def __attrs_post_init__(self) -> None:
         _normalise(self)

@@ -7,6 +7,7 @@ lines goes through :func:`allocate`, so that the parts always add up to the tota
 from __future__ import annotations
 
 import enum
+import heapq
 from collections.abc import Sequence
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
@@ -76,13 +77,14 @@ def allocate(total: Decimal, raw: Sequence[Decimal], unit: Decimal = CENT) -> li
     if not residue or not parts:
         return parts
     steps = int(residue / unit)
-    step = unit if steps > 0 else -unit
-    # Order by how far each part's rounding went against the direction we need to move.
-    errors = sorted(
-        range(len(parts)),
-        key=lambda i: (-(raw[i] - parts[i]) * (1 if steps > 0 else -1), i),
-    )
     count = abs(steps)
+    # The rounding error of each part, signed so that "largest" means "moved the most against
+    # the direction we need": those parts take the residue first (ties: the earlier part).
+    errors = [value - part for value, part in zip(raw, parts, strict=True)]
+    if steps < 0:
+        errors = [-error for error in errors]
+    order = heapq.nlargest(min(count, len(parts)), range(len(parts)), key=errors.__getitem__)
+    step = unit if steps > 0 else -unit
     for n in range(count):
-        parts[errors[n % len(parts)]] += step
+        parts[order[n % len(order)]] += step
     return parts

@@ -59,7 +59,8 @@ def calculate(
     bases: list[Decimal] = []
     taxable_flags: list[bool] = []
     rates: list[ZipRate | None] = []
-    raw: dict[str, list[tuple[int, Decimal]]] = {}
+    raw_index: dict[str, list[int]] = {}
+    raw_tax: dict[str, list[Decimal]] = {}
     for index, line in enumerate(request.lines):
         base = line.amount - line.discount
         bases.append(base)
@@ -73,20 +74,23 @@ def calculate(
         rates.append(rate)
         if taxable:
             for juris in rate.jurisdictions:
-                bucket = raw.get(juris[0])
-                if bucket is None:
-                    raw[juris[0]] = bucket = []
-                bucket.append((index, base * juris[4]))
+                key = juris[0]
+                indexes = raw_index.get(key)
+                if indexes is None:
+                    raw_index[key] = indexes = []
+                    raw_tax[key] = []
+                indexes.append(index)
+                raw_tax[key].append(base * juris[4])
 
     # tax_by_line[index][key]: the rounded tax of that line in that jurisdiction
     tax_by_line: list[dict[str, Decimal]] = [{} for _ in bases]
-    for key, items in raw.items():
+    for key, indexes in raw_index.items():
+        values = raw_tax[key]
         if rounding is RoundingLevel.DOCUMENT:
-            total = round_money(sum([value for _, value in items], ZERO))
-            parts = allocate(total, [value for _, value in items])
+            parts = allocate(round_money(sum(values, ZERO)), values)
         else:
-            parts = [round_money(value) for _, value in items]
-        for (index, _), part in zip(items, parts, strict=True):
+            parts = [round_money(value) for value in values]
+        for index, part in zip(indexes, parts, strict=True):
             tax_by_line[index][key] = part
 
     lines: list[LineTax] = []
@@ -94,6 +98,7 @@ def calculate(
     total_taxable = total_exempt = ZERO
     total_tax = ZERO_CENTS
     details_wanted = request.include_details
+    line_details = details_wanted and request.line_details
     for index, line in enumerate(request.lines):
         base = bases[index]
         taxable = taxable_flags[index]
@@ -107,9 +112,12 @@ def calculate(
             built = []
             for key, kind, name, region, juris_rate in zip_rate.jurisdictions:
                 tax = taxes.get(key, ZERO_CENTS)
-                built.append(
-                    JurisdictionTax(kind, name, region, juris_rate, line_taxable, line_exempt, tax)
-                )
+                if line_details:
+                    built.append(
+                        JurisdictionTax(
+                            kind, name, region, juris_rate, line_taxable, line_exempt, tax
+                        )
+                    )
                 acc = summary.get(key)
                 if acc is None:
                     summary[key] = [kind, name, region, juris_rate, line_taxable, line_exempt, tax]

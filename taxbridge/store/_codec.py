@@ -44,6 +44,7 @@ def request_to_json(request: TaxRequest) -> str:
         "reference_code": request.reference_code,
         "purchase_order_no": request.purchase_order_no,
         "include_details": request.include_details,
+        "line_details": request.line_details,
         "lines": [
             [
                 line.number,
