@@ -408,8 +408,11 @@ class TaxBridge:
                     self.backend.calculate(request)
                 except DocumentRejected as exc:
                     rejection = exc
-                except BackendError:
-                    pass
+                except BackendError as exc:
+                    # An outage cannot validate the order; the check reports nothing new.
+                    _log.warning(
+                        "taxbridge.pending_check.unavailable", code=request.code, error=str(exc)
+                    )
             existing = self._require(request.code)
             self._emit(stage, "unchanged", existing, existing.flag, started)
             return existing, rejection

@@ -93,7 +93,7 @@ def _date(value: Any, owner: str, name: str) -> dt.date:
         try:
             return dt.date.fromisoformat(value)
         except ValueError:
-            pass
+            raise InvalidFieldError(owner, name, value, "is not a date (YYYY-MM-DD)") from None
     raise InvalidFieldError(owner, name, value, "is not a date (YYYY-MM-DD)")
 
 
