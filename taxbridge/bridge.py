@@ -13,6 +13,7 @@ import random
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import cast
 
 import attrs
 from attrs import frozen
@@ -156,6 +157,10 @@ class TaxBridge:
         self.retry = retry or RetryPolicy()
         self._active_codes: frozenset[str] | None = None
         self.offline = offline or OfflineTable(store.offline_rates(), rounding=config.rounding)
+        # With the offline table itself as the backend, every result is blank and none is posted.
+        self.offline_only = isinstance(backend, OfflineTable)
+        if self.offline_only and offline is None:
+            self.offline = cast(OfflineTable, backend)
         if offline is None and not len(self.offline.rates):
             try:
                 self.refresh_offline_rates()
@@ -255,6 +260,10 @@ class TaxBridge:
         if all(line.excluded for line in request.lines):
             result, flag, outcome = self._zero_result(request), FinalTaxFlag.EXCLUDED, "excluded"
             message = "excluded: ship-to outside the nexus regions; not posted"
+        elif self.offline_only:
+            result, note = self._offline_estimate(request)
+            flag, outcome = FinalTaxFlag.OFFLINE, "estimated"
+            message = f"offline table only: calculated, not posted{note}"
         else:
             try:
                 result = self._post(request)
@@ -434,7 +443,7 @@ class TaxBridge:
                 "excluded: ship-to outside the nexus regions; no engine call",
                 "excluded",
             )
-        elif not online:
+        elif not online or self.offline_only:
             result, note = self._offline_estimate(request)
             flag, message, outcome = (
                 FinalTaxFlag.OFFLINE,

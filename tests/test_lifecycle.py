@@ -69,10 +69,16 @@ class TestEstimateStages:
         assert bridge.on_despatch(short).stage is Stage.DESPATCH
 
     def test_offline_table_results_carry_the_blank_flag_at_every_stage(self, store) -> None:
-        offline = OfflineTable(shipped_rates())
-        bridge = TaxBridge(default_config(), offline, store)
-        assert bridge.on_entry(order()).flag is F.CALCULATED  # the backend here *is* the table
-        assert bridge.on_pick(order()).total_tax == Decimal("8.88")
+        bridge = TaxBridge(default_config(), OfflineTable(shipped_rates()), store)
+        assert bridge.on_entry(order()).flag is F.OFFLINE
+        assert bridge.on_pending_check(order()).document.flag is F.OFFLINE
+        picked = bridge.on_pick(order())
+        assert (picked.flag, picked.total_tax) == (F.OFFLINE, Decimal("8.88"))
+        assert bridge.on_despatch(order()).flag is F.OFFLINE
+        invoiced = bridge.on_invoice(invoice("1", order()))
+        assert (invoiced.flag, invoiced.total_tax) == (F.OFFLINE, Decimal("8.88"))
+        assert "not posted" in invoiced.last_log
+        assert bridge.store.queue() == []
 
     def test_pack_components_are_not_sent(self, bridge, engine) -> None:
         pack = order(
