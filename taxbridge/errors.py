@@ -7,6 +7,8 @@
     ├── InvalidFieldError (ValueError)       a model got a bad value: names field and value
     ├── InvalidTransition (ValueError)       an illegal final-tax-flag move
     ├── UnknownCompanyError (LookupError)    no engine company for an ERP company / item level 1
+    ├── UnknownTransactionGroupError (LookupError)  a transaction group not defined (AV-NX2)
+    ├── InvalidAddressError (ValueError)     a hard-error program met an invalid address
     ├── DocumentNotFoundError (LookupError)  no stored tax document with that code
     └── BackendError                         a tax backend failed; carries backend, code, status
         ├── BackendUnavailable               retryable: timeout, connection, 429, 5xx
@@ -71,6 +73,24 @@ class UnknownCompanyError(TaxBridgeError, LookupError):
         super().__init__(
             f"company: {company!r}{level} has no engine company code in the company map"
         )
+
+
+class UnknownTransactionGroupError(TaxBridgeError, LookupError):
+    """The document names a transaction group that BNADS/AV-NX2 does not define."""
+
+    def __init__(self, group: str):
+        self.group = group
+        super().__init__(f"transaction_group: {group!r} is not defined in transaction_groups")
+
+
+class InvalidAddressError(TaxBridgeError, ValueError):
+    """Address validation failed in a program that allows no override (TMSCRM/AV-DFN3)."""
+
+    def __init__(self, field: str, program: str, reason: str):
+        self.field = field
+        self.program = program
+        self.reason = reason
+        super().__init__(f"{field}: invalid address for program {program!r}: {reason}")
 
 
 class DocumentNotFoundError(TaxBridgeError, LookupError):
