@@ -211,6 +211,8 @@ class DocumentKind(enum.Enum):
 class JurisdictionType(enum.Enum):
     """Level of a taxing jurisdiction (AvaTax ``jurisType`` codes)."""
 
+    COUNTRY = "CNT"
+    """A national tax: Canada's GST."""
     STATE = "STA"
     COUNTY = "CTY"
     CITY = "CIT"
@@ -225,6 +227,8 @@ class PendCode(enum.Enum):
     """BNO155B: the engine rejects the address or cannot find a jurisdiction."""
     OBSOLETE_TAX_CODE = "obsolete_tax_code"
     """BNO155BT: a line's tax code is not in the engine's active list."""
+    EXEMPTION_EXPIRY = "exemption_expiry"
+    """BNW150C: the customer's exemption has expired or expires within the warning days."""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -277,9 +281,41 @@ class Customer:
     """Tax exemption number on the customer master: when set, the customer pays no tax."""
     entity_use_code: str | None = field(default=None, metadata=_n(_optional_text))
     """Why the customer is exempt (BNADS/AV-EX1), e.g. ``G`` resale, ``E`` charitable."""
+    classification: str = field(default="", metadata=_n(_text))
+    """Customer classification CC-TXUS: maps to an overseas-resident exemption code."""
 
     def __attrs_post_init__(self) -> None:
         _normalise(self)
+
+
+@frozen
+class Exemption:
+    """An entry of the customer exemption database (BNW150), valid in one region and period."""
+
+    customer_code: str = field(metadata=_n(_required_text))
+    region: str = field(metadata=_n(_required_text))
+    effective: dt.date = field(metadata=_n(_date))
+    exemption_no: str | None = field(default=None, metadata=_n(_optional_text))
+    entity_use_code: str | None = field(default=None, metadata=_n(_optional_text))
+    """The reason (BNADS/AV-EX1)."""
+    expiry: dt.date | None = field(default=None, metadata=_n(_optional_date))
+
+    def __attrs_post_init__(self) -> None:
+        _normalise(self)
+        if not _REGION.match(self.region):
+            raise InvalidFieldError("Exemption", "region", self.region, "is not a 2-letter region")
+        if not (self.exemption_no or self.entity_use_code):
+            raise InvalidFieldError(
+                "Exemption", "exemption_no", self.exemption_no, "or entity_use_code is required"
+            )
+        if self.expiry is not None and self.expiry < self.effective:
+            raise InvalidFieldError(
+                "Exemption", "expiry", self.expiry.isoformat(), "is before the effective date"
+            )
+
+    def valid_on(self, day: dt.date) -> bool:
+        """True when the exemption covers ``day``."""
+        return self.effective <= day and (self.expiry is None or day <= self.expiry)
 
 
 @frozen
@@ -302,6 +338,8 @@ class OrderLine:
     """A tax code override for this line; wins over the item classification's code."""
     freight: bool = field(default=False, metadata=_n(_flag))
     ship_to: Address | None = field(default=None, metadata=_n(_instance_of(Address, optional=True)))
+    item_level1: str = field(default="", metadata=_n(_text))
+    """The item's level 1 (publisher); blank: the order's. Freight split uses it (TAX-FRTS)."""
 
     def __attrs_post_init__(self) -> None:
         _normalise(self)
@@ -423,20 +461,30 @@ class TaxLine:
     ship_to: Address | None = field(default=None, metadata=_n(_instance_of(Address, optional=True)))
     excluded: bool = field(default=False, metadata=_n(_flag))
     """True for a line shipped outside the nexus regions: zero tax, not sent to the engine."""
+    ref1: str = field(default="", metadata=_n(_text))
+    """Reference sent with the line (AvaTax ``ref1``): the item level 1 where there is one."""
 
     def __attrs_post_init__(self) -> None:
         _normalise(self)
 
     @classmethod
     def from_order_line(
-        cls, line: OrderLine, *, tax_code: str, ship_to: Address | None, excluded: bool
+        cls,
+        line: OrderLine,
+        *,
+        tax_code: str,
+        ship_to: Address | None,
+        excluded: bool,
+        number: str | None = None,
+        amount: Decimal | None = None,
+        ref1: str = "",
     ) -> TaxLine:
         """The engine line of an order line. Its values were checked when the OrderLine was
         made, so the checks are not run again (every stage maps every line)."""
         new = object.__new__(cls)
         for name, value in (
-            ("number", line.engine_number),
-            ("amount", line.amount),
+            ("number", number or line.engine_number),
+            ("amount", line.amount if amount is None else amount),
             ("quantity", line.quantity),
             ("item_code", line.item_code),
             ("description", line.description),
@@ -445,6 +493,7 @@ class TaxLine:
             ("freight", line.freight),
             ("ship_to", ship_to),
             ("excluded", excluded),
+            ("ref1", ref1),
         ):
             object.__setattr__(new, name, value)
         return new
@@ -544,6 +593,8 @@ class PendReason:
     message: str = field(metadata=_n(_text))
     line: str | None = None
     """Engine line number (``<process>-<line>``) the reason concerns, if any."""
+    customer: str | None = None
+    """Customer code the reason concerns, if any."""
 
     def __attrs_post_init__(self) -> None:
         _normalise(self)

@@ -13,6 +13,7 @@ import io
 from collections.abc import Iterable, Iterator, Mapping
 from decimal import Decimal, InvalidOperation
 from importlib import resources
+from typing import Protocol
 
 from attrs import field, frozen
 
@@ -124,6 +125,58 @@ class ZipRate:
             "Y" if self.shipping_taxable else "N",
             "Y" if self.shipping_and_handling_taxable else "N",
         )
+
+
+class RateRow(Protocol):
+    """What a calculation needs of a rate row: a ZIP's or a Canadian province's."""
+
+    @property
+    def state(self) -> str:
+        """The region (state or province) of the row."""
+        ...
+
+    @property
+    def jurisdictions(self) -> tuple[Jurisdiction, ...]:
+        """The jurisdictions with a non-zero rate."""
+        ...
+
+    @property
+    def jurisdiction_rate(self) -> Decimal:
+        """Sum of the jurisdictions' rates."""
+        ...
+
+    @property
+    def shipping_taxable(self) -> bool:
+        """Whether freight alone is taxable there."""
+        ...
+
+
+@frozen
+class ProvinceRate:
+    """A Canadian province's default rates (BNADS/AV-TC1) as a rate row: GST, HST, PST."""
+
+    state: str
+    gst: Decimal = ZERO
+    hst: Decimal = ZERO
+    pst: Decimal = ZERO
+    shipping_taxable: bool = True
+    """Freight follows the goods in Canada."""
+    jurisdictions: tuple[Jurisdiction, ...] = field(init=False, eq=False, repr=False)
+    jurisdiction_rate: Decimal = field(init=False, eq=False, repr=False)
+
+    def __attrs_post_init__(self) -> None:
+        parts = (
+            (JurisdictionType.COUNTRY, "CANADA GST", self.gst),
+            (JurisdictionType.STATE, f"{self.state} HST", self.hst),
+            (JurisdictionType.STATE, f"{self.state} PST", self.pst),
+        )
+        found = tuple(
+            (f"{kind.value}|{name}|{self.state}|{rate}", kind, name, self.state, rate)
+            for kind, name, rate in parts
+            if rate > 0
+        )
+        object.__setattr__(self, "jurisdictions", found)
+        object.__setattr__(self, "jurisdiction_rate", sum((j[4] for j in found), ZERO))
 
 
 class RateTable:

@@ -1,7 +1,10 @@
 """Tax backends: the protocol, the embedded local engine, the offline table, a recording fake."""
 
 from taxbridge.backends.base import (
+    AddressResolver,
     DocumentRegister,
+    EntityUseCodeCatalog,
+    NexusCatalog,
     RateDownload,
     TaxBackend,
     TaxCodeCatalog,
@@ -12,8 +15,11 @@ from taxbridge.backends.offline import OfflineTable
 from taxbridge.backends.testing import RecordingBackend
 
 __all__ = [
+    "AddressResolver",
     "DocumentRegister",
+    "EntityUseCodeCatalog",
     "LocalEngine",
+    "NexusCatalog",
     "OfflineTable",
     "RateDownload",
     "RecordingBackend",

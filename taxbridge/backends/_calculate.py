@@ -27,15 +27,15 @@ from taxbridge.models import (
     TaxResult,
 )
 from taxbridge.money import ZERO, ZERO_CENTS, RoundingLevel, allocate, round_money
-from taxbridge.rates import Taxability, TaxCodeRule, ZipRate
+from taxbridge.rates import RateRow, Taxability, TaxCodeRule
 
-RateFor = Callable[[TaxLine], ZipRate]
+RateFor = Callable[[TaxLine], RateRow]
 """Finds the rate row for a line (its own ship-to, else the document's)."""
-IsTaxable = Callable[[TaxLine, ZipRate], bool]
+IsTaxable = Callable[[TaxLine, RateRow], bool]
 """Says whether a line is taxable at that rate row (tax code, freight, exemption)."""
 
 
-def rule_taxes(rule: TaxCodeRule | None, rate: ZipRate) -> bool:
+def rule_taxes(rule: TaxCodeRule | None, rate: RateRow) -> bool:
     """Whether a line of tax code ``rule`` is taxable at ``rate`` (None: no rule, so taxable)."""
     if rule is None:
         return True
@@ -58,7 +58,7 @@ def calculate(
     """Calculate ``request`` line by line and jurisdiction by jurisdiction."""
     bases: list[Decimal] = []
     taxable_flags: list[bool] = []
-    rates: list[ZipRate | None] = []
+    rates: list[RateRow | None] = []
     raw_index: dict[str, list[int]] = {}
     raw_tax: dict[str, list[Decimal]] = {}
     for index, line in enumerate(request.lines):

@@ -2,7 +2,9 @@
 
 A stage needs only :class:`TaxBackend`. Posting safely also uses :class:`DocumentRegister` (look a
 code up before posting it again); the end-of-day refresh uses :class:`TaxCodeCatalog` and
-:class:`RateDownload`. A backend implements the ones it can; the bridge checks with ``isinstance``.
+:class:`RateDownload`. Address validation uses :class:`AddressResolver`; the refresh also reads
+:class:`EntityUseCodeCatalog` and :class:`NexusCatalog`. A backend implements the ones it can; the
+bridge checks with ``isinstance``.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import enum
 from collections.abc import Iterable
 from typing import Protocol, runtime_checkable
 
-from taxbridge.models import DocumentType, TaxRequest, TaxResult
+from taxbridge.models import Address, DocumentType, TaxRequest, TaxResult
 from taxbridge.rates import RateTable
 
 
@@ -87,4 +89,31 @@ class RateDownload(Protocol):
 
     def tax_rates_by_zip(self, regions: Iterable[str]) -> RateTable:
         """Rates of the given states, in the tax-rates-by-ZIP layout."""
+        ...
+
+
+@runtime_checkable
+class EntityUseCodeCatalog(Protocol):
+    """A backend that can list the entity use codes (exemption reasons, BNADS/AV-EX1)."""
+
+    def entity_use_codes(self) -> dict[str, str]:
+        """Code -> description."""
+        ...
+
+
+@runtime_checkable
+class NexusCatalog(Protocol):
+    """A backend that knows where each company is registered to collect (BNADS/AV-NX3)."""
+
+    def company_nexus(self, company_code: str) -> frozenset[str]:
+        """The company's nexus regions."""
+        ...
+
+
+@runtime_checkable
+class AddressResolver(Protocol):
+    """A backend that validates addresses (TMSCRM/AV-DFN: BNO155XA tax validation)."""
+
+    def resolve_address(self, address: Address) -> Address:
+        """The resolved address; :class:`~taxbridge.errors.DocumentRejected` when invalid."""
         ...

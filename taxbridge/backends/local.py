@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 import attrs
 
@@ -27,6 +27,7 @@ from taxbridge.models import (
 )
 from taxbridge.money import RoundingLevel
 from taxbridge.rates import (
+    RateRow,
     RateTable,
     TaxCodeTable,
     ZipRate,
@@ -68,12 +69,14 @@ class LocalEngine:
         tax_codes: TaxCodeTable | None = None,
         *,
         rounding: RoundingLevel = RoundingLevel.DOCUMENT,
+        nexus: Mapping[str, Iterable[str]] | None = None,
         name: str = "local",
     ):
         self.name = name
         self.rates = rates if rates is not None else shipped_rates()
         self.tax_codes = tax_codes if tax_codes is not None else shipped_tax_codes()
         self.rounding = rounding
+        self._nexus = {company: frozenset(regions) for company, regions in (nexus or {}).items()}
         self._register: dict[tuple[str, str, DocumentType], TaxResult] = {}
         self._lock = threading.Lock()
         self.commit_counts: Counter[str] = Counter()
@@ -93,7 +96,7 @@ class LocalEngine:
         def rate_for(line: TaxLine) -> ZipRate:
             return self._rate(request, line.ship_to or request.ship_to, line.number)
 
-        def is_taxable(line: TaxLine, rate: ZipRate) -> bool:
+        def is_taxable(line: TaxLine, rate: RateRow) -> bool:
             if request.exempt:
                 return False
             # Like AvaTax, a code the engine does not know falls back to the default code;
@@ -192,9 +195,31 @@ class LocalEngine:
         """The shipped rates of ``regions``."""
         return self.rates.only(regions)
 
-    def validate_address(self, address: Address) -> ZipRate:
-        """Resolve an address against the ZIP table; raise DocumentRejected when it cannot."""
-        return self._rate(None, address, "")
+    def entity_use_codes(self) -> dict[str, str]:
+        """Entity use codes (exemption reasons, BNADS/AV-EX1) and their descriptions."""
+        return dict(ENTITY_USE_CODES)
+
+    def company_nexus(self, company_code: str) -> frozenset[str]:
+        """Regions where ``company_code`` is registered: as set, else every taxing state."""
+        with self._lock:
+            found = self._nexus.get(company_code)
+        if found is not None:
+            return found
+        return frozenset(rate.state for rate in self.rates if rate.total_rate > 0)
+
+    def set_nexus(self, company_code: str, regions: Iterable[str]) -> None:
+        """Register a company's nexus regions, as an administrator does at the engine."""
+        with self._lock:
+            self._nexus[company_code] = frozenset(regions)
+
+    def resolve_address(self, address: Address) -> Address:
+        """Check a US address against the ZIP table (unknown ZIP, ZIP not in the state: refused).
+
+        Addresses outside the US cannot be checked here and are returned as they are.
+        """
+        if address.country == "US":
+            self._rate(None, address, "")
+        return address
 
     # -- helpers -------------------------------------------------------------------------------
 

@@ -3,15 +3,18 @@
 Used at order entry when online calculation is off (TMSDS/TAX-EXT2 blank) and as the degraded
 path when the engine cannot be reached. Its figures are estimates: results carry the blank flag.
 A ZIP the table lacks is estimated at its state's own rate; a state it lacks is refused.
+Canadian ship-tos are calculated with the default rates by province (BNADS/AV-TC1).
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterable
 
 from taxbridge.backends._calculate import calculate, rule_taxes
 from taxbridge.errors import DocumentRejected
 from taxbridge.models import DocumentStatus, TaxLine, TaxRequest, TaxResult
 from taxbridge.money import RoundingLevel
-from taxbridge.rates import RateTable, TaxCodeTable, ZipRate, shipped_tax_codes
+from taxbridge.rates import ProvinceRate, RateRow, RateTable, TaxCodeTable, shipped_tax_codes
 
 
 class OfflineTable:
@@ -22,22 +25,28 @@ class OfflineTable:
         rates: RateTable,
         tax_codes: TaxCodeTable | None = None,
         *,
+        provinces: Iterable[ProvinceRate] = (),
         rounding: RoundingLevel = RoundingLevel.DOCUMENT,
         name: str = "offline",
     ):
         self.name = name
         self.rates = rates
+        self.provinces = {province.state: province for province in provinces}
         self.tax_codes = tax_codes if tax_codes is not None else shipped_tax_codes()
         self.rounding = rounding
 
     def calculate(self, request: TaxRequest) -> TaxResult:
         """Estimate the request's tax; an unknown tax code is estimated as generally taxable."""
 
-        def rate_for(line: TaxLine) -> ZipRate:
+        def rate_for(line: TaxLine) -> RateRow:
             address = line.ship_to or request.ship_to
-            rate = self.rates.find(address.zip5, address.region) or self.rates.state_only(
-                address.region
-            )
+            rate: RateRow | None
+            if address.country == "CA":
+                rate = self.provinces.get(address.region)
+            else:
+                rate = self.rates.find(address.zip5, address.region) or self.rates.state_only(
+                    address.region
+                )
             if rate is None:
                 raise DocumentRejected(
                     f"the offline table has no rates for region {address.region!r}",
@@ -48,7 +57,7 @@ class OfflineTable:
                 )
             return rate
 
-        def is_taxable(line: TaxLine, rate: ZipRate) -> bool:
+        def is_taxable(line: TaxLine, rate: RateRow) -> bool:
             return not request.exempt and rule_taxes(self.tax_codes.get(line.tax_code), rate)
 
         return calculate(

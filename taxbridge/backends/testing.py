@@ -12,14 +12,17 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from taxbridge.backends.base import (
+    AddressResolver,
     DocumentRegister,
+    EntityUseCodeCatalog,
+    NexusCatalog,
     RateDownload,
     TaxBackend,
     TaxCodeCatalog,
     VoidReason,
 )
 from taxbridge.errors import BackendUnavailable
-from taxbridge.models import DocumentType, TaxRequest, TaxResult
+from taxbridge.models import Address, DocumentType, TaxRequest, TaxResult
 from taxbridge.rates import RateTable
 
 
@@ -108,6 +111,27 @@ class RecordingBackend:
         if isinstance(self.inner, RateDownload):
             return self.inner.tax_rates_by_zip(regions)
         return RateTable()
+
+    def entity_use_codes(self) -> dict[str, str]:
+        """Delegate; an inner backend without the catalogue has none."""
+        self._check_outage("")
+        if isinstance(self.inner, EntityUseCodeCatalog):
+            return self.inner.entity_use_codes()
+        return {}
+
+    def company_nexus(self, company_code: str) -> frozenset[str]:
+        """Delegate; an inner backend without nexus data has none."""
+        self._check_outage("")
+        if isinstance(self.inner, NexusCatalog):
+            return self.inner.company_nexus(company_code)
+        return frozenset()
+
+    def resolve_address(self, address: Address) -> Address:
+        """Delegate; an inner backend that cannot resolve accepts the address as it is."""
+        self._check_outage("")
+        if isinstance(self.inner, AddressResolver):
+            return self.inner.resolve_address(address)
+        return address
 
     def close(self) -> None:
         """Close the inner backend."""

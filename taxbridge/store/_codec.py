@@ -57,6 +57,7 @@ def request_to_json(request: TaxRequest) -> str:
                 line.freight,
                 _address(line.ship_to),
                 line.excluded,
+                line.ref1,
             ]
             for line in request.lines
         ],
@@ -79,6 +80,7 @@ def request_from_json(text: str) -> TaxRequest:
             freight=freight,
             ship_to=_address_from(ship_to),
             excluded=excluded,
+            ref1=ref1,
         )
         for (
             number,
@@ -91,6 +93,7 @@ def request_from_json(text: str) -> TaxRequest:
             freight,
             ship_to,
             excluded,
+            ref1,
         ) in data.pop("lines")
     )
     data["ship_from"] = _address_from(data["ship_from"])

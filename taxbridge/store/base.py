@@ -8,13 +8,13 @@ call, and so one transaction.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Protocol
 
 from attrs import frozen
 
 from taxbridge.flags import FinalTaxFlag
-from taxbridge.models import DocumentEvent, DocumentKind, Stage, TaxDocument
+from taxbridge.models import DocumentEvent, DocumentKind, Exemption, Stage, TaxDocument
 from taxbridge.rates import RateTable
 
 
@@ -51,6 +51,18 @@ class InvoiceLink:
     invoice_code: str
     order_codes: tuple[str, ...]
     at: dt.datetime
+
+
+@frozen
+class ReferenceData:
+    """What the end-of-day refresh brings from the engine; None parts are left as they are."""
+
+    as_of: dt.date
+    tax_codes: frozenset[str] | None = None
+    entity_use_codes: Mapping[str, str] | None = None
+    nexus: Mapping[str, frozenset[str]] | None = None
+    """Company code -> regions."""
+    rates: RateTable | None = None
 
 
 class Store(Protocol):
@@ -107,6 +119,34 @@ class Store(Protocol):
 
     def replace_offline_rates(self, rates: RateTable) -> None:
         """Replace the whole offline table in one transaction: a failure keeps the old one."""
+        ...
+
+    def replace_reference(self, reference: ReferenceData) -> None:
+        """Replace the refreshed tables (and the offline rates) in one transaction."""
+        ...
+
+    def active_tax_codes(self) -> frozenset[str] | None:
+        """The refreshed active tax codes, or None before the first refresh."""
+        ...
+
+    def entity_use_codes(self) -> dict[str, str]:
+        """The refreshed entity use codes."""
+        ...
+
+    def nexus(self, company_code: str) -> frozenset[str]:
+        """The refreshed nexus regions of a company."""
+        ...
+
+    def save_exemption(self, exemption: Exemption) -> None:
+        """Add or replace an exemption database entry."""
+        ...
+
+    def delete_exemption(self, customer_code: str, region: str, effective: dt.date) -> bool:
+        """Remove an exemption database entry."""
+        ...
+
+    def exemptions(self, customer_code: str | None = None) -> list[Exemption]:
+        """Exemption database entries of a customer (or all)."""
         ...
 
     def get_meta(self, key: str) -> str | None:

@@ -17,6 +17,7 @@ from taxbridge.models import (
     DocumentEvent,
     DocumentKind,
     DocumentType,
+    Exemption,
     JurisdictionTax,
     JurisdictionType,
     LineTax,
@@ -25,7 +26,7 @@ from taxbridge.models import (
 )
 from taxbridge.rates import RATE_COLUMNS, RateTable, ZipRate
 from taxbridge.store._codec import request_from_json, request_to_json
-from taxbridge.store.base import DocumentHead, InvoiceLink, QueueEntry
+from taxbridge.store.base import DocumentHead, InvoiceLink, QueueEntry, ReferenceData
 
 DEFAULT_PATH = "taxbridge.db"
 """Store file used when neither the config nor ``TAXBRIDGE_DB`` names one."""
@@ -122,6 +123,30 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
             PRIMARY KEY (zip_code, state)
         ) WITHOUT ROWID;
         CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+        """,
+    ),
+    (
+        2,
+        """
+        CREATE TABLE reference_tax_codes (code TEXT PRIMARY KEY) WITHOUT ROWID;
+        CREATE TABLE reference_entity_use_codes (
+            code TEXT PRIMARY KEY,
+            description TEXT NOT NULL
+        ) WITHOUT ROWID;
+        CREATE TABLE reference_nexus (
+            company_code TEXT NOT NULL,
+            region TEXT NOT NULL,
+            PRIMARY KEY (company_code, region)
+        ) WITHOUT ROWID;
+        CREATE TABLE exemptions (
+            customer_code TEXT NOT NULL,
+            region TEXT NOT NULL,
+            effective TEXT NOT NULL,
+            exemption_no TEXT,
+            entity_use_code TEXT,
+            expiry TEXT,
+            PRIMARY KEY (customer_code, region, effective)
+        ) WITHOUT ROWID;
         """,
     ),
 )
@@ -596,6 +621,115 @@ class SQLiteStore:
                 f"INSERT INTO offline_rates VALUES ({placeholders})",
                 (rate.as_row() for rate in rates),
             )
+
+    # -- reference data (end-of-day refresh) -----------------------------------------------
+
+    def replace_reference(self, reference: ReferenceData) -> None:
+        """Replace the refreshed tables in one transaction: a failure keeps yesterday's."""
+        placeholders = ", ".join("?" for _ in RATE_COLUMNS)
+        with self._write() as conn:
+            if reference.tax_codes is not None:
+                conn.execute("DELETE FROM reference_tax_codes")
+                conn.executemany(
+                    "INSERT INTO reference_tax_codes VALUES (?)",
+                    [(code,) for code in sorted(reference.tax_codes)],
+                )
+            if reference.entity_use_codes is not None:
+                conn.execute("DELETE FROM reference_entity_use_codes")
+                conn.executemany(
+                    "INSERT INTO reference_entity_use_codes VALUES (?, ?)",
+                    sorted(reference.entity_use_codes.items()),
+                )
+            if reference.nexus is not None:
+                conn.execute("DELETE FROM reference_nexus")
+                conn.executemany(
+                    "INSERT INTO reference_nexus VALUES (?, ?)",
+                    [
+                        (company, region)
+                        for company, regions in sorted(reference.nexus.items())
+                        for region in sorted(regions)
+                    ],
+                )
+            if reference.rates is not None:
+                conn.execute("DELETE FROM offline_rates")
+                conn.executemany(
+                    f"INSERT INTO offline_rates VALUES ({placeholders})",
+                    (rate.as_row() for rate in reference.rates),
+                )
+            conn.execute(
+                "INSERT OR REPLACE INTO meta (key, value) VALUES ('refreshed_as_of', ?)",
+                (reference.as_of.isoformat(),),
+            )
+
+    def active_tax_codes(self) -> frozenset[str] | None:
+        """The refreshed active tax codes, or None before the first refresh."""
+        with self._lock:
+            rows = self._conn.execute("SELECT code FROM reference_tax_codes").fetchall()
+        return frozenset(row[0] for row in rows) or None
+
+    def entity_use_codes(self) -> dict[str, str]:
+        """The refreshed entity use codes and descriptions."""
+        with self._lock:
+            rows = self._conn.execute("SELECT code, description FROM reference_entity_use_codes")
+            return dict(rows.fetchall())
+
+    def nexus(self, company_code: str) -> frozenset[str]:
+        """The refreshed nexus regions of a company (empty before the first refresh)."""
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT region FROM reference_nexus WHERE company_code = ?", (company_code,)
+            ).fetchall()
+        return frozenset(row[0] for row in rows)
+
+    # -- exemption database ------------------------------------------------------------------
+
+    def save_exemption(self, exemption: Exemption) -> None:
+        """Add or replace an exemption (keyed by customer, region and effective date)."""
+        with self._write() as conn:
+            conn.execute(
+                "INSERT OR REPLACE INTO exemptions VALUES (?, ?, ?, ?, ?, ?)",
+                (
+                    exemption.customer_code,
+                    exemption.region,
+                    exemption.effective.isoformat(),
+                    exemption.exemption_no,
+                    exemption.entity_use_code,
+                    exemption.expiry.isoformat() if exemption.expiry else None,
+                ),
+            )
+
+    def delete_exemption(self, customer_code: str, region: str, effective: dt.date) -> bool:
+        """Remove an exemption; False when there was none."""
+        with self._write() as conn:
+            cursor = conn.execute(
+                "DELETE FROM exemptions WHERE customer_code = ? AND region = ? AND effective = ?",
+                (customer_code, region, effective.isoformat()),
+            )
+            return cursor.rowcount > 0
+
+    def exemptions(self, customer_code: str | None = None) -> list[Exemption]:
+        """Exemptions of one customer (or all), by customer, region and effective date."""
+        sql = (
+            "SELECT customer_code, region, effective, exemption_no, entity_use_code, expiry "
+            "FROM exemptions"
+        )
+        params: tuple[str, ...] = ()
+        if customer_code is not None:
+            sql += " WHERE customer_code = ?"
+            params = (customer_code,)
+        with self._lock:
+            rows = self._conn.execute(sql + " ORDER BY 1, 2, 3", params).fetchall()
+        return [
+            Exemption(
+                customer_code=row[0],
+                region=row[1],
+                effective=dt.date.fromisoformat(row[2]),
+                exemption_no=row[3],
+                entity_use_code=row[4],
+                expiry=dt.date.fromisoformat(row[5]) if row[5] else None,
+            )
+            for row in rows
+        ]
 
     # -- meta ----------------------------------------------------------------------------------
 
