@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import cast
 
@@ -19,27 +19,40 @@ import attrs
 from attrs import frozen
 
 from taxbridge.backends.base import (
+    AddressResolver,
     DocumentRegister,
+    EntityUseCodeCatalog,
+    NexusCatalog,
     RateDownload,
     TaxBackend,
     TaxCodeCatalog,
 )
 from taxbridge.backends.local import LocalEngine
 from taxbridge.backends.offline import OfflineTable
-from taxbridge.config import BackendKind, BridgeConfig, load_config
+from taxbridge.config import (
+    CANADIAN_PROVINCES,
+    BackendKind,
+    BridgeConfig,
+    ExemptionMode,
+    PendCheck,
+    load_config,
+)
 from taxbridge.errors import (
     AlreadyCommitted,
     BackendError,
     DocumentNotFoundError,
     DocumentRejected,
+    InvalidAddressError,
     InvalidTransition,
 )
 from taxbridge.flags import FinalTaxFlag, check_recalculable, check_transition
 from taxbridge.logs import get_logger
 from taxbridge.models import (
+    Address,
     DocumentEvent,
     DocumentKind,
     DocumentStatus,
+    Exemption,
     Invoice,
     LineTax,
     Order,
@@ -51,9 +64,9 @@ from taxbridge.models import (
     TaxResult,
 )
 from taxbridge.money import ZERO, ZERO_CENTS
-from taxbridge.rates import RateTable, shipped_rates
-from taxbridge.rules import invoice_request, order_request
-from taxbridge.store.base import InvoiceLink, QueueEntry, Store
+from taxbridge.rates import ProvinceRate, RateTable, shipped_rates
+from taxbridge.rules import Context, invoice_request, order_request
+from taxbridge.store.base import InvoiceLink, QueueEntry, ReferenceData, Store
 from taxbridge.store.sqlite import SQLiteStore
 
 _log = get_logger()
@@ -85,6 +98,17 @@ class Inquiry:
         return self.document.last_log
 
     @property
+    def breakdown_note(self) -> str:
+        """Why the breakdown is missing, when MAXDL left it out (BNADS/AV-IF1 *MAXDL)."""
+        request = self.document.request
+        if request is not None and not request.include_details:
+            return (
+                f"breakdown not calculated: {len(request.lines)} lines is not below "
+                "the max detail lines (*MAXDL); totals only"
+            )
+        return ""
+
+    @property
     def can_recalculate(self) -> bool:
         """Recal is offered for blank and N documents only."""
         return self.document.flag in (FinalTaxFlag.OFFLINE, FinalTaxFlag.CALCULATED)
@@ -98,6 +122,18 @@ class RepostSummary:
     failed: tuple[str, ...]
     skipped: tuple[str, ...] = ()
     """Entries that need a fix and were not asked for by code."""
+
+
+@frozen
+class RefreshSummary:
+    """What an end-of-day refresh loaded (None: the backend does not offer that list)."""
+
+    as_of: dt.date
+    tax_codes: int | None
+    entity_use_codes: int | None
+    nexus: dict[str, tuple[str, ...]]
+    rate_regions: tuple[str, ...]
+    rate_rows: int
 
 
 @frozen
@@ -118,6 +154,24 @@ class RetryPolicy:
         )
         spread = (rng or random).uniform(-self.jitter, self.jitter)
         return dt.timedelta(seconds=seconds * (1 + spread))
+
+
+def _provinces(config: BridgeConfig) -> list[ProvinceRate]:
+    return [
+        ProvinceRate(rate.province, gst=rate.gst, hst=rate.hst, pst=rate.pst)
+        for rate in config.canadian_rates
+    ]
+
+
+def _addresses(order: Order) -> list[tuple[str, Address]]:
+    """The addresses of an order that validation checks: ship-to, then distinct line ship-tos."""
+    found = [(f"Order {order.number}: ship_to", order.ship_to)]
+    for line in order.lines:
+        if line.ship_to is not None and line.ship_to != order.ship_to:
+            found.append(
+                (f"Order {order.number}: line {line.engine_number}: ship_to", line.ship_to)
+            )
+    return found
 
 
 def _stored_lines(lines: tuple[LineTax, ...]) -> tuple[LineTax, ...]:
@@ -155,17 +209,19 @@ class TaxBridge:
         self.store = store
         self.clock = clock
         self.retry = retry or RetryPolicy()
-        self._active_codes: frozenset[str] | None = None
-        self.offline = offline or OfflineTable(store.offline_rates(), rounding=config.rounding)
+        self._active_codes: frozenset[str] | None = store.active_tax_codes()
+        self._nexus_cache: dict[str, frozenset[str]] = {}
+        self._context = Context(nexus=self._nexus_for, exemptions=self._exemptions_for)
+        self.offline = offline or self._offline_table(store.offline_rates())
         # With the offline table itself as the backend, every result is blank and none is posted.
         self.offline_only = isinstance(backend, OfflineTable)
         if self.offline_only and offline is None:
             self.offline = cast(OfflineTable, backend)
         if offline is None and not len(self.offline.rates):
             try:
-                self.refresh_offline_rates()
+                self.refresh()
             except BackendError as exc:
-                _log.warning("taxbridge.offline.refresh_failed", error=str(exc))
+                _log.warning("taxbridge.refresh.failed", error=str(exc))
 
     @classmethod
     def from_config(cls, path: str | Path) -> TaxBridge:
@@ -181,6 +237,7 @@ class TaxBridge:
             backend: TaxBackend = OfflineTable(
                 table if len(table) else shipped_rates().only(config.all_nexus_regions),
                 rounding=config.rounding,
+                provinces=_provinces(config),
             )
         else:
             backend = LocalEngine(rounding=config.rounding)
@@ -199,21 +256,34 @@ class TaxBridge:
 
     # -- stages --------------------------------------------------------------------------------
 
-    def on_entry(self, order: Order) -> TaxDocument:
-        """Order entry: the engine if online-at-entry is on (N), else the offline table (blank)."""
-        return self._estimate(Stage.ENTRY, order, online=self.config.online_at_entry)[0]
+    def on_entry(self, order: Order, *, program: str | None = None) -> TaxDocument:
+        """Order entry: the engine if online-at-entry is on (N), else the offline table (blank).
 
-    def on_pending_check(self, order: Order) -> PendingCheck:
-        """Pending check (BNO155B, BNO155BT): recalculate and say why the order must pend.
-
-        A document that is already posted or invoiced is checked but never changed.
+        With ``program`` (the ERP program calling), addresses are validated per
+        TMSCRM/AV-DFN2 (bypass) and AV-DFN3 (hard error); other programs get a warning.
         """
+        return self._estimate(
+            Stage.ENTRY, order, online=self.config.online_at_entry, program=program
+        )[0]
+
+    def on_pending_check(self, order: Order, *, program: str | None = None) -> PendingCheck:
+        """Pending check: recalculate and say why the order must pend.
+
+        Runs the checks the pending rules switch on for orders (TMSDS/PEND-DOC, PEND-DO2): tax
+        validation (BNO155B), exemption expiry (BNW150C), obsolete tax codes (BNO155BT). A
+        document that is already posted or invoiced is checked but never changed.
+        """
+        checks = self.config.pending.order_checks
         reasons: list[PendReason] = []
-        document, rejection = self._estimate(Stage.PENDING_CHECK, order, online=True)
-        if rejection is not None:
+        document, rejection = self._estimate(
+            Stage.PENDING_CHECK, order, online=True, program=program
+        )
+        if rejection is not None and PendCheck.TAX_VALIDATION in checks:
             line = rejection.refers_to.partition("[")[2].rstrip("]").partition("]")[0] or None
             reasons.append(PendReason(PendCode.TAX_VALIDATION, str(rejection), line=line))
-        active = self._active_tax_codes()
+        if PendCheck.EXEMPTION_EXPIRY in checks:
+            reasons.extend(self._exemption_expiry(order))
+        active = self._active_tax_codes() if PendCheck.OBSOLETE_TAX_CODE in checks else None
         if active is not None and document is not None and document.request is not None:
             for line_request in document.request.lines:
                 if line_request.excluded or line_request.tax_code in active:
@@ -228,20 +298,26 @@ class TaxBridge:
                 )
         return PendingCheck(document, tuple(reasons))
 
-    def on_pick(self, order: Order) -> TaxDocument:
+    def on_pick(self, order: Order, *, program: str | None = None) -> TaxDocument:
         """Pick confirmation: recalculate (short picks change quantities)."""
-        return self._estimate(Stage.PICK, order, online=True)[0]
+        return self._estimate(Stage.PICK, order, online=True, program=program)[0]
 
-    def on_despatch(self, order: Order) -> TaxDocument:
+    def on_despatch(self, order: Order, *, program: str | None = None) -> TaxDocument:
         """Despatch confirmation: recalculate."""
-        return self._estimate(Stage.DESPATCH, order, online=True)[0]
+        return self._estimate(Stage.DESPATCH, order, online=True, program=program)[0]
 
-    def on_invoice(self, invoice: Invoice) -> TaxDocument:
+    def on_invoice(self, invoice: Invoice, *, program: str | None = None) -> TaxDocument:
         """Invoicing, the final call: post ``A-<number>`` (Y), or store it U and queue it.
 
         Calling it again for a posted invoice returns the stored document and posts nothing.
+        An invoice whose transaction group does not interface (BNADS/AV-NX1) is calculated
+        offline and never posted.
         """
-        request = invoice_request(self.config, invoice)
+        request = invoice_request(self.config, invoice, self._context)
+        interfaces = all(self.config.interfaces(o.transaction_group) for o in invoice.orders)
+        note = self._check_addresses(
+            [address for order in invoice.orders for address in _addresses(order)], program
+        )
         started = time.perf_counter()
         head = self.store.head(request.code)
         if head is not None and head.flag.is_final:
@@ -260,19 +336,20 @@ class TaxBridge:
         if all(line.excluded for line in request.lines):
             result, flag, outcome = self._zero_result(request), FinalTaxFlag.EXCLUDED, "excluded"
             message = "excluded: ship-to outside the nexus regions; not posted"
-        elif self.offline_only:
-            result, note = self._offline_estimate(request)
+        elif self.offline_only or not interfaces:
+            result, offline_note = self._offline_estimate(request)
             flag, outcome = FinalTaxFlag.OFFLINE, "estimated"
-            message = f"offline table only: calculated, not posted{note}"
+            why = "offline table only" if self.offline_only else "transaction group not interfaced"
+            message = f"{why}: calculated offline, not posted{offline_note}"
         else:
             try:
                 result = self._post(request)
                 flag, outcome = FinalTaxFlag.POSTED, "posted"
                 message = f"posted to {self.backend.name}: tax {result.total_tax}"
             except BackendError as exc:
-                result, note = self._offline_estimate(request)
+                result, offline_note = self._offline_estimate(request)
                 flag, outcome = FinalTaxFlag.FAILED, "failed"
-                message = f"posting failed: {exc}; queued for reposting{note}"
+                message = f"posting failed: {exc}; queued for reposting{offline_note}"
                 now = self.clock()
                 enqueue = QueueEntry(
                     code=request.code,
@@ -284,7 +361,7 @@ class TaxBridge:
                     created_at=now,
                     updated_at=now,
                 )
-        doc = self._document(request, result, Stage.INVOICE, flag, flag_before, message,
+        doc = self._document(request, result, Stage.INVOICE, flag, flag_before, note + message,
                              orders=numbers, erp_company=invoice.orders[0].company)  # fmt: skip
         self._save(doc, flag_before, enqueue=enqueue, invoiced=link, error=enqueue is not None)
         if enqueue is not None:
@@ -372,20 +449,74 @@ class TaxBridge:
 
     # -- offline table -------------------------------------------------------------------------
 
-    def refresh_offline_rates(self) -> RateTable:
-        """Reload the offline table for the nexus regions from the backend (else the shipped one).
+    def refresh(self, as_of: dt.date | None = None) -> RefreshSummary:
+        """End-of-day / end-of-month refresh from the backend, in one transaction.
 
-        The table is replaced in one transaction: if the download fails, the old table stays.
+        Pulls the active tax codes (BNADS/AV-TC2), the entity use codes (AV-EX1), each
+        company's nexus (AV-NX3; added to the configured regions) and the offline rates of the
+        nexus regions only. A failure anywhere raises and leaves yesterday's tables in place.
         """
-        regions = self.config.all_nexus_regions
-        if isinstance(self.backend, RateDownload):
-            rates = self.backend.tax_rates_by_zip(regions)
+        day = as_of or self.clock().date()
+        backend = self.backend
+        tax_codes = backend.active_tax_codes() if isinstance(backend, TaxCodeCatalog) else None
+        entity_use_codes = (
+            backend.entity_use_codes() if isinstance(backend, EntityUseCodeCatalog) else None
+        )
+        companies = sorted({mapping.company_code for mapping in self.config.companies})
+        nexus = (
+            {company: backend.company_nexus(company) for company in companies}
+            if isinstance(backend, NexusCatalog)
+            else None
+        )
+        regions = set(self.config.all_nexus_regions)
+        for found in (nexus or {}).values():
+            regions |= found
+        us_regions = {region for region in regions if region not in CANADIAN_PROVINCES}
+        rates: RateTable | None
+        if isinstance(backend, RateDownload):
+            rates = backend.tax_rates_by_zip(sorted(us_regions))
+        elif not len(self.offline.rates):
+            rates = shipped_rates().only(us_regions)
         else:
-            rates = shipped_rates().only(regions)
-        self.store.replace_offline_rates(rates)
-        self.offline = OfflineTable(rates, rounding=self.config.rounding)
-        _log.info("taxbridge.offline.refreshed", regions=sorted(regions), rows=len(rates))
-        return rates
+            rates = None
+        self.store.replace_reference(
+            ReferenceData(
+                as_of=day,
+                tax_codes=tax_codes,
+                entity_use_codes=entity_use_codes,
+                nexus=nexus,
+                rates=rates,
+            )
+        )
+        self._nexus_cache.clear()
+        if tax_codes is not None:
+            self._active_codes = tax_codes
+        if rates is not None and not self.offline_only:
+            self.offline = self._offline_table(rates)
+        summary = RefreshSummary(
+            as_of=day,
+            tax_codes=len(tax_codes) if tax_codes is not None else None,
+            entity_use_codes=len(entity_use_codes) if entity_use_codes is not None else None,
+            nexus={company: tuple(sorted(found)) for company, found in (nexus or {}).items()},
+            rate_regions=tuple(sorted(rates.regions)) if rates is not None else (),
+            rate_rows=len(rates) if rates is not None else 0,
+        )
+        _log.info("taxbridge.refresh.done", as_of=day.isoformat(), rows=summary.rate_rows)
+        return summary
+
+    # -- exemption database (BNW150) -----------------------------------------------------------
+
+    def add_exemption(self, exemption: Exemption) -> None:
+        """Add (or replace) a customer exemption for a region and period."""
+        self.store.save_exemption(exemption)
+
+    def remove_exemption(self, customer_code: str, region: str, effective: dt.date) -> bool:
+        """Remove a customer exemption; False when there was none."""
+        return self.store.delete_exemption(customer_code, region, effective)
+
+    def exemptions(self, customer_code: str | None = None) -> list[Exemption]:
+        """The exemption database, for one customer or all."""
+        return self.store.exemptions(customer_code)
 
     # -- internals -----------------------------------------------------------------------------
 
@@ -395,7 +526,91 @@ class TaxBridge:
             raise DocumentNotFoundError(code)
         return document
 
+    def _offline_table(self, rates: RateTable) -> OfflineTable:
+        return OfflineTable(rates, rounding=self.config.rounding, provinces=_provinces(self.config))
+
+    def _nexus_for(self, company_code: str) -> frozenset[str]:
+        """Configured nexus regions plus those the last refresh found at the engine."""
+        found = self._nexus_cache.get(company_code)
+        if found is None:
+            found = self.config.nexus_regions(company_code) | self.store.nexus(company_code)
+            self._nexus_cache[company_code] = found
+        return found
+
+    def _exemptions_for(self, customer_code: str) -> list[Exemption]:
+        if self.config.exemptions.mode is not ExemptionMode.LOCAL:
+            return []
+        return self.store.exemptions(customer_code)
+
+    def _check_addresses(
+        self, addresses: Sequence[tuple[str, Address]], program: str | None
+    ) -> str:
+        """Address validation for ``program`` (TMSCRM/AV-DFN2 bypass, AV-DFN3 hard error).
+
+        Returns a note for the document's log: blank when valid or not checked, a warning with
+        a temporary override otherwise. A hard-error program raises InvalidAddressError.
+        """
+        rules = self.config.address_validation
+        if (
+            program is None
+            or program in rules.bypass_programs
+            or not isinstance(self.backend, AddressResolver)
+        ):
+            return ""
+        for field, address in addresses:
+            try:
+                self.backend.resolve_address(address)
+            except DocumentRejected as exc:
+                if program in rules.hard_error_programs:
+                    raise InvalidAddressError(field, program, exc.message) from exc
+                return (
+                    f"address warning ({program}): {field}: {exc.message}; "
+                    "continued with a temporary override; "
+                )
+            except BackendError as exc:
+                return f"address not validated ({program}): engine unavailable ({exc.message}); "
+        return ""
+
+    def _exemption_expiry(self, order: Order) -> list[PendReason]:
+        """BNW150C: the customer's exemption for the ship-to region expired or expires soon."""
+        customer = order.customer
+        if self.config.exemptions.mode is not ExemptionMode.LOCAL or customer.tax_number:
+            return []
+        today = self.clock().date()
+        horizon = today + dt.timedelta(days=self.config.pending.expiry_warning_days)
+        entries = [
+            e for e in self.store.exemptions(customer.code) if e.region == order.ship_to.region
+        ]
+        current = [e for e in entries if e.valid_on(today)]
+        if current:
+            ending = [e.expiry for e in current if e.expiry is not None]
+            if len(ending) == len(current) and max(ending) <= horizon:
+                when = max(ending).isoformat()
+                return [
+                    PendReason(
+                        PendCode.EXEMPTION_EXPIRY,
+                        f"customer {customer.code}: exemption in {order.ship_to.region} "
+                        f"expires on {when}",
+                        customer=customer.code,
+                    )
+                ]
+            return []
+        expired = [e.expiry for e in entries if e.expiry is not None and e.expiry < today]
+        if expired:
+            return [
+                PendReason(
+                    PendCode.EXEMPTION_EXPIRY,
+                    f"customer {customer.code}: exemption in {order.ship_to.region} "
+                    f"expired on {max(expired).isoformat()}",
+                    customer=customer.code,
+                )
+            ]
+        return []
+
     def _active_tax_codes(self) -> frozenset[str] | None:
+        """The active list: refreshed from the engine, else configured, else asked for."""
+        if self._active_codes is None and self.config.tax_codes.active:
+            self._active_codes = self.config.tax_codes.active
         if self._active_codes is None and isinstance(self.backend, TaxCodeCatalog):
             try:
                 self._active_codes = self.backend.active_tax_codes()
@@ -404,9 +619,11 @@ class TaxBridge:
         return self._active_codes
 
     def _estimate(
-        self, stage: Stage, order: Order, *, online: bool
+        self, stage: Stage, order: Order, *, online: bool, program: str | None
     ) -> tuple[TaxDocument, DocumentRejected | None]:
-        request = order_request(self.config, order)
+        request = order_request(self.config, order, self._context)
+        interfaces = self.config.interfaces(order.transaction_group)
+        note = self._check_addresses(_addresses(order), program)
         head = self.store.head(request.code)
         if head is not None and (head.invoice_code or head.flag.is_final):
             # Invoiced or posted: the check may run, but nothing about the document changes.
@@ -425,7 +642,12 @@ class TaxBridge:
             existing = self._require(request.code)
             self._emit(stage, "unchanged", existing, existing.flag, started)
             return existing, rejection
-        return self._calculate_and_store(stage, request, head.flag if head else None, online)
+        flag_before = head.flag if head else None
+        if not interfaces:
+            note += f"transaction group {order.transaction_group!r} is not interfaced; "
+        return self._calculate_and_store(
+            stage, request, flag_before, online and interfaces, note=note
+        )
 
     def _calculate_and_store(
         self,
@@ -433,6 +655,8 @@ class TaxBridge:
         request: TaxRequest,
         flag_before: FinalTaxFlag | None,
         online: bool,
+        *,
+        note: str = "",
     ) -> tuple[TaxDocument, DocumentRejected | None]:
         started = time.perf_counter()
         rejection: DocumentRejected | None = None
@@ -465,7 +689,7 @@ class TaxBridge:
                 kind = "rejected the document" if rejection else "unavailable"
                 message = f"engine {kind} ({exc}); offline estimate{note}"
         check_transition(flag_before, flag, code=request.code, action=stage.value)
-        doc = self._document(request, result, stage, flag, flag_before, message)
+        doc = self._document(request, result, stage, flag, flag_before, note + message)
         self._save(doc, flag_before, error=error)
         self._emit(stage, outcome, doc, flag_before, started)
         return doc, rejection

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
 import os
 import sys
@@ -12,9 +13,9 @@ from pathlib import Path
 import attrs
 
 from taxbridge.bridge import TaxBridge
-from taxbridge.config import default_config, load_config
+from taxbridge.config import default_config, example_config_text, load_config
 from taxbridge.demo import run_demo
-from taxbridge.errors import ConfigError, TaxBridgeError
+from taxbridge.errors import BackendError, ConfigError, TaxBridgeError
 from taxbridge.logs import configure
 from taxbridge.store.sqlite import SQLiteStore, default_path
 
@@ -73,8 +74,8 @@ def _inquiry(args: argparse.Namespace) -> int:
                 f"  {j.jurisdiction_type.value}  {j.name:<24} {j.region}  rate {j.rate:<8} "
                 f"taxable {j.taxable:>10}  tax {j.tax:>8}"
             )
-    elif doc.total_tax:
-        print("Breakdown     not calculated (totals only)")
+    elif found.breakdown_note:
+        print(f"Breakdown     {found.breakdown_note}")
     print("Lines")
     for line in doc.lines[: args.lines]:
         print(
@@ -127,6 +128,31 @@ def _repost(args: argparse.Namespace) -> int:
     return 1 if summary.failed else 0
 
 
+def _refresh(args: argparse.Namespace) -> int:
+    as_of = dt.date.fromisoformat(args.as_of) if args.as_of else None
+    try:
+        with _bridge(args) as bridge:
+            summary = bridge.refresh(as_of)
+    except BackendError as exc:
+        print(f"taxbridge refresh-rates: failed, yesterday's tables kept: {exc}", file=sys.stderr)
+        return 1
+    nexus = "; ".join(f"{code}: {' '.join(regions)}" for code, regions in summary.nexus.items())
+    print(f"refreshed as of {summary.as_of}")
+    print(f"  tax codes         {summary.tax_codes if summary.tax_codes is not None else 'kept'}")
+    print(
+        "  entity use codes  "
+        f"{summary.entity_use_codes if summary.entity_use_codes is not None else 'kept'}"
+    )
+    print(f"  nexus             {nexus or 'kept'}")
+    print(f"  offline rates     {summary.rate_rows} rows for {' '.join(summary.rate_regions)}")
+    return 0
+
+
+def _config_example(args: argparse.Namespace) -> int:
+    print(example_config_text(), end="")
+    return 0
+
+
 def _mark_manual(args: argparse.Namespace) -> int:
     with _bridge(args) as bridge:
         doc = bridge.mark_manual(args.code, args.reason, args.user)
@@ -166,6 +192,19 @@ def build_parser() -> argparse.ArgumentParser:
     repost = commands.add_parser("repost", parents=[common], help="repost due U documents (U -> R)")
     repost.add_argument("--code", help="repost this document only (e.g. after a fix)")
     repost.set_defaults(run=_repost)
+
+    refresh = commands.add_parser(
+        "refresh-rates",
+        parents=[common],
+        help="end-of-day refresh: tax codes, entity use codes, nexus and offline rates",
+    )
+    refresh.add_argument("--as-of", help="business date (YYYY-MM-DD; default today)")
+    refresh.set_defaults(run=_refresh)
+
+    example = commands.add_parser(
+        "config-example", help="print the annotated example taxbridge.toml"
+    )
+    example.set_defaults(run=_config_example, config=None, db=None, log_level=None)
 
     manual = commands.add_parser(
         "mark-manual", parents=[common], help="flag a U document as posted by hand (M)"

@@ -1,40 +1,140 @@
-"""From ERP documents to tax requests, through the control files of :mod:`taxbridge.config`."""
+"""From ERP documents to tax requests, through the control files of :mod:`taxbridge.config`.
+
+The mapping is pure: what it needs from the store (refreshed nexus regions, the exemption
+database) comes in through :class:`Context`, so every rule can be tested on its own.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable
+from collections.abc import Callable, Sequence
+from decimal import Decimal
 
-from taxbridge.config import BridgeConfig
+from attrs import frozen
+
+from taxbridge.config import BridgeConfig, ExemptionMode
 from taxbridge.models import (
     Address,
+    Customer,
     DocumentType,
+    Exemption,
     Invoice,
     Order,
     OrderLine,
     TaxLine,
     TaxRequest,
 )
+from taxbridge.money import ZERO, allocate
+
+
+@frozen
+class Evidence:
+    """The exemption evidence a request carries, and where it came from."""
+
+    exemption_no: str | None = None
+    entity_use_code: str | None = None
+    source: str = ""
+    """``customer master``, ``exemption database``, ``overseas classification`` or blank."""
+
+
+@frozen
+class Context:
+    """What the mapping needs beyond the config: effective nexus and the exemption database."""
+
+    nexus: Callable[[str], frozenset[str]]
+    """Company code -> nexus regions (configured plus refreshed)."""
+    exemptions: Callable[[str], Sequence[Exemption]] = lambda customer: ()
+    """Customer code -> exemption database entries."""
+
+
+def exemption_evidence(
+    config: BridgeConfig, customer: Customer, region: str, day: dt.date, context: Context
+) -> Evidence:
+    """The exemption a document carries (in local exemption mode, BNADS/AV-IF1 *NOEXM).
+
+    The customer-master tax number wins; else an exemption database entry for the region valid
+    on ``day``; else an overseas-resident code by customer classification (TMSDS/CC-TXUS).
+    In engine mode nothing is sent: the engine applies its certificates by customer code.
+    """
+    if config.exemptions.mode is ExemptionMode.ENGINE:
+        return Evidence()
+    if customer.tax_number:
+        return Evidence(customer.tax_number, customer.entity_use_code, "customer master")
+    for entry in context.exemptions(customer.code):
+        if entry.region == region and entry.valid_on(day):
+            return Evidence(entry.exemption_no, entry.entity_use_code, "exemption database")
+    overseas = config.exemptions.overseas.get(customer.classification)
+    if customer.classification and overseas:
+        return Evidence(None, overseas, "overseas classification")
+    return Evidence()
+
+
+def _split_freight(
+    line: OrderLine, goods: Sequence[OrderLine], order_level: str
+) -> list[tuple[str, Decimal]]:
+    """Freight split by item level 1 (BNADS/TAX-FRTS): the freight amount pro rata to each
+    level's goods, to the cent. One level (or none) keeps the line whole."""
+    weights: dict[str, Decimal] = {}
+    for good in goods:
+        level = good.item_level1 or order_level
+        weights[level] = weights.get(level, ZERO) + good.amount - good.discount
+    total = sum(weights.values(), ZERO)
+    if len(weights) < 2 or total <= 0:
+        return [(line.item_level1 or order_level, line.amount)]
+    net = line.amount
+    raw = [net * weight / total for weight in weights.values()]
+    return list(zip(weights, allocate(net, raw), strict=True))
 
 
 def _tax_lines(
     config: BridgeConfig,
-    lines: Iterable[OrderLine],
-    order_ship_to: Address,
+    order: Order,
     header_ship_to: Address,
     nexus: frozenset[str],
 ) -> list[TaxLine]:
+    lines = [line for line in order.lines if line.subline == 0]  # packs: only subline zero
+    goods = [line for line in lines if not line.freight]
     result = []
     for line in lines:
-        if line.subline != 0:
-            continue  # pack components: only the pack (subline zero) goes to the engine
-        ship_to = line.ship_to or order_ship_to
+        ship_to = line.ship_to or order.ship_to
+        tax_code = config.tax_code_for(line.tax_code, line.item_classification, line.freight)
+        line_ship_to = None if ship_to == header_ship_to else ship_to
+        excluded = ship_to.region not in nexus
+        if line.freight and config.freight_split and line.discount == 0:
+            parts = _split_freight(line, goods, order.item_level1)
+            if len(parts) > 1:
+                for level, amount in parts:
+                    result.append(
+                        TaxLine.from_order_line(
+                            line,
+                            tax_code=tax_code,
+                            ship_to=line_ship_to,
+                            excluded=excluded,
+                            number=f"{line.engine_number}-{level}",
+                            amount=amount,
+                            ref1=level,
+                        )
+                    )
+                continue
         result.append(
             TaxLine.from_order_line(
                 line,
-                tax_code=config.tax_code_for(line.tax_code, line.item_classification, line.freight),
-                ship_to=None if ship_to == header_ship_to else ship_to,
-                excluded=ship_to.region not in nexus,
+                tax_code=tax_code,
+                ship_to=line_ship_to,
+                excluded=excluded,
+                ref1=line.item_level1 or order.item_level1,
+            )
+        )
+    for levy in config.levies(order.ship_to.region, order.order_date):
+        result.append(
+            TaxLine(
+                number=f"{order.number}-{levy.item_code}",
+                amount=levy.amount,
+                item_code=levy.item_code,
+                description=levy.description,
+                tax_code=levy.tax_code,
+                ship_to=None if order.ship_to == header_ship_to else order.ship_to,
+                excluded=order.ship_to.region not in nexus,
             )
         )
     return result
@@ -43,24 +143,26 @@ def _tax_lines(
 def order_request(
     config: BridgeConfig,
     order: Order,
+    context: Context,
     *,
     document_type: DocumentType = DocumentType.SALES_ORDER,
 ) -> TaxRequest:
     """The estimate request of an order (code ``O-<number>``), never committed."""
     company_code = config.company_code_for(order.company, order.item_level1)
-    nexus = config.nexus_regions(company_code)
-    lines = _tax_lines(config, order.lines, order.ship_to, order.ship_to, nexus)
-    return _request(config, order, order.code, document_type, company_code, order.order_date, lines)
+    lines = _tax_lines(config, order, order.ship_to, context.nexus(company_code))
+    return _request(
+        config, order, order.code, document_type, company_code, order.order_date, lines, context
+    )
 
 
-def invoice_request(config: BridgeConfig, invoice: Invoice) -> TaxRequest:
+def invoice_request(config: BridgeConfig, invoice: Invoice, context: Context) -> TaxRequest:
     """The posting request of an invoice: every order's lines under ``A-<number>``, committed."""
     first = invoice.orders[0]
     company_code = config.company_code_for(first.company, first.item_level1)
-    nexus = config.nexus_regions(company_code)
+    nexus = context.nexus(company_code)
     lines: list[TaxLine] = []
     for order in invoice.orders:
-        lines.extend(_tax_lines(config, order.lines, order.ship_to, first.ship_to, nexus))
+        lines.extend(_tax_lines(config, order, first.ship_to, nexus))
     return _request(
         config,
         first,
@@ -69,6 +171,7 @@ def invoice_request(config: BridgeConfig, invoice: Invoice) -> TaxRequest:
         company_code,
         invoice.invoice_date,
         lines,
+        context,
         commit=True,
     )
 
@@ -81,23 +184,26 @@ def _request(
     company_code: str,
     date: dt.date,
     lines: list[TaxLine],
+    context: Context,
     *,
     commit: bool = False,
 ) -> TaxRequest:
-    customer = order.customer
+    evidence = exemption_evidence(config, order.customer, order.ship_to.region, date, context)
+    limit = config.max_detail_lines
     return TaxRequest(
         code=code,
         document_type=document_type,
         company_code=company_code,
-        customer_code=customer.code,
+        customer_code=order.customer.code,
         date=date,
         ship_from=order.ship_from,
         ship_to=order.ship_to,
         lines=tuple(lines),
         commit=commit,
         currency=order.currency,
-        exemption_no=customer.tax_number,
-        entity_use_code=customer.entity_use_code,
+        exemption_no=evidence.exemption_no,
+        entity_use_code=evidence.entity_use_code,
         reference_code=order.reference,
         purchase_order_no=order.purchase_order_no,
+        include_details=not limit or len(lines) < limit,
     )
