@@ -219,9 +219,9 @@ class TaxBridge:
             self.offline = cast(OfflineTable, backend)
         if offline is None and not len(self.offline.rates):
             try:
-                self.refresh()
+                self._seed_offline_rates()
             except BackendError as exc:
-                _log.warning("taxbridge.refresh.failed", error=str(exc))
+                _log.warning("taxbridge.offline.seed_failed", error=str(exc))
 
     @classmethod
     def from_config(cls, path: str | Path) -> TaxBridge:
@@ -504,6 +504,17 @@ class TaxBridge:
         _log.info("taxbridge.refresh.done", as_of=day.isoformat(), rows=summary.rate_rows)
         return summary
 
+    def _seed_offline_rates(self) -> None:
+        """A first offline table for the configured nexus regions, before any refresh."""
+        regions = sorted(r for r in self.config.all_nexus_regions if r not in CANADIAN_PROVINCES)
+        if isinstance(self.backend, RateDownload):
+            rates = self.backend.tax_rates_by_zip(regions)
+        else:
+            rates = shipped_rates().only(regions)
+        self.store.replace_reference(ReferenceData(rates=rates))
+        if not self.offline_only:
+            self.offline = self._offline_table(rates)
+
     # -- exemption database (BNW150) -----------------------------------------------------------
 
     def add_exemption(self, exemption: Exemption) -> None:
@@ -668,13 +679,13 @@ class TaxBridge:
                 "excluded",
             )
         elif not online or self.offline_only:
-            result, note = self._offline_estimate(request)
+            result, offline_note = self._offline_estimate(request)
             flag, message, outcome = (
                 FinalTaxFlag.OFFLINE,
-                f"offline estimate{note}",
+                f"offline estimate{offline_note}",
                 "estimated",
             )
-            error = bool(note)
+            error = bool(offline_note)
         else:
             try:
                 result = self.backend.calculate(request)
@@ -684,10 +695,10 @@ class TaxBridge:
             except BackendError as exc:
                 if isinstance(exc, DocumentRejected):
                     rejection = exc
-                result, note = self._offline_estimate(request)
+                result, offline_note = self._offline_estimate(request)
                 flag, outcome, error = FinalTaxFlag.OFFLINE, "degraded", True
                 kind = "rejected the document" if rejection else "unavailable"
-                message = f"engine {kind} ({exc}); offline estimate{note}"
+                message = f"engine {kind} ({exc}); offline estimate{offline_note}"
         check_transition(flag_before, flag, code=request.code, action=stage.value)
         doc = self._document(request, result, stage, flag, flag_before, note + message)
         self._save(doc, flag_before, error=error)

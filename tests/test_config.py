@@ -66,8 +66,7 @@ def test_a_full_config_loads(tmp_path: Path) -> None:
 
 def test_from_config_builds_a_working_bridge(tmp_path: Path) -> None:
     with TaxBridge.from_config(_write(tmp_path, GOOD)) as bridge:
-        # configured nexus plus what the refresh found at the engine
-        assert {"NY", "CA"} <= bridge.store.offline_rates().regions
+        assert bridge.store.offline_rates().regions == {"NY", "CA"}
     assert (tmp_path / "data" / "tax.db").exists()
 
 
@@ -127,3 +126,100 @@ def test_config_error_is_outside_the_runtime_error_root() -> None:
 
     assert not issubclass(ConfigError, TaxBridgeError)
     assert issubclass(ConfigError, ValueError)
+
+
+LEVY = """
+[[levy_items]]
+region = "CA"
+item_code = "LEVY-EWASTE"
+tax_code = "NT"
+amount = "6.00"
+effective = 2026-01-01
+expiry = 2026-12-31
+"""
+
+
+def test_overlapping_levy_ranges_are_refused(tmp_path: Path) -> None:
+    second = LEVY.replace("2026-01-01", "2026-06-01").replace("2026-12-31", "2027-05-31")
+    with pytest.raises(ConfigError) as caught:
+        load_config(_write(tmp_path, GOOD + LEVY + second))
+    assert str(caught.value) == (
+        "taxbridge.toml: levy_items[1].effective: '2026-06-01' overlaps levy_items[0] "
+        "(LEVY-EWASTE in CA)"
+    )
+
+
+def test_adjacent_levy_ranges_load(tmp_path: Path) -> None:
+    second = LEVY.replace("2026-01-01", "2027-01-01").replace("2026-12-31", "2027-12-31")
+    assert len(load_config(_write(tmp_path, GOOD + LEVY + second)).levy_items) == 2
+
+
+def test_a_missing_default_tax_code_is_refused(tmp_path: Path) -> None:
+    text = GOOD.replace('default = "P0000000"\n', "")
+    with pytest.raises(ConfigError, match=r"taxbridge.toml: tax_codes.default: is required"):
+        load_config(_write(tmp_path, text))
+
+
+def test_a_float_amount_is_refused_naming_it(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"levy_items\[0\].amount: 6.0 is a float"):
+        load_config(_write(tmp_path, GOOD + LEVY.replace('"6.00"', "6.0")))
+
+
+def test_an_active_list_must_hold_the_mapped_codes(tmp_path: Path) -> None:
+    text = GOOD.replace('default = "P0000000"', 'default = "P0000000"\nactive = ["P0000000"]')
+    with pytest.raises(
+        ConfigError, match=r"tax_codes.freight: 'FR020100' is not in tax_codes.active"
+    ):
+        load_config(_write(tmp_path, text))
+
+
+@pytest.mark.parametrize(
+    ("section", "message"),
+    [
+        (
+            '[[canadian_rates]]\nprovince = "NY"\nhst = "0.13"\n',
+            "canadian_rates[0].province: 'NY' is not a Canadian province",
+        ),
+        (
+            '[[canadian_rates]]\nprovince = "ON"\nhst = "13"\n',
+            "canadian_rates[0].hst: '13' is not a rate below 1",
+        ),
+        (
+            '[[transaction_groups]]\ncode = "US"\ninterface = "yes"\n',
+            "transaction_groups[0].interface: 'yes' is not true or false",
+        ),
+        (
+            '[address_validation]\nbypass_programs = ["A"]\nhard_error_programs = ["A"]\n',
+            "address_validation.hard_error_programs: 'A' is also in bypass_programs",
+        ),
+        (
+            '[exemptions]\nmode = "certs"\n',
+            "exemptions.mode: 'certs' is not one of 'local', 'engine'",
+        ),
+        (
+            '[pending]\norder_checks = ["tax_validation", "credit"]\n',
+            "pending.order_checks[1]: 'credit' is not one of",
+        ),
+        (
+            '[[gl_accounts]]\nregion = "NY"\nliability_account = ""\n',
+            "gl_accounts[0].liability_account: '' must not be empty",
+        ),
+    ],
+)
+def test_each_section_names_its_bad_value(tmp_path: Path, section: str, message: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_config(_write(tmp_path, GOOD + section))
+    assert str(caught.value).startswith(f"taxbridge.toml: {message}")
+
+
+def test_the_shipped_example_sets_every_section_and_loads() -> None:
+    import tomllib
+
+    from taxbridge.config import _TOP, example_config, example_config_text
+
+    assert set(tomllib.loads(example_config_text())) == _TOP
+    config = example_config()
+    assert config.levy_items
+    assert config.canadian_rates
+    assert config.gl_accounts
+    assert config.gl_account("NY") == "2310-NY"

@@ -57,7 +57,8 @@ class InvoiceLink:
 class ReferenceData:
     """What the end-of-day refresh brings from the engine; None parts are left as they are."""
 
-    as_of: dt.date
+    as_of: dt.date | None = None
+    """The business date refreshed; None: a partial load that is not a refresh."""
     tax_codes: frozenset[str] | None = None
     entity_use_codes: Mapping[str, str] | None = None
     nexus: Mapping[str, frozenset[str]] | None = None

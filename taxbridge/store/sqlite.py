@@ -656,10 +656,11 @@ class SQLiteStore:
                     f"INSERT INTO offline_rates VALUES ({placeholders})",
                     (rate.as_row() for rate in reference.rates),
                 )
-            conn.execute(
-                "INSERT OR REPLACE INTO meta (key, value) VALUES ('refreshed_as_of', ?)",
-                (reference.as_of.isoformat(),),
-            )
+            if reference.as_of is not None:
+                conn.execute(
+                    "INSERT OR REPLACE INTO meta (key, value) VALUES ('refreshed_as_of', ?)",
+                    (reference.as_of.isoformat(),),
+                )
 
     def active_tax_codes(self) -> frozenset[str] | None:
         """The refreshed active tax codes, or None before the first refresh."""
