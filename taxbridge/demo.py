@@ -18,7 +18,7 @@ import attrs
 from taxbridge.backends.local import LocalEngine
 from taxbridge.backends.testing import RecordingBackend
 from taxbridge.bridge import TaxBridge
-from taxbridge.config import default_config
+from taxbridge.config import example_config
 from taxbridge.flags import FinalTaxFlag
 from taxbridge.models import Address, Customer, Invoice, Order, OrderLine, TaxDocument
 from taxbridge.money import ZERO
@@ -135,7 +135,7 @@ def run_demo(db_path: str, echo: Callable[[str], None] = print) -> int:
     store = SQLiteStore(db_path)
     store.set_meta("demo", "1")
     engine = RecordingBackend(LocalEngine(), name="local")
-    bridge = TaxBridge(default_config(db_path), engine, store)
+    bridge = TaxBridge(example_config(db_path), engine, store)
     orders = {number: _order(number) for number in range(1001, 1051)}
 
     echo(f"taxbridge demo: {len(orders)} orders, {len(CUSTOMERS)} customers, store {db_path}")

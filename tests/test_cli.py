@@ -66,3 +66,34 @@ def test_repost_and_mark_manual_from_the_shell(
     assert main(["repost", "--db", str(db)]) == 0
     out = capsys.readouterr().out
     assert "reposted 1, still failing 0" in out
+
+
+def test_refresh_rates_reports_what_it_loaded(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["refresh-rates", "--db", str(tmp_path / "r.db"), "--as-of", "2026-11-21"]) == 0
+    out = capsys.readouterr().out
+    assert "refreshed as of 2026-11-21" in out
+    assert "entity use codes  17" in out
+
+
+def test_config_example_prints_a_loadable_config(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from taxbridge import load_config
+
+    assert main(["config-example"]) == 0
+    path = tmp_path / "taxbridge.toml"
+    path.write_text(capsys.readouterr().out)
+    assert load_config(path).max_detail_lines == 500
+
+
+def test_a_bad_config_exits_2_naming_the_key(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "taxbridge.toml"
+    path.write_text(
+        '[[companies]]\nerp_company = "01"\ncompany_code = "A"\n[[nexus]]\nregion = "XX"\n'
+    )
+    assert main(["unposted", "--config", str(path)]) == 2
+    assert "nexus[0].region: 'XX'" in capsys.readouterr().err
