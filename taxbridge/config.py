@@ -388,7 +388,7 @@ class _Reader:
             try:
                 return dt.date.fromisoformat(value)
             except ValueError:
-                pass
+                raise self.fail(path, value, "is not a date (YYYY-MM-DD)") from None
         raise self.fail(path, value, "is not a date (YYYY-MM-DD)")
 
     def strings(self, data: dict[str, Any], key: str, path: str) -> list[str]:

@@ -59,6 +59,20 @@ Jurisdiction = tuple[str, JurisdictionType, str, str, Decimal]
 jurisdiction and rate, so documents sum a jurisdiction across ZIPs by a cheap string key."""
 
 
+def _set_jurisdictions(
+    row: ZipRate | ProvinceRate, parts: tuple[tuple[JurisdictionType, str, Decimal], ...]
+) -> None:
+    """Fill a rate row's ``jurisdictions`` (non-zero parts) and their summed rate."""
+    state = row.state
+    found = tuple(
+        (f"{kind.value}|{name}|{state}|{rate}", kind, name, state, rate)
+        for kind, name, rate in parts
+        if rate > 0
+    )
+    object.__setattr__(row, "jurisdictions", found)
+    object.__setattr__(row, "jurisdiction_rate", sum((j[4] for j in found), ZERO))
+
+
 @frozen
 class ZipRate:
     """One row of the tax-rates-by-ZIP table."""
@@ -94,13 +108,7 @@ class ZipRate:
             (JurisdictionType.CITY, self.city, self.city_rate),
             (JurisdictionType.SPECIAL, f"{self.state} SPECIAL TAX", special),
         )
-        found = tuple(
-            (f"{kind.value}|{name}|{self.state}|{rate}", kind, name, self.state, rate)
-            for kind, name, rate in parts
-            if rate > 0
-        )
-        object.__setattr__(self, "jurisdictions", found)
-        object.__setattr__(self, "jurisdiction_rate", sum((j[4] for j in found), ZERO))
+        _set_jurisdictions(self, parts)
 
     @property
     def special_rate(self) -> Decimal:
@@ -170,13 +178,7 @@ class ProvinceRate:
             (JurisdictionType.STATE, f"{self.state} HST", self.hst),
             (JurisdictionType.STATE, f"{self.state} PST", self.pst),
         )
-        found = tuple(
-            (f"{kind.value}|{name}|{self.state}|{rate}", kind, name, self.state, rate)
-            for kind, name, rate in parts
-            if rate > 0
-        )
-        object.__setattr__(self, "jurisdictions", found)
-        object.__setattr__(self, "jurisdiction_rate", sum((j[4] for j in found), ZERO))
+        _set_jurisdictions(self, parts)
 
 
 class RateTable:
