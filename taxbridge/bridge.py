@@ -34,7 +34,6 @@ from taxbridge.config import (
     BackendKind,
     BridgeConfig,
     ExemptionMode,
-    PendCheck,
     load_config,
 )
 from taxbridge.errors import (
@@ -278,12 +277,12 @@ class TaxBridge:
         document, rejection = self._estimate(
             Stage.PENDING_CHECK, order, online=True, program=program
         )
-        if rejection is not None and PendCheck.TAX_VALIDATION in checks:
+        if rejection is not None and PendCode.TAX_VALIDATION in checks:
             line = rejection.refers_to.partition("[")[2].rstrip("]").partition("]")[0] or None
             reasons.append(PendReason(PendCode.TAX_VALIDATION, str(rejection), line=line))
-        if PendCheck.EXEMPTION_EXPIRY in checks:
+        if PendCode.EXEMPTION_EXPIRY in checks:
             reasons.extend(self._exemption_expiry(order))
-        active = self._active_tax_codes() if PendCheck.OBSOLETE_TAX_CODE in checks else None
+        active = self._active_tax_codes() if PendCode.OBSOLETE_TAX_CODE in checks else None
         if active is not None and document is not None and document.request is not None:
             for line_request in document.request.lines:
                 if line_request.excluded or line_request.tax_code in active:

@@ -20,6 +20,7 @@ from typing import Any
 from attrs import Factory, evolve, field, frozen
 
 from taxbridge.errors import ConfigError, UnknownCompanyError, UnknownTransactionGroupError
+from taxbridge.models import PendCode
 from taxbridge.money import RoundingLevel
 from taxbridge.rates import STATE_NAMES
 
@@ -46,17 +47,6 @@ class ExemptionMode(enum.Enum):
     """The ERP's own: customer-master tax number first, then the exemption database (BNW150)."""
     ENGINE = "engine"
     """The engine's certificates: no local exemption evidence is sent."""
-
-
-class PendCheck(enum.Enum):
-    """A pending-check program that may be switched on per document type (TMSDS/PEND-DO2)."""
-
-    TAX_VALIDATION = "tax_validation"
-    """BNO155B: the engine must accept the address and find a jurisdiction."""
-    EXEMPTION_EXPIRY = "exemption_expiry"
-    """BNW150C: the customer's exemption has expired or expires soon."""
-    OBSOLETE_TAX_CODE = "obsolete_tax_code"
-    """BNO155BT: every line's tax code must be in the active list."""
 
 
 @frozen
@@ -156,10 +146,13 @@ class ExemptionSettings:
 
 @frozen
 class PendingRules:
-    """Which pending checks run for orders (TMSDS/PEND-DOC, PEND-DO2) and claims (TMSAR)."""
+    """Which pending checks run for orders (TMSDS/PEND-DOC, PEND-DO2) and claims (TMSAR).
 
-    order_checks: frozenset[PendCheck] = frozenset(PendCheck)
-    claim_checks: frozenset[PendCheck] = frozenset({PendCheck.TAX_VALIDATION})
+    A check is named by the pend code it raises: ``tax_validation`` (BNO155B),
+    ``exemption_expiry`` (BNW150C), ``obsolete_tax_code`` (BNO155BT)."""
+
+    order_checks: frozenset[PendCode] = frozenset(PendCode)
+    claim_checks: frozenset[PendCode] = frozenset({PendCode.TAX_VALIDATION})
     expiry_warning_days: int = 30
     """An exemption expiring within this many days pends the order (BNW150C)."""
 
@@ -677,15 +670,15 @@ def _pending(read: _Reader, top: dict[str, Any]) -> PendingRules:
         top.get("pending", {}), "pending", {"order_checks", "claim_checks", "expiry_warning_days"}
     )
 
-    def checks(key: str, default: frozenset[PendCheck]) -> frozenset[PendCheck]:
+    def checks(key: str, default: frozenset[PendCode]) -> frozenset[PendCode]:
         if key not in table:
             return default
         result = set()
         for index, name in enumerate(read.strings(table, key, f"pending.{key}")):
             try:
-                result.add(PendCheck(name))
+                result.add(PendCode(name))
             except ValueError:
-                allowed = ", ".join(repr(c.value) for c in PendCheck)
+                allowed = ", ".join(repr(c.value) for c in PendCode)
                 raise read.fail(
                     f"pending.{key}[{index}]", name, f"is not one of {allowed}"
                 ) from None

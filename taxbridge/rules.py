@@ -100,31 +100,24 @@ def _tax_lines(
         tax_code = config.tax_code_for(line.tax_code, line.item_classification, line.freight)
         line_ship_to = None if ship_to == header_ship_to else ship_to
         excluded = ship_to.region not in nexus
+        # (number, amount, ref1) of each engine line this order line becomes
+        parts = [(line.engine_number, line.amount, line.item_level1 or order.item_level1)]
         if line.freight and config.freight_split and line.discount == 0:
-            parts = _split_freight(line, goods, order.item_level1)
-            if len(parts) > 1:
-                for level, amount in parts:
-                    result.append(
-                        TaxLine.from_order_line(
-                            line,
-                            tax_code=tax_code,
-                            ship_to=line_ship_to,
-                            excluded=excluded,
-                            number=f"{line.engine_number}-{level}",
-                            amount=amount,
-                            ref1=level,
-                        )
-                    )
-                continue
-        result.append(
-            TaxLine.from_order_line(
-                line,
-                tax_code=tax_code,
-                ship_to=line_ship_to,
-                excluded=excluded,
-                ref1=line.item_level1 or order.item_level1,
+            split = _split_freight(line, goods, order.item_level1)
+            if len(split) > 1:
+                parts = [(f"{line.engine_number}-{lvl}", amt, lvl) for lvl, amt in split]
+        for number, amount, ref1 in parts:
+            result.append(
+                TaxLine.from_order_line(
+                    line,
+                    tax_code=tax_code,
+                    ship_to=line_ship_to,
+                    excluded=excluded,
+                    number=number,
+                    amount=amount,
+                    ref1=ref1,
+                )
             )
-        )
     for levy in config.levies(order.ship_to.region, order.order_date):
         result.append(
             TaxLine(

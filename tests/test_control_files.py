@@ -27,7 +27,6 @@ from taxbridge.config import (
     ExemptionSettings,
     LevyItem,
     NexusRegion,
-    PendCheck,
     PendingRules,
     TaxCodeMap,
     TransactionGroup,
@@ -323,7 +322,7 @@ class TestPendingRules:
         assert not bridge.on_pending_check(order()).pends
 
     def test_only_the_configured_checks_run(self, store) -> None:
-        rules = PendingRules(order_checks=frozenset({PendCheck.OBSOLETE_TAX_CODE}))
+        rules = PendingRules(order_checks=frozenset({PendCode.OBSOLETE_TAX_CODE}))
         bridge = self._bridge(store, dt.date(2027, 8, 1), pending=rules)
         bridge.add_exemption(TestExemptions.NY_EXEMPT)
         check = bridge.on_pending_check(order(ship_to=BAD_ZIP, lines=(line(1, tax_code="OLD1"),)))
