@@ -18,6 +18,7 @@ from typing import cast
 import attrs
 from attrs import frozen
 
+from taxbridge.backends._calculate import merge_excluded
 from taxbridge.backends.base import (
     AddressResolver,
     DocumentRegister,
@@ -473,7 +474,7 @@ class TaxBridge:
         us_regions = {region for region in regions if region not in CANADIAN_PROVINCES}
         rates: RateTable | None
         if isinstance(backend, RateDownload):
-            rates = backend.tax_rates_by_zip(sorted(us_regions))
+            rates = backend.tax_rates_by_zip(sorted(us_regions), day)
         elif not len(self.offline.rates):
             rates = shipped_rates().only(us_regions)
         else:
@@ -719,7 +720,8 @@ class TaxBridge:
             return None
         found = self.backend.get_document(request.company_code, request.code, request.document_type)
         if found is not None and found.status is DocumentStatus.COMMITTED:
-            return found
+            # An engine answers with the lines it was sent; those outside nexus come back zero.
+            return merge_excluded(request, found)
         return None
 
     def _repost_document(

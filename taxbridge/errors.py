@@ -12,6 +12,9 @@
     ├── DocumentNotFoundError (LookupError)  no stored tax document with that code
     └── BackendError                         a tax backend failed; carries backend, code, status
         ├── BackendUnavailable               retryable: timeout, connection, 429, 5xx
+        │   ├── MalformedResponse            the answer could not be read (outcome unknown)
+        │   └── CircuitOpen                  failing fast: the engine failed many calls in a row
+        ├── AuthenticationFailed             credentials refused (401/403): fix the settings
         ├── DocumentRejected (ValueError)    the engine refused the document: it needs a data fix
         └── AlreadyCommitted                 the code is already committed at the engine
 
@@ -102,7 +105,11 @@ class DocumentNotFoundError(TaxBridgeError, LookupError):
 
 
 class BackendError(TaxBridgeError):
-    """A tax backend failed. ``retryable`` says whether the same call may succeed later."""
+    """A tax backend failed. ``retryable`` says whether the same call may succeed later.
+
+    ``status`` is the HTTP status (None without one); ``error_code`` and ``number`` the engine's
+    error name and number (AvaTax ``ErrorCodeId``); ``refers_to`` the field it names.
+    """
 
     retryable = False
 
@@ -115,6 +122,7 @@ class BackendError(TaxBridgeError):
         status: int | None = None,
         error_code: str = "",
         refers_to: str = "",
+        number: int | None = None,
     ):
         self.message = message
         self.backend = backend
@@ -122,12 +130,16 @@ class BackendError(TaxBridgeError):
         self.status = status
         self.error_code = error_code
         self.refers_to = refers_to
+        self.number = number
         super().__init__(message)
 
     def __str__(self) -> str:
         parts = [self.message]
         if self.error_code:
-            parts.append(f"[{self.error_code}]")
+            number = f" {self.number}" if self.number is not None else ""
+            parts.append(f"[{self.error_code}{number}]")
+        if self.status is not None:
+            parts.append(f"HTTP {self.status}")
         if self.refers_to:
             parts.append(f"refersTo={self.refers_to}")
         if self.code:
@@ -139,12 +151,53 @@ class BackendError(TaxBridgeError):
     def __repr__(self) -> str:
         return (
             f"{type(self).__name__}(message={self.message!r}, backend={self.backend!r}, "
-            f"code={self.code!r}, status={self.status!r}, error_code={self.error_code!r})"
+            f"code={self.code!r}, status={self.status!r}, error_code={self.error_code!r}, "
+            f"number={self.number!r}, refers_to={self.refers_to!r}, "
+            f"retryable={self.retryable!r})"
         )
 
 
 class BackendUnavailable(BackendError):
-    """The engine could not be reached or answered 429/5xx; the same call may succeed later."""
+    """The engine could not be reached or answered 429/5xx; the same call may succeed later.
+
+    ``retry_after`` is the wait in seconds the engine asked for (HTTP ``Retry-After``), if any.
+    """
+
+    retryable = True
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        retry_after: float | None = None,
+        sent: bool = True,
+        **kwargs: Any,
+    ):
+        super().__init__(message, **kwargs)
+        self.retry_after = retry_after
+        self.sent = sent
+        """False when the request certainly did not reach the engine (connection refused, 429):
+        then even a call that is not idempotent may be sent again."""
+
+
+class MalformedResponse(BackendUnavailable):
+    """The engine answered, but not with what the contract promises (not JSON, fields missing).
+
+    Retryable: for a posting the outcome is unknown, so the next attempt looks the code up first.
+    """
+
+
+class CircuitOpen(BackendUnavailable):
+    """Not sent: the engine failed many calls in a row, so calls fail fast for a while and the
+    run goes on (documents are queued) instead of waiting on every one."""
+
+
+class AuthenticationFailed(BackendError):
+    """The engine refused the credentials (401) or the permission (403).
+
+    The document is fine, so a queued posting stays retryable: it goes through once the
+    settings are fixed. The call itself is never retried.
+    """
 
     retryable = True
 

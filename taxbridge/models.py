@@ -182,8 +182,14 @@ class DocumentStatus(enum.Enum):
 
     TEMPORARY = "Temporary"
     SAVED = "Saved"
+    POSTED = "Posted"
     COMMITTED = "Committed"
     CANCELLED = "Cancelled"
+    ADJUSTED = "Adjusted"
+    """A superseded version of an adjusted document."""
+    QUEUED = "Queued"
+    PENDING_APPROVAL = "PendingApproval"
+    UNCOMMITTED = "Uncommitted"
 
 
 class Stage(enum.Enum):
@@ -463,9 +469,20 @@ class TaxLine:
     """True for a line shipped outside the nexus regions: zero tax, not sent to the engine."""
     ref1: str = field(default="", metadata=_n(_text))
     """Reference sent with the line (AvaTax ``ref1``): the item level 1 where there is one."""
+    ref2: str = field(default="", metadata=_n(_text))
+    discounted: bool = field(default=False, metadata=_n(_flag))
+    """The document's ``discount`` is spread over this line (with the other discounted lines)."""
+    exemption_no: str | None = field(default=None, metadata=_n(_optional_text))
+    """Exemption evidence for this line only (AvaTax line ``exemptionCode``)."""
+    entity_use_code: str | None = field(default=None, metadata=_n(_optional_text))
 
     def __attrs_post_init__(self) -> None:
         _normalise(self)
+
+    @property
+    def exempt(self) -> bool:
+        """True when the line carries its own exemption evidence."""
+        return bool(self.exemption_no or self.entity_use_code)
 
     @classmethod
     def from_order_line(
@@ -494,6 +511,10 @@ class TaxLine:
             ("ship_to", ship_to),
             ("excluded", excluded),
             ("ref1", ref1),
+            ("ref2", ""),
+            ("discounted", False),
+            ("exemption_no", None),
+            ("entity_use_code", None),
         ):
             object.__setattr__(new, name, value)
         return new
@@ -517,6 +538,10 @@ class TaxRequest:
     entity_use_code: str | None = field(default=None, metadata=_n(_optional_text))
     tax_date: dt.date | None = field(default=None, metadata=_n(_optional_date))
     """Tax date override (claims use the original invoice's date)."""
+    tax_date_reason: str = field(default="", metadata=_n(_text))
+    """Why the tax date differs from the document date (sent with the override)."""
+    discount: Decimal = field(default=ZERO, metadata=_n(_non_negative))
+    """Document discount, spread by amount over the lines marked ``discounted``."""
     reference_code: str = field(default="", metadata=_n(_text))
     purchase_order_no: str = field(default="", metadata=_n(_text))
     include_details: bool = field(default=True, metadata=_n(_flag))
@@ -527,6 +552,21 @@ class TaxRequest:
 
     def __attrs_post_init__(self) -> None:
         _normalise(self)
+        if self.discount:
+            room = sum(
+                (line.amount - line.discount for line in self.lines if line.discounted), ZERO
+            )
+            if room <= 0:
+                raise InvalidFieldError(
+                    "TaxRequest", "discount", self.discount, "needs lines marked discounted"
+                )
+            if self.discount > room:
+                raise InvalidFieldError(
+                    "TaxRequest",
+                    "discount",
+                    self.discount,
+                    f"is more than the discounted lines' amount {room}",
+                )
 
     @property
     def exempt(self) -> bool:

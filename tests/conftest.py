@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections import Counter
 from collections.abc import Iterator
+from contextlib import contextmanager
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
+import respx
 import structlog
 
 from taxbridge import (
@@ -21,7 +25,10 @@ from taxbridge import (
     SQLiteStore,
     TaxBridge,
 )
+from taxbridge.backends.avatax import AvaTaxBackend, AvaTaxSettings, Secret
+from taxbridge.backends.avatax.fake import FakeAvaTax
 from taxbridge.config import default_config
+from taxbridge.models import TaxRequest, TaxResult
 
 DAY = dt.date(2026, 11, 20)
 WAREHOUSE = Address("822 Reed St", "Philadelphia", "PA", "19147")
@@ -77,9 +84,79 @@ def store(tmp_path: Path) -> Iterator[SQLiteStore]:
         yield opened
 
 
-@pytest.fixture
-def engine() -> RecordingBackend:
-    return RecordingBackend(LocalEngine())
+FAKE_URL = "https://avatax.fake.test"
+FAKE_ACCOUNT = "1100000000"
+FAKE_KEY = "fake-license-key-9f3a"
+
+
+def fake_settings(**kwargs: Any) -> AvaTaxSettings:
+    """Settings for the contract-following fake (circuit breaker out of the way)."""
+    kwargs.setdefault("circuit_failures", 1_000_000)
+    return AvaTaxSettings(
+        base_url=FAKE_URL, account_id=FAKE_ACCOUNT, license_key=Secret(FAKE_KEY), **kwargs
+    )
+
+
+class HttpRecording(RecordingBackend):
+    """A RecordingBackend over AvaTaxBackend whose outages happen at the fake's HTTP level, so
+    they go through the real transport, error mapping and retries."""
+
+    def __init__(self, inner: AvaTaxBackend, fake: FakeAvaTax):
+        self.fake = fake
+        super().__init__(inner)
+
+    @property  # type: ignore[override]
+    def outage(self) -> bool:
+        return self.fake.outage
+
+    @outage.setter
+    def outage(self, value: bool) -> None:
+        self.fake.outage = value
+
+    @property  # type: ignore[override]
+    def lose_responses(self) -> int:
+        return self.fake.lose_responses
+
+    @lose_responses.setter
+    def lose_responses(self, value: int) -> None:
+        # "the next call loses its answer": every attempt of it, lookups included
+        attempts = self.inner.settings.max_attempts  # type: ignore[attr-defined]
+        self.fake.lose_responses = value * attempts
+
+    @property
+    def commit_counts(self) -> Counter[str]:
+        return self.fake.commit_counts
+
+    def _check_outage(self, code: str) -> None:
+        """The fake refuses connections itself."""
+
+    def calculate(self, request: TaxRequest) -> TaxResult:
+        self.requests.append(request)
+        return self.inner.calculate(request)
+
+
+@contextmanager
+def fake_avatax(fake: FakeAvaTax | None = None, **settings: Any) -> Iterator[HttpRecording]:
+    """AvaTaxBackend against the fake, through respx at the transport."""
+    fake = fake or FakeAvaTax(account_id=FAKE_ACCOUNT, license_key=FAKE_KEY)
+    with respx.mock(base_url=FAKE_URL, assert_all_called=False) as router:
+        router.route().mock(side_effect=fake.handle)
+        backend = AvaTaxBackend(fake_settings(**settings), sleep=lambda seconds: None)
+        try:
+            yield HttpRecording(backend, fake)
+        finally:
+            backend.close()
+
+
+@pytest.fixture(params=["local", "avatax"])
+def engine(request: pytest.FixtureRequest) -> Iterator[RecordingBackend]:
+    """The shared backend contract: every test using it runs on the local engine and on
+    AvaTaxBackend talking HTTP to the contract-following fake."""
+    if request.param == "local":
+        yield RecordingBackend(LocalEngine())
+        return
+    with fake_avatax() as recording:
+        yield recording
 
 
 @pytest.fixture

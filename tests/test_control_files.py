@@ -340,7 +340,7 @@ class TestRefresh:
 
     def test_a_failed_refresh_keeps_yesterdays_tables(self, store) -> None:
         class FailsOnRates(RecordingBackend):
-            def tax_rates_by_zip(self, regions):
+            def tax_rates_by_zip(self, regions, as_of=None):
                 raise BackendUnavailable("download timed out", backend="local")
 
         local = LocalEngine(nexus={"DEFAULT": {"NY"}})

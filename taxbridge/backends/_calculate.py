@@ -18,6 +18,8 @@ from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
+import attrs
+
 from taxbridge.models import (
     DocumentStatus,
     JurisdictionTax,
@@ -46,6 +48,16 @@ def rule_taxes(rule: TaxCodeRule | None, rate: RateRow) -> bool:
     return True
 
 
+def document_discount(request: TaxRequest) -> list[Decimal]:
+    """Each line's share of the document discount: by amount over the discounted lines, to the
+    cent, the shares summing to the discount exactly (zero for every line without one)."""
+    if not request.discount:
+        return [ZERO] * len(request.lines)
+    weights = [line.amount - line.discount if line.discounted else ZERO for line in request.lines]
+    room = sum(weights, ZERO)
+    return allocate(request.discount, [request.discount * weight / room for weight in weights])
+
+
 def calculate(
     request: TaxRequest,
     *,
@@ -61,8 +73,9 @@ def calculate(
     rates: list[RateRow | None] = []
     raw_index: dict[str, list[int]] = {}
     raw_tax: dict[str, list[Decimal]] = {}
+    shares = document_discount(request)
     for index, line in enumerate(request.lines):
-        base = line.amount - line.discount
+        base = line.amount - line.discount - shares[index]
         bases.append(base)
         if line.excluded:
             taxable_flags.append(False)
@@ -150,4 +163,29 @@ def calculate(
         summary=tuple(JurisdictionTax(*acc) for acc in summary.values()),
         tax_date=request.tax_date or request.date,
         backend=backend,
+    )
+
+
+def merge_excluded(request: TaxRequest, result: TaxResult) -> TaxResult:
+    """The result with the request's excluded lines (not sent to the engine) put back in the
+    request's order as zero-tax lines, and their amounts added to the total and the exempt."""
+    excluded = [line for line in request.lines if line.excluded]
+    if not excluded or len(result.lines) == len(request.lines):
+        return result
+    by_number = {line.number: line for line in result.lines}
+    lines: list[LineTax] = []
+    added = ZERO
+    for line in request.lines:
+        if line.excluded:
+            base = line.amount - line.discount
+            added += base
+            lines.append(LineTax(line.number, base, ZERO, base, ZERO_CENTS, line.tax_code))
+        elif (found := by_number.pop(line.number, None)) is not None:
+            lines.append(found)
+    lines.extend(by_number.values())
+    return attrs.evolve(
+        result,
+        lines=tuple(lines),
+        total_amount=result.total_amount + added,
+        total_exempt=result.total_exempt + added,
     )

@@ -9,6 +9,7 @@ bridge checks with ``isinstance``.
 
 from __future__ import annotations
 
+import datetime as dt
 import enum
 from collections.abc import Iterable
 from typing import Protocol, runtime_checkable
@@ -87,8 +88,9 @@ class TaxCodeCatalog(Protocol):
 class RateDownload(Protocol):
     """A backend that can hand out its rates by ZIP for the offline table."""
 
-    def tax_rates_by_zip(self, regions: Iterable[str]) -> RateTable:
-        """Rates of the given states, in the tax-rates-by-ZIP layout."""
+    def tax_rates_by_zip(self, regions: Iterable[str], as_of: dt.date | None = None) -> RateTable:
+        """Rates of the given states in force on ``as_of`` (today), in the tax-rates-by-ZIP
+        layout."""
         ...
 
 

@@ -8,6 +8,7 @@ again is refused with :class:`~taxbridge.errors.AlreadyCommitted`, as AvaTax ans
 
 from __future__ import annotations
 
+import datetime as dt
 import threading
 from collections import Counter
 from collections.abc import Iterable, Mapping
@@ -92,12 +93,19 @@ class LocalEngine:
                 f"entity use code {request.entity_use_code!r} is unknown",
                 "entityUseCode",
             )
+        for line in request.lines:
+            if line.entity_use_code and line.entity_use_code not in ENTITY_USE_CODES:
+                raise self._rejected(
+                    request,
+                    f"entity use code {line.entity_use_code!r} is unknown",
+                    f"Lines[{line.number}].entityUseCode",
+                )
 
         def rate_for(line: TaxLine) -> ZipRate:
             return self._rate(request, line.ship_to or request.ship_to, line.number)
 
         def is_taxable(line: TaxLine, rate: RateRow) -> bool:
-            if request.exempt:
+            if request.exempt or line.exempt:
                 return False
             # Like AvaTax, a code the engine does not know falls back to the default code;
             # the pending check (BNO155BT) is what flags it as obsolete.
@@ -191,8 +199,8 @@ class LocalEngine:
         """The codes of the shipped tax-code table."""
         return self.tax_codes.codes
 
-    def tax_rates_by_zip(self, regions: Iterable[str]) -> RateTable:
-        """The shipped rates of ``regions``."""
+    def tax_rates_by_zip(self, regions: Iterable[str], as_of: dt.date | None = None) -> RateTable:
+        """The shipped rates of ``regions`` (one table, whatever the date)."""
         return self.rates.only(regions)
 
     def entity_use_codes(self) -> dict[str, str]:

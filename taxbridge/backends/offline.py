@@ -58,7 +58,9 @@ class OfflineTable:
             return rate
 
         def is_taxable(line: TaxLine, rate: RateRow) -> bool:
-            return not request.exempt and rule_taxes(self.tax_codes.get(line.tax_code), rate)
+            if request.exempt or line.exempt:
+                return False
+            return rule_taxes(self.tax_codes.get(line.tax_code), rate)
 
         return calculate(
             request,

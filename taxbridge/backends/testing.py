@@ -9,6 +9,8 @@ Use it in your own tests to assert what taxbridge sent, and to rehearse outages:
 
 from __future__ import annotations
 
+import datetime as dt
+from collections import Counter
 from collections.abc import Iterable
 
 from taxbridge.backends.base import (
@@ -62,6 +64,12 @@ class RecordingBackend:
         return result
 
     @property
+    def commit_counts(self) -> Counter[str]:
+        """Commits per code at the inner engine (empty when it does not count them)."""
+        counts = getattr(self.inner, "commit_counts", None)
+        return counts if isinstance(counts, Counter) else Counter()
+
+    @property
     def calls(self) -> int:
         """How many requests reached :meth:`calculate`."""
         return len(self.requests)
@@ -105,11 +113,11 @@ class RecordingBackend:
             return self.inner.active_tax_codes()
         return frozenset()
 
-    def tax_rates_by_zip(self, regions: Iterable[str]) -> RateTable:
+    def tax_rates_by_zip(self, regions: Iterable[str], as_of: dt.date | None = None) -> RateTable:
         """Delegate; an inner backend without rates gives an empty table."""
         self._check_outage("")
         if isinstance(self.inner, RateDownload):
-            return self.inner.tax_rates_by_zip(regions)
+            return self.inner.tax_rates_by_zip(regions, as_of)
         return RateTable()
 
     def entity_use_codes(self) -> dict[str, str]:

@@ -26,6 +26,21 @@ def _address_from(data: dict[str, str] | None) -> Address | None:
     return None if data is None else Address(**data)
 
 
+def _line_extras(line: TaxLine) -> list[dict[str, Any]]:
+    """The line fields that are rarely set, as one trailing object only when one is set."""
+    extras = {
+        name: value
+        for name, value in (
+            ("ref2", line.ref2),
+            ("discounted", line.discounted),
+            ("exemption_no", line.exemption_no),
+            ("entity_use_code", line.entity_use_code),
+        )
+        if value
+    }
+    return [extras] if extras else []
+
+
 def request_to_json(request: TaxRequest) -> str:
     """Serialise a request; :func:`request_from_json` gives back an equal one."""
     data: dict[str, Any] = {
@@ -41,6 +56,8 @@ def request_to_json(request: TaxRequest) -> str:
         "exemption_no": request.exemption_no,
         "entity_use_code": request.entity_use_code,
         "tax_date": request.tax_date.isoformat() if request.tax_date else None,
+        "tax_date_reason": request.tax_date_reason,
+        "discount": str(request.discount),
         "reference_code": request.reference_code,
         "purchase_order_no": request.purchase_order_no,
         "include_details": request.include_details,
@@ -58,6 +75,7 @@ def request_to_json(request: TaxRequest) -> str:
                 _address(line.ship_to),
                 line.excluded,
                 line.ref1,
+                *_line_extras(line),
             ]
             for line in request.lines
         ],
@@ -70,31 +88,20 @@ def request_from_json(text: str) -> TaxRequest:
     data = json.loads(text)
     lines = tuple(
         TaxLine(
-            number=number,
-            amount=amount,
-            quantity=quantity,
-            item_code=item_code,
-            description=description,
-            discount=discount,
-            tax_code=tax_code,
-            freight=freight,
-            ship_to=_address_from(ship_to),
-            excluded=excluded,
-            ref1=ref1,
+            number=row[0],
+            amount=row[1],
+            quantity=row[2],
+            item_code=row[3],
+            description=row[4],
+            discount=row[5],
+            tax_code=row[6],
+            freight=row[7],
+            ship_to=_address_from(row[8]),
+            excluded=row[9],
+            ref1=row[10],
+            **(row[11] if len(row) > 11 else {}),
         )
-        for (
-            number,
-            amount,
-            quantity,
-            item_code,
-            description,
-            discount,
-            tax_code,
-            freight,
-            ship_to,
-            excluded,
-            ref1,
-        ) in data.pop("lines")
+        for row in data.pop("lines")
     )
     data["ship_from"] = _address_from(data["ship_from"])
     data["ship_to"] = _address_from(data["ship_to"])

@@ -1,0 +1,164 @@
+"""How to reach AvaTax: where, as whom, and how patiently. No network code here.
+
+Credentials are :class:`Secret` values: they never show in ``repr``, ``str`` or logs. A license
+key or token may also be named by environment variable (``license_key_env``), read only when the
+backend is built, so a config file need not hold it.
+"""
+
+from __future__ import annotations
+
+import base64
+import hmac
+import os
+import socket
+from collections.abc import Mapping
+from typing import Any
+
+import attrs
+from attrs import field, frozen
+
+from taxbridge.errors import ConfigError
+
+SANDBOX_URL = "https://sandbox-rest.avatax.com"
+PRODUCTION_URL = "https://rest.avatax.com"
+ENVIRONMENTS = {"sandbox": SANDBOX_URL, "production": PRODUCTION_URL}
+"""Named environments and their base URLs (endpoints.json ``meta.servers``)."""
+
+
+class Secret:
+    """A credential. Its value is only given by :meth:`reveal`; every other view is masked."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str):
+        if not isinstance(value, str) or not value.strip():
+            raise ConfigError("a credential must be a non-empty string")
+        self._value = value.strip()
+
+    def reveal(self) -> str:
+        """The credential itself, for the Authorization header only."""
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('********')"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Secret):
+            return NotImplemented
+        return hmac.compare_digest(self._value, other._value)
+
+    def __hash__(self) -> int:
+        return hash(type(self))
+
+    def __reduce__(self) -> Any:
+        raise TypeError("a Secret is not pickled")
+
+
+def _positive(instance: object, attribute: attrs.Attribute[float], value: float) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+        raise ConfigError("must be a number > 0", key=f"backend.{attribute.name}", value=value)
+
+
+def _count(instance: object, attribute: attrs.Attribute[int], value: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(
+            "must be a whole number >= 1", key=f"backend.{attribute.name}", value=value
+        )
+
+
+def _base_url(instance: object, attribute: attrs.Attribute[str], value: str) -> None:
+    if not isinstance(value, str) or not value.startswith(("https://", "http://")):
+        raise ConfigError(
+            "must start with https:// (or http:// for a local test server)",
+            key="backend.base_url",
+            value=value,
+        )
+
+
+@frozen
+class AvaTaxSettings:
+    """Connection, credentials, retries and logging of :class:`AvaTaxBackend`.
+
+    Give ``account_id`` with ``license_key`` (or ``license_key_env``) for HTTP Basic, or
+    ``token`` (or ``token_env``) for a bearer token.
+    """
+
+    base_url: str = field(default=SANDBOX_URL, validator=_base_url)
+    account_id: str = ""
+    license_key: Secret | None = None
+    license_key_env: str = ""
+    """Name of the environment variable holding the license key."""
+    token: Secret | None = None
+    token_env: str = ""
+    app_name: str = "taxbridge"
+    app_version: str = ""
+    """Sent in ``X-Avalara-Client``; blank: the installed taxbridge version."""
+    machine_name: str = field(factory=socket.gethostname)
+    connect_timeout: float = field(default=5.0, validator=_positive)
+    read_timeout: float = field(default=15.0, validator=_positive)
+    """Seconds to wait for an answer; Avalara's SDKs wait 1200 s, which stalls an invoicing run."""
+    max_attempts: int = field(default=3, validator=_count)
+    """Attempts per call, the first included, for failures that may pass (never for 4xx)."""
+    max_retry_seconds: float = field(default=20.0, validator=_positive)
+    """Stop retrying a call once this much time has gone by since its first attempt."""
+    backoff_initial: float = field(default=0.5, validator=_positive)
+    backoff_max: float = field(default=8.0, validator=_positive)
+    max_connections: int = field(default=32, validator=_count)
+    circuit_failures: int = field(default=5, validator=_count)
+    """After this many calls in a row fail to reach the engine, fail fast for a while."""
+    circuit_reset_seconds: float = field(default=30.0, validator=_positive)
+    company_ids: Mapping[str, int] = field(factory=dict, converter=dict)
+    """Company code -> AvaTax company id (the nexus call needs the id); looked up when absent."""
+    log_bodies: bool = False
+    """Log full request and response bodies at debug level (Authorization never included)."""
+
+    def __attrs_post_init__(self) -> None:
+        basic = bool(self.license_key or self.license_key_env)
+        bearer = bool(self.token or self.token_env)
+        if basic and bearer:
+            raise ConfigError("give a license key or a token, not both", key="backend.token")
+        if basic and not self.account_id:
+            raise ConfigError("is required with a license key", key="backend.account_id")
+        if not basic and not bearer:
+            raise ConfigError(
+                "AvaTax needs credentials: account_id with license_key or license_key_env, "
+                "or token / token_env",
+                key="backend.license_key",
+            )
+
+    @classmethod
+    def for_environment(cls, environment: str, **kwargs: Any) -> AvaTaxSettings:
+        """Settings for ``sandbox`` or ``production``."""
+        if environment not in ENVIRONMENTS:
+            raise ConfigError(
+                f"is not one of {', '.join(sorted(ENVIRONMENTS))}",
+                key="backend.environment",
+                value=environment,
+            )
+        return cls(base_url=ENVIRONMENTS[environment], **kwargs)
+
+    def authorization(self) -> str:
+        """The ``Authorization`` header value; reads a named environment variable now."""
+        if self.token or self.token_env:
+            return f"Bearer {self._secret(self.token, self.token_env, 'token_env')}"
+        key = self._secret(self.license_key, self.license_key_env, "license_key_env")
+        pair = f"{self.account_id}:{key}".encode()
+        return f"Basic {base64.b64encode(pair).decode('ascii')}"
+
+    @staticmethod
+    def _secret(secret: Secret | None, env: str, key: str) -> str:
+        if secret is not None:
+            return secret.reveal()
+        value = os.environ.get(env, "").strip()
+        if not value:
+            raise ConfigError(
+                "names an environment variable that is not set", key=f"backend.{key}", value=env
+            )
+        return value
+
+    def client_header(self, library_version: str) -> str:
+        """``X-Avalara-Client``: app name; app version; library name; library version; machine."""
+        app_version = self.app_version or library_version
+        return f"{self.app_name}; {app_version}; taxbridge; {library_version}; {self.machine_name}"
