@@ -19,6 +19,7 @@ import attrs
 from attrs import frozen
 
 from taxbridge.backends._calculate import merge_excluded
+from taxbridge.backends.avatax import AvaTaxBackend
 from taxbridge.backends.base import (
     AddressResolver,
     DocumentRegister,
@@ -231,10 +232,15 @@ class TaxBridge:
     @classmethod
     def from_settings(cls, config: BridgeConfig) -> TaxBridge:
         """Build a bridge, its backend and its SQLite store from a config object."""
+        backend: TaxBackend
+        if config.backend is BackendKind.AVATAX and config.avatax is not None:
+            # first: a missing credential fails before anything is opened
+            backend = AvaTaxBackend(config.avatax)
+            return cls(config, backend, SQLiteStore(config.store_path))
         store = SQLiteStore(config.store_path)
         if config.backend is BackendKind.OFFLINE:
             table = store.offline_rates()
-            backend: TaxBackend = OfflineTable(
+            backend = OfflineTable(
                 table if len(table) else shipped_rates().only(config.all_nexus_regions),
                 rounding=config.rounding,
                 provinces=_provinces(config),

@@ -12,8 +12,9 @@ from pathlib import Path
 
 import attrs
 
+from taxbridge.backends.avatax import AvaTaxBackend
 from taxbridge.bridge import TaxBridge
-from taxbridge.config import default_config, example_config_text, load_config
+from taxbridge.config import BackendKind, default_config, example_config_text, load_config
 from taxbridge.demo import run_demo
 from taxbridge.errors import BackendError, ConfigError, TaxBridgeError
 from taxbridge.logs import configure
@@ -148,6 +149,23 @@ def _refresh(args: argparse.Namespace) -> int:
     return 0
 
 
+def _ping(args: argparse.Namespace) -> int:
+    config_path = args.config or os.environ.get("TAXBRIDGE_CONFIG")
+    config = load_config(config_path) if config_path else default_config()
+    if config.backend is not BackendKind.AVATAX or config.avatax is None:
+        print(f"backend {config.backend.value}: embedded, nothing to reach")
+        return 0
+    try:
+        with AvaTaxBackend(config.avatax) as backend:
+            result = backend.ping()
+    except BackendError as exc:
+        print(f"taxbridge ping: {config.avatax.base_url} unreachable: {exc}", file=sys.stderr)
+        return 1
+    state = "accepted" if result.authenticated else "NOT accepted"
+    print(f"{config.avatax.base_url}: AvaTax {result.version}; credentials {state}")
+    return 0 if result.authenticated else 1
+
+
 def _config_example(args: argparse.Namespace) -> int:
     print(example_config_text(), end="")
     return 0
@@ -200,6 +218,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     refresh.add_argument("--as-of", help="business date (YYYY-MM-DD; default today)")
     refresh.set_defaults(run=_refresh)
+
+    ping = commands.add_parser(
+        "ping", parents=[common], help="check that the engine answers and knows our credentials"
+    )
+    ping.set_defaults(run=_ping)
 
     example = commands.add_parser(
         "config-example", help="print the annotated example taxbridge.toml"

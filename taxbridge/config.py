@@ -19,6 +19,7 @@ from typing import Any
 
 from attrs import Factory, evolve, field, frozen
 
+from taxbridge.backends.avatax.settings import AvaTaxSettings, Secret
 from taxbridge.errors import ConfigError, UnknownCompanyError, UnknownTransactionGroupError
 from taxbridge.models import PendCode
 from taxbridge.money import RoundingLevel
@@ -38,6 +39,8 @@ class BackendKind(enum.Enum):
     """The embedded local engine (no network)."""
     OFFLINE = "offline"
     """The offline table only: every result is an estimate with the blank flag."""
+    AVATAX = "avatax"
+    """AvaTax REST v2 (the ``avatax`` settings of ``[backend]``)."""
 
 
 class ExemptionMode(enum.Enum):
@@ -173,6 +176,8 @@ class BridgeConfig:
     nexus: tuple[NexusRegion, ...]
     store_path: str = "taxbridge.db"
     backend: BackendKind = BackendKind.LOCAL
+    avatax: AvaTaxSettings | None = None
+    """Connection and credentials when ``backend`` is AVATAX."""
     rounding: RoundingLevel = RoundingLevel.DOCUMENT
     online_at_entry: bool = True
     """TMSDS/TAX-EXT2: calculate with the engine at order entry; off -> the offline table."""
@@ -363,6 +368,12 @@ class _Reader:
             raise self.fail(path, value, "is not a number >= 0")
         return number
 
+    def seconds(self, data: dict[str, Any], key: str, path: str) -> float:
+        value = data[key]
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+            raise self.fail(path, value, "is not a number of seconds > 0")
+        return float(value)
+
     def rate(self, data: dict[str, Any], key: str, path: str) -> Decimal:
         number = self.decimal(data, key, path, "0")
         if number >= 1:
@@ -438,6 +449,52 @@ _TOP = {
 }
 
 
+_AVATAX_KEYS = {
+    "environment", "base_url", "account_id", "license_key", "license_key_env", "token",
+    "token_env", "app_name", "app_version", "machine_name", "connect_timeout", "read_timeout",
+    "max_attempts", "max_retry_seconds", "backoff_initial", "backoff_max", "max_connections",
+    "circuit_failures", "circuit_reset_seconds", "company_ids", "log_bodies",
+}  # fmt: skip
+"""``[backend]`` keys of the AvaTax backend (AvaTaxSettings fields, plus ``environment``)."""
+
+
+def _avatax(read: _Reader, data: dict[str, Any]) -> AvaTaxSettings:
+    """The AvaTax settings of ``[backend]``: environment or base_url, credentials, limits."""
+    values: dict[str, Any] = {}
+    for key in ("account_id", "license_key_env", "token_env", "app_name", "app_version",
+                "machine_name"):  # fmt: skip
+        if key in data:
+            values[key] = read.string(data, key, f"backend.{key}")
+    for key in ("license_key", "token"):
+        if key in data:
+            values[key] = Secret(read.required_string(data, key, f"backend.{key}"))
+    for key in ("connect_timeout", "read_timeout", "max_retry_seconds", "backoff_initial",
+                "backoff_max", "circuit_reset_seconds"):  # fmt: skip
+        if key in data:
+            values[key] = read.seconds(data, key, f"backend.{key}")
+    for key in ("max_attempts", "max_connections", "circuit_failures"):
+        if key in data:
+            values[key] = read.integer(data, key, f"backend.{key}", 1)
+    if "log_bodies" in data:
+        values["log_bodies"] = read.boolean(data, "log_bodies", "backend.log_bodies", False)
+    if "company_ids" in data:
+        ids = read.table(data["company_ids"], "backend.company_ids", set(data["company_ids"]))
+        for name, value in ids.items():
+            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+                raise read.fail(f"backend.company_ids.{name}", value, "is not a company id > 0")
+        values["company_ids"] = ids
+    if "base_url" in data and "environment" in data:
+        raise read.fail("backend.base_url", data["base_url"], "conflicts with environment")
+    try:
+        if "base_url" in data:
+            return AvaTaxSettings(base_url=read.string(data, "base_url", "backend.base_url"),
+                                  **values)  # fmt: skip
+        environment = read.string(data, "environment", "backend.environment", "sandbox")
+        return AvaTaxSettings.for_environment(environment, **values)
+    except ConfigError as exc:
+        raise ConfigError(exc.reason, source=read.source, key=exc.key, value=exc.value) from None
+
+
 def parse_config(
     data: Mapping[str, Any], *, source: str = "<config>", base: Path | None = None
 ) -> BridgeConfig:
@@ -450,9 +507,13 @@ def parse_config(
     if base is not None and store_path != ":memory:" and not Path(store_path).is_absolute():
         store_path = str(base / store_path)
 
-    backend = read.table(top.get("backend", {}), "backend", {"kind", "rounding"})
+    backend = read.table(top.get("backend", {}), "backend", {"kind", "rounding"} | _AVATAX_KEYS)
     kind = read.choice(backend, "kind", "backend.kind", BackendKind)
     rounding = read.choice(backend, "rounding", "backend.rounding", RoundingLevel)
+    avatax = _avatax(read, backend) if kind is BackendKind.AVATAX else None
+    for key in sorted(_AVATAX_KEYS & set(backend)):
+        if avatax is None:
+            raise read.fail(f"backend.{key}", backend[key], 'is only read with kind = "avatax"')
 
     companies = _companies(read, top)
     codes = {mapping.company_code for mapping in companies}
@@ -477,6 +538,7 @@ def parse_config(
         nexus=tuple(nexus),
         store_path=store_path,
         backend=kind,
+        avatax=avatax,
         rounding=rounding,
         online_at_entry=read.boolean(
             calculation, "online_at_entry", "calculation.online_at_entry", True

@@ -31,6 +31,7 @@ class ConfigError(ValueError):
     """The configuration is wrong; kept outside ``TaxBridgeError`` so nothing swallows it."""
 
     def __init__(self, message: str, *, source: str = "", key: str = "", value: Any = None):
+        self.reason = message
         self.source = source
         self.key = key
         self.value = value

@@ -10,6 +10,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import avatax_contract
 import pytest
 import respx
 import structlog
@@ -101,8 +102,9 @@ class HttpRecording(RecordingBackend):
     """A RecordingBackend over AvaTaxBackend whose outages happen at the fake's HTTP level, so
     they go through the real transport, error mapping and retries."""
 
-    def __init__(self, inner: AvaTaxBackend, fake: FakeAvaTax):
+    def __init__(self, inner: AvaTaxBackend, fake: FakeAvaTax, router: respx.MockRouter):
         self.fake = fake
+        self.router = router
         super().__init__(inner)
 
     @property  # type: ignore[override]
@@ -143,9 +145,24 @@ def fake_avatax(fake: FakeAvaTax | None = None, **settings: Any) -> Iterator[Htt
         router.route().mock(side_effect=fake.handle)
         backend = AvaTaxBackend(fake_settings(**settings), sleep=lambda seconds: None)
         try:
-            yield HttpRecording(backend, fake)
+            yield HttpRecording(backend, fake, router)
         finally:
             backend.close()
+    check_bodies_against_the_contract(fake)
+
+
+def check_bodies_against_the_contract(fake: FakeAvaTax) -> None:
+    """Every body the backend sent in the test must conform to Avalara's published schemas
+    (when the reference data is there: a user's clone has none)."""
+    if not avatax_contract.reference_folder().is_dir():
+        return
+    found = []
+    for recorded in fake.requests:
+        name = avatax_contract.schema_for(recorded.path)
+        if name is not None and recorded.body is not None:
+            found.extend(avatax_contract.problems(name, recorded.body))
+    if found:
+        pytest.fail("request bodies break the AvaTax contract:\n" + "\n".join(found[:20]))
 
 
 @pytest.fixture(params=["local", "avatax"])

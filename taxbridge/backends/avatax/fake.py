@@ -165,6 +165,8 @@ class FakeAvaTax:
         self.adjust_counts: Counter[str] = Counter()
         """Adjustments per code (a new version of a document)."""
         self.requests: list[Recorded] = []
+        self.peers: set[tuple[str, int]] = set()
+        """Client addresses seen by :func:`serve`: one per TCP connection."""
         self.outage = False
         """While True, every call is refused at connect time (nothing reaches the fake)."""
         self.lose_responses = 0
@@ -220,8 +222,15 @@ class FakeAvaTax:
             return _INVALID_JSON
 
     def _route(self, request: httpx.Request, body: Any) -> httpx.Response:
-        segments = [_decode(s) for s in request.url.raw_path.split(b"?")[0].decode().split("/")]
-        path = "/".join(segments)
+        raw = request.url.raw_path.split(b"?")[0].decode()
+        # route on the encoded path: a decoded code may hold "/"
+        path = re.sub(
+            r"^/api/v2/companies/[^/]+/transactions/[^/]+",
+            "/api/v2/companies/{company}/transactions/{code}",
+            raw,
+        )
+        found = re.search(r"/companies/([^/]+)/transactions/([^/]+)", raw)
+        company, code = (_decode(found.group(1)), _decode(found.group(2))) if found else ("", "")
         params = request.url.params
         if path == "/api/v2/utilities/ping":
             return self._ping(request)
@@ -274,9 +283,11 @@ class FakeAvaTax:
                 return httpx.Response(
                     200, text=table.to_csv(), headers={"Content-Type": "text/csv"}
                 )
-            match = re.fullmatch(r"/api/v2/companies/([^/]+)/transactions/([^/]+)(/\w+)?", path)
+            match = re.fullmatch(
+                r"/api/v2/companies/\{company\}/transactions/\{code\}(/\w+)?", path
+            )
             if match:
-                company, code, action = match.group(1), match.group(2), match.group(3) or ""
+                action = match.group(1) or ""
                 kind = _document_type(params.get("documentType", "SalesInvoice"))
                 return self._transaction(method, action, company, code, kind, body, include)
         except _Refused as refused:
@@ -900,6 +911,7 @@ class _Handler(BaseHTTPRequestHandler):
     fake: FakeAvaTax
 
     def _serve(self) -> None:
+        self.fake.peers.add(self.client_address[:2])
         length = int(self.headers.get("Content-Length") or 0)
         content = self.rfile.read(length) if length else b""
         host = self.headers.get("Host", "127.0.0.1")

@@ -154,7 +154,7 @@ class AvaTaxSettings:
         value = os.environ.get(env, "").strip()
         if not value:
             raise ConfigError(
-                "names an environment variable that is not set", key=f"backend.{key}", value=env
+                f"environment variable {env!r} is not set", key=f"backend.{key}", value=env
             )
         return value
 
