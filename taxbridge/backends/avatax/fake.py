@@ -908,6 +908,8 @@ def _page(rows: list[dict[str, Any]], params: httpx.QueryParams) -> httpx.Respon
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True
+    wbufsize = -1  # headers and body leave in one write
     fake: FakeAvaTax
 
     def _serve(self) -> None:
