@@ -9,9 +9,13 @@ that fails is stored with flag U and queued, so the ERP's invoicing run goes on.
 from __future__ import annotations
 
 import datetime as dt
+import os
 import random
+import socket
 import time
+import uuid
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import cast
 
@@ -44,7 +48,9 @@ from taxbridge.errors import (
     DocumentNotFoundError,
     DocumentRejected,
     InvalidAddressError,
+    InvalidFieldError,
     InvalidTransition,
+    LeaseLost,
 )
 from taxbridge.flags import FinalTaxFlag, check_recalculable, check_transition
 from taxbridge.logs import get_logger
@@ -123,6 +129,20 @@ class RepostSummary:
     failed: tuple[str, ...]
     skipped: tuple[str, ...] = ()
     """Entries that need a fix and were not asked for by code."""
+    taken_over: tuple[str, ...] = ()
+    """Entries another worker holds (or took over when this worker's lease ran out)."""
+    due: tuple[str, ...] = ()
+    """With ``dry_run``: what would be reposted."""
+
+    def as_dict(self) -> dict[str, list[str]]:
+        """The summary as plain lists, for JSON."""
+        return {
+            "reposted": list(self.reposted),
+            "failed": list(self.failed),
+            "needs_fix": list(self.skipped),
+            "taken_over": list(self.taken_over),
+            "due": list(self.due),
+        }
 
 
 @frozen
@@ -157,6 +177,15 @@ class RetryPolicy:
         return dt.timedelta(seconds=seconds * (1 + spread))
 
 
+DEFAULT_LEASE = dt.timedelta(minutes=5)
+"""How long a repost worker holds a claimed entry before another may take it."""
+
+
+def _worker_id() -> str:
+    """A repost worker's name: host, process and a random part (unique per run)."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
 def _provinces(config: BridgeConfig) -> list[ProvinceRate]:
     return [
         ProvinceRate(rate.province, gst=rate.gst, hst=rate.hst, pst=rate.pst)
@@ -182,10 +211,11 @@ def _stored_lines(lines: tuple[LineTax, ...]) -> tuple[LineTax, ...]:
     if not any(line.details for line in lines):
         return lines
     return tuple(
-        LineTax(line.number, line.amount, line.taxable, line.exempt, line.tax, line.tax_code,
-                line.rate)
+        LineTax(
+            line.number, line.amount, line.taxable, line.exempt, line.tax, line.tax_code, line.rate
+        )
         for line in lines
-    )  # fmt: skip
+    )
 
 
 def _utcnow() -> dt.datetime:
@@ -367,8 +397,16 @@ class TaxBridge:
                     created_at=now,
                     updated_at=now,
                 )
-        doc = self._document(request, result, Stage.INVOICE, flag, flag_before, note + message,
-                             orders=numbers, erp_company=invoice.orders[0].company)  # fmt: skip
+        doc = self._document(
+            request,
+            result,
+            Stage.INVOICE,
+            flag,
+            flag_before,
+            note + message,
+            orders=numbers,
+            erp_company=invoice.orders[0].company,
+        )
         self._save(doc, flag_before, enqueue=enqueue, invoiced=link, error=enqueue is not None)
         if enqueue is not None:
             self._emit(Stage.INVOICE, outcome, doc, flag_before, started, error=message)
@@ -396,35 +434,94 @@ class TaxBridge:
         """Documents with flag U, in code order."""
         return self.store.documents(flags=[FinalTaxFlag.FAILED])
 
-    def repost(self, code: str | None = None) -> RepostSummary:
-        """Repost due U documents (or just ``code``): U -> R, or stay U with the attempt counted.
+    def repost(
+        self,
+        code: str | None = None,
+        *,
+        limit: int | None = None,
+        concurrency: int = 1,
+        dry_run: bool = False,
+        worker: str | None = None,
+        lease: dt.timedelta = DEFAULT_LEASE,
+        progress: Callable[[str, str], None] | None = None,
+    ) -> RepostSummary:
+        """The scheduled job: repost due U documents (or just ``code``): U -> R, or stay U.
 
-        Entries that need a fix are retried only when asked for by code.
+        Entries are claimed with a lease in the store, a batch at a time, so several processes
+        or threads running this at once never take the same document; an entry whose worker
+        died is taken again once its lease runs out, and the lookup-before-post rule makes that
+        safe. Entries that need a fix are reposted only when asked for by ``code``.
+        ``progress(code, outcome)`` is called after each document.
         """
+        if limit is not None and limit < 1:
+            raise InvalidFieldError("repost", "limit", limit, "must be at least 1")
+        if concurrency < 1:
+            raise InvalidFieldError("repost", "concurrency", concurrency, "must be at least 1")
+        holder = worker or _worker_id()
+        needs_fix = tuple(e.code for e in self.store.queue(needs_fix=True)) if code is None else ()
         if code is not None:
             document = self._require(code)
             if document.flag is not FinalTaxFlag.FAILED:
                 raise InvalidTransition(
                     document.flag, FinalTaxFlag.REPOSTED, code=code, action="repost"
                 )
-            entries = [self.store.queue_entry(code)]
-        else:
-            entries = list(self.store.queue(due_at=self.clock()))
-        reposted: list[str] = []
-        failed: list[str] = []
-        skipped: list[str] = []
-        for entry in entries:
-            if entry is None:
-                continue
-            if code is None and not entry.retryable:
-                skipped.append(entry.code)
-                continue
+        if dry_run:
+            due = (
+                [code]
+                if code is not None
+                else [e.code for e in self.store.queue(due_at=self.clock(), needs_fix=False)]
+            )
+            return RepostSummary((), (), needs_fix, due=tuple(due[:limit]))
+        outcomes: dict[str, list[str]] = {"reposted": [], "failed": [], "taken_over": []}
+
+        def one(entry: QueueEntry) -> None:
             document = self._require(entry.code)
             if document.request is None:
                 raise DocumentNotFoundError(entry.code)
-            after = self._repost_document(document, document.request, Stage.REPOST)
-            (reposted if after.flag is FinalTaxFlag.REPOSTED else failed).append(entry.code)
-        return RepostSummary(tuple(reposted), tuple(failed), tuple(skipped))
+            try:
+                after = self._repost_document(
+                    document, document.request, Stage.REPOST, holder=holder
+                )
+                outcome = "reposted" if after.flag is FinalTaxFlag.REPOSTED else "failed"
+            except LeaseLost:
+                outcome = "taken_over"
+            outcomes[outcome].append(entry.code)
+            if progress is not None:
+                progress(entry.code, outcome)
+
+        batch = max(concurrency * 4, 8)
+        remaining = limit
+        with ThreadPoolExecutor(max_workers=concurrency) as pool:
+            while remaining is None or remaining > 0:
+                take = batch if remaining is None else min(batch, remaining)
+                entries = self.store.claim(
+                    holder, now=self.clock(), lease=lease, limit=take, code=code
+                )
+                if not entries:
+                    if code is not None:
+                        outcomes["taken_over"].append(code)
+                    break
+                if concurrency == 1:
+                    for entry in entries:
+                        one(entry)
+                else:
+                    list(pool.map(one, entries))
+                if code is not None:
+                    break
+                if remaining is not None:
+                    remaining -= len(entries)
+        return RepostSummary(
+            tuple(sorted(outcomes["reposted"])),
+            tuple(sorted(outcomes["failed"])),
+            needs_fix,
+            taken_over=tuple(sorted(outcomes["taken_over"])),
+        )
+
+    def purge(self, older_than: dt.timedelta) -> int:
+        """Delete queue history settled more than ``older_than`` ago; U entries always stay."""
+        if older_than < dt.timedelta(0):
+            raise InvalidFieldError("purge", "older_than", older_than, "must not be negative")
+        return self.store.purge(self.clock() - older_than)
 
     def mark_manual(self, code: str, reason: str, user: str) -> TaxDocument:
         """A U document was posted by hand outside the ERP: U -> M, with who and why logged."""
@@ -447,8 +544,9 @@ class TaxBridge:
             last_log=message,
             updated_at=now,
         )
-        event = DocumentEvent(code, now, Stage.MANUAL, document.flag, FinalTaxFlag.MANUAL,
-                              document.backend, message)  # fmt: skip
+        event = DocumentEvent(
+            code, now, Stage.MANUAL, document.flag, FinalTaxFlag.MANUAL, document.backend, message
+        )
         self.store.save([updated], [event], dequeue=code)
         self._emit(Stage.MANUAL, "marked_manual", updated, document.flag, started, user=user)
         return updated
@@ -731,7 +829,12 @@ class TaxBridge:
         return None
 
     def _repost_document(
-        self, document: TaxDocument, request: TaxRequest, stage: Stage
+        self,
+        document: TaxDocument,
+        request: TaxRequest,
+        stage: Stage,
+        *,
+        holder: str | None = None,
     ) -> TaxDocument:
         """Ask the engine whether an earlier attempt landed; post only if it did not."""
         started = time.perf_counter()
@@ -745,8 +848,9 @@ class TaxBridge:
                 result = self._post(request)
         except BackendError as exc:
             message = f"repost attempt {attempts} failed: {exc}"
-            updated = attrs.evolve(document, stage=stage, last_log=message, updated_at=now,
-                                   request=request)  # fmt: skip
+            updated = attrs.evolve(
+                document, stage=stage, last_log=message, updated_at=now, request=request
+            )
             retry_entry = QueueEntry(
                 code=document.code,
                 attempts=attempts,
@@ -757,9 +861,17 @@ class TaxBridge:
                 created_at=entry.created_at if entry else now,
                 updated_at=now,
             )
-            event = DocumentEvent(document.code, now, stage, document.flag, FinalTaxFlag.FAILED,
-                                  self.backend.name, message, error=True)  # fmt: skip
-            self.store.save([updated], [event], enqueue=retry_entry)
+            event = DocumentEvent(
+                document.code,
+                now,
+                stage,
+                document.flag,
+                FinalTaxFlag.FAILED,
+                self.backend.name,
+                message,
+                error=True,
+            )
+            self.store.save([updated], [event], enqueue=retry_entry, holder=holder)
             self._emit(stage, "repost_failed", updated, document.flag, started, error=str(exc))
             return updated
         check_transition(document.flag, FinalTaxFlag.REPOSTED, code=document.code, action="repost")
@@ -767,11 +879,19 @@ class TaxBridge:
         message = f"{how} {self.backend.name}: tax {result.total_tax}"
         if result.total_tax != document.total_tax:
             message += f" (the invoice carried {document.total_tax})"
-        updated = self._document(request, result, stage, FinalTaxFlag.REPOSTED, document.flag,
-                                 message, base=document)  # fmt: skip
-        event = DocumentEvent(document.code, now, stage, document.flag, FinalTaxFlag.REPOSTED,
-                              self.backend.name, message)  # fmt: skip
-        self.store.save([updated], [event], dequeue=document.code)
+        updated = self._document(
+            request, result, stage, FinalTaxFlag.REPOSTED, document.flag, message, base=document
+        )
+        event = DocumentEvent(
+            document.code,
+            now,
+            stage,
+            document.flag,
+            FinalTaxFlag.REPOSTED,
+            self.backend.name,
+            message,
+        )
+        self.store.save([updated], [event], dequeue=document.code, holder=holder)
         self._emit(stage, "reposted", updated, document.flag, started)
         return updated
 
@@ -784,10 +904,16 @@ class TaxBridge:
 
     def _zero_result(self, request: TaxRequest) -> TaxResult:
         lines = tuple(
-            LineTax(line.number, line.amount - line.discount, ZERO,
-                    line.amount - line.discount, ZERO_CENTS, line.tax_code)
+            LineTax(
+                line.number,
+                line.amount - line.discount,
+                ZERO,
+                line.amount - line.discount,
+                ZERO_CENTS,
+                line.tax_code,
+            )
             for line in request.lines
-        )  # fmt: skip
+        )
         total = sum((line.amount for line in lines), ZERO)
         return TaxResult(
             code=request.code,
@@ -865,9 +991,15 @@ class TaxBridge:
         error: bool = False,
     ) -> None:
         event = DocumentEvent(
-            doc.code, doc.updated_at, doc.stage, flag_before, doc.flag, doc.backend, doc.last_log,
+            doc.code,
+            doc.updated_at,
+            doc.stage,
+            flag_before,
+            doc.flag,
+            doc.backend,
+            doc.last_log,
             error=error,
-        )  # fmt: skip
+        )
         self.store.save([doc], [event], enqueue=enqueue, invoiced=invoiced)
 
     def _emit(

@@ -95,14 +95,17 @@ def _unposted(args: argparse.Namespace) -> int:
         rows = []
         for doc in bridge.unposted():
             entry = bridge.store.queue_entry(doc.code)
+            if args.needs_fix and (entry is None or not entry.needs_fix):
+                continue
             rows.append(
                 {
                     "code": doc.code,
                     "customer": doc.customer_code,
                     "tax": str(doc.total_tax),
                     "attempts": entry.attempts if entry else 0,
-                    "retryable": entry.retryable if entry else None,
+                    "needs_fix": entry.needs_fix if entry else None,
                     "next_attempt_at": entry.next_attempt_at.isoformat() if entry else None,
+                    "last_error_code": entry.last_error_code if entry else "",
                     "last_error": entry.last_error_message if entry else doc.last_log,
                 }
             )
@@ -111,22 +114,76 @@ def _unposted(args: argparse.Namespace) -> int:
         return 0
     print(f"{'code':<12} {'customer':<9} {'tax':>9} {'tries':>5}  {'next try':<25} last error")
     for row in rows:
+        state = "needs fix: " if row["needs_fix"] else ""
         print(
             f"{row['code']:<12} {row['customer']:<9} {row['tax']:>9} {row['attempts']:>5}  "
-            f"{row['next_attempt_at'] or '':<25} {row['last_error']}"
+            f"{row['next_attempt_at'] or '':<25} {state}{row['last_error']}"
         )
     print(f"{len(rows)} unposted")
     return 0
 
 
+class _ProgressBar:
+    """A one-line progress bar on a terminal's stderr; silent when stderr is not a terminal."""
+
+    def __init__(self, total: int):
+        self.total = max(total, 1)
+        self.done = 0
+        self.on = sys.stderr.isatty()
+
+    def __call__(self, code: str, outcome: str) -> None:
+        self.done += 1
+        if self.on:
+            filled = int(30 * min(self.done, self.total) / self.total)
+            bar = "#" * filled + "." * (30 - filled)
+            print(f"\r[{bar}] {self.done}/{self.total} {code:<16}", end="", file=sys.stderr)
+
+    def close(self) -> None:
+        if self.on and self.done:
+            print(file=sys.stderr)
+
+
 def _repost(args: argparse.Namespace) -> int:
     with _bridge(args) as bridge:
-        summary = bridge.repost(args.code)
-    print(
-        f"reposted {len(summary.reposted)}, still failing {len(summary.failed)}, "
-        f"needing a fix {len(summary.skipped)}"
-    )
+        due = 1 if args.code else len(bridge.store.queue(due_at=bridge.clock(), needs_fix=False))
+        bar = _ProgressBar(min(due, args.limit) if args.limit else due)
+        try:
+            summary = bridge.repost(
+                args.code,
+                limit=args.limit,
+                concurrency=args.concurrency,
+                dry_run=args.dry_run,
+                progress=None if args.json else bar,
+            )
+        finally:
+            bar.close()
+    if args.json:
+        print(json.dumps(summary.as_dict(), indent=2))
+    elif args.dry_run:
+        print(f"would repost {len(summary.due)}: {' '.join(summary.due)}".rstrip(": "))
+    else:
+        print(
+            f"reposted {len(summary.reposted)}, still failing {len(summary.failed)}, "
+            f"needing a fix {len(summary.skipped)}, taken by another worker "
+            f"{len(summary.taken_over)}"
+        )
     return 1 if summary.failed else 0
+
+
+def _duration(text: str) -> dt.timedelta:
+    """``90d``, ``12h`` or ``30m``."""
+    units = {"d": "days", "h": "hours", "m": "minutes"}
+    number, unit = text[:-1], text[-1:]
+    if unit not in units or not number.isdigit():
+        raise argparse.ArgumentTypeError(f"{text!r} is not a duration like 90d, 12h or 30m")
+    return dt.timedelta(**{units[unit]: int(number)})
+
+
+def _purge(args: argparse.Namespace) -> int:
+    with _bridge(args) as bridge:
+        removed = bridge.purge(args.older_than)
+    print(f"purged {removed} settled queue entries older than {args.older_than}")
+    return 0
 
 
 def _refresh(args: argparse.Namespace) -> int:
@@ -205,11 +262,22 @@ def build_parser() -> argparse.ArgumentParser:
         "unposted", parents=[common], help="list documents whose posting failed (U)"
     )
     unposted.add_argument("--json", action="store_true", help="print JSON")
+    unposted.add_argument("--needs-fix", action="store_true", help="only those needing a fix")
     unposted.set_defaults(run=_unposted)
 
     repost = commands.add_parser("repost", parents=[common], help="repost due U documents (U -> R)")
     repost.add_argument("--code", help="repost this document only (e.g. after a fix)")
+    repost.add_argument("--limit", type=int, help="repost at most this many documents")
+    repost.add_argument("--concurrency", type=int, default=1, help="worker threads (default 1)")
+    repost.add_argument("--dry-run", action="store_true", help="list what is due; post nothing")
+    repost.add_argument("--json", action="store_true", help="print the summary as JSON")
     repost.set_defaults(run=_repost)
+
+    purge = commands.add_parser(
+        "purge", parents=[common], help="delete settled queue history (never a U entry)"
+    )
+    purge.add_argument("--older-than", type=_duration, required=True, help="e.g. 90d, 12h, 30m")
+    purge.set_defaults(run=_purge)
 
     refresh = commands.add_parser(
         "refresh-rates",

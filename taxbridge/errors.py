@@ -10,6 +10,7 @@
     ├── UnknownTransactionGroupError (LookupError)  a transaction group not defined (AV-NX2)
     ├── InvalidAddressError (ValueError)     a hard-error program met an invalid address
     ├── DocumentNotFoundError (LookupError)  no stored tax document with that code
+    ├── LeaseLost                            a repost worker's claim ran out and was taken over
     └── BackendError                         a tax backend failed; carries backend, code, status
         ├── BackendUnavailable               retryable: timeout, connection, 429, 5xx
         │   ├── MalformedResponse            the answer could not be read (outcome unknown)
@@ -103,6 +104,18 @@ class DocumentNotFoundError(TaxBridgeError, LookupError):
     def __init__(self, code: str):
         self.code = code
         super().__init__(f"code: no tax document {code!r} is stored")
+
+
+class LeaseLost(TaxBridgeError):
+    """A repost worker's lease on a queue entry ran out and another worker took (or settled) it;
+    its result is not written, since the other worker's lookup-first repost owns the entry."""
+
+    def __init__(self, code: str, holder: str, current: str | None):
+        self.code = code
+        self.holder = holder
+        self.current = current
+        now = f"now held by {current!r}" if current else "no longer open"
+        super().__init__(f"{code}: the lease of {holder!r} ran out; the entry is {now}")
 
 
 class BackendError(TaxBridgeError):

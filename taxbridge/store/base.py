@@ -31,6 +31,14 @@ class QueueEntry:
     """False when the engine rejected the document: it needs a fix before it can post."""
     created_at: dt.datetime
     updated_at: dt.datetime
+    claimed_by: str | None = None
+    """The repost worker holding this entry, until ``lease_expires_at``."""
+    lease_expires_at: dt.datetime | None = None
+
+    @property
+    def needs_fix(self) -> bool:
+        """The engine rejected the document: reposted only after a change or when asked."""
+        return not self.retryable
 
 
 @frozen
@@ -77,8 +85,12 @@ class Store(Protocol):
         enqueue: QueueEntry | None = None,
         dequeue: str | None = None,
         invoiced: InvoiceLink | None = None,
+        holder: str | None = None,
     ) -> None:
         """Write documents (with lines and breakdown), events and the queue change atomically.
+
+        ``dequeue`` settles the entry (kept as history until purged). With ``holder``, the entry
+        must still be claimed by that repost worker, else ``LeaseLost`` and nothing is written.
 
         With ``invoiced``, the stored order documents it names get the invoice code, stage
         ``invoice`` and a log entry, unless they already carry that code.
@@ -106,12 +118,36 @@ class Store(Protocol):
         """A document's log, oldest first."""
         ...
 
-    def queue(self, *, due_at: dt.datetime | None = None) -> list[QueueEntry]:
-        """Queue entries, oldest first; with ``due_at``, only those due by then."""
+    def queue(
+        self, *, due_at: dt.datetime | None = None, needs_fix: bool | None = None
+    ) -> list[QueueEntry]:
+        """Open queue entries, oldest first; with ``due_at``, only those due by then; with
+        ``needs_fix``, only those that do or do not need a fix."""
         ...
 
     def queue_entry(self, code: str) -> QueueEntry | None:
-        """The queue entry of one document, or None."""
+        """The open queue entry of one document, or None."""
+        ...
+
+    def claim(
+        self,
+        holder: str,
+        *,
+        now: dt.datetime,
+        lease: dt.timedelta,
+        limit: int | None = None,
+        code: str | None = None,
+    ) -> list[QueueEntry]:
+        """Lease due retryable entries (or one ``code``) to ``holder``; atomic across
+        processes, so two workers never hold the same entry."""
+        ...
+
+    def release(self, code: str, holder: str) -> None:
+        """Give back a claimed entry unchanged."""
+        ...
+
+    def purge(self, settled_before: dt.datetime) -> int:
+        """Delete settled queue history older than the date; never an open entry."""
         ...
 
     def offline_rates(self) -> RateTable:

@@ -12,6 +12,7 @@ from contextlib import contextmanager
 from decimal import Decimal
 from pathlib import Path
 
+from taxbridge.errors import LeaseLost
 from taxbridge.flags import FinalTaxFlag
 from taxbridge.models import (
     DocumentEvent,
@@ -149,6 +150,16 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
         ) WITHOUT ROWID;
         """,
     ),
+    (
+        3,
+        """
+        ALTER TABLE unposted_queue ADD COLUMN claimed_by TEXT;
+        ALTER TABLE unposted_queue ADD COLUMN lease_expires_at TEXT;
+        ALTER TABLE unposted_queue ADD COLUMN settled_at TEXT;
+        ALTER TABLE unposted_queue ADD COLUMN outcome TEXT NOT NULL DEFAULT '';
+        CREATE INDEX unposted_queue_due ON unposted_queue (settled_at, next_attempt_at)
+        """,
+    ),
 )
 """Schema changes in order. Later features append a (version, sql) pair; never edit one."""
 
@@ -254,9 +265,17 @@ class SQLiteStore:
         enqueue: QueueEntry | None = None,
         dequeue: str | None = None,
         invoiced: InvoiceLink | None = None,
+        holder: str | None = None,
     ) -> None:
-        """Write documents, events, a queue change and invoiced orders in one transaction."""
+        """Write documents, events, a queue change and invoiced orders in one transaction.
+
+        With ``holder``, the queue entry changed must still be claimed by that worker and not
+        settled; otherwise :class:`LeaseLost` is raised and nothing is written.
+        """
         with self._write() as conn:
+            if holder is not None:
+                code = enqueue.code if enqueue is not None else dequeue
+                self._check_holder(conn, str(code), holder)
             for doc in documents:
                 self._write_document(conn, doc)
             conn.executemany(
@@ -280,7 +299,13 @@ class SQLiteStore:
             if enqueue is not None:
                 self._write_queue(conn, enqueue)
             if dequeue is not None:
-                conn.execute("DELETE FROM unposted_queue WHERE code = ?", (dequeue,))
+                flag = next((d.flag.value for d in documents if d.code == dequeue), "")
+                at = next((e.at for e in events if e.code == dequeue), None)
+                conn.execute(
+                    "UPDATE unposted_queue SET settled_at = ?, outcome = ?, claimed_by = NULL, "
+                    "lease_expires_at = NULL WHERE code = ? AND settled_at IS NULL",
+                    ((at or dt.datetime.now(dt.UTC)).isoformat(), flag, dequeue),
+                )
             if invoiced is not None:
                 self._link_orders(conn, invoiced)
 
@@ -527,11 +552,17 @@ class SQLiteStore:
 
     # -- unposted queue ------------------------------------------------------------------------
 
+    _QUEUE_COLUMNS = (
+        "code, attempts, next_attempt_at, last_error_code, last_error_message, retryable, "
+        "created_at, updated_at, claimed_by, lease_expires_at"
+    )
+
     def _write_queue(self, conn: sqlite3.Connection, entry: QueueEntry) -> None:
         conn.execute(
             "INSERT OR REPLACE INTO unposted_queue (code, attempts, next_attempt_at, "
-            "last_error_code, last_error_message, retryable, created_at, updated_at) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            "last_error_code, last_error_message, retryable, created_at, updated_at, "
+            "claimed_by, lease_expires_at, settled_at, outcome) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL, NULL, '')",
             (
                 entry.code,
                 entry.attempts,
@@ -544,29 +575,111 @@ class SQLiteStore:
             ),
         )
 
-    def queue(self, *, due_at: dt.datetime | None = None) -> list[QueueEntry]:
-        """Queue entries by next attempt time; with ``due_at``, only those due by then."""
-        sql = (
-            "SELECT code, attempts, next_attempt_at, last_error_code, last_error_message, "
-            "retryable, created_at, updated_at FROM unposted_queue"
-        )
-        params: tuple[str, ...] = ()
+    @staticmethod
+    def _check_holder(conn: sqlite3.Connection, code: str, holder: str) -> None:
+        row = conn.execute(
+            "SELECT claimed_by, settled_at FROM unposted_queue WHERE code = ?", (code,)
+        ).fetchone()
+        if row is None or row[1] is not None or row[0] != holder:
+            raise LeaseLost(code, holder, None if row is None else row[0])
+
+    def queue(
+        self, *, due_at: dt.datetime | None = None, needs_fix: bool | None = None
+    ) -> list[QueueEntry]:
+        """Open queue entries by next attempt time; with ``due_at``, only those due by then;
+        with ``needs_fix``, only those that do (True) or do not (False) need a fix."""
+        sql = f"SELECT {self._QUEUE_COLUMNS} FROM unposted_queue WHERE settled_at IS NULL"
+        params: list[object] = []
         if due_at is not None:
-            sql += " WHERE next_attempt_at <= ?"
-            params = (due_at.isoformat(),)
+            sql += " AND next_attempt_at <= ?"
+            params.append(due_at.isoformat())
+        if needs_fix is not None:
+            sql += " AND retryable = ?"
+            params.append(int(not needs_fix))
         with self._lock:
             rows = self._conn.execute(sql + " ORDER BY next_attempt_at, code", params).fetchall()
         return [self._queue_entry(row) for row in rows]
 
     def queue_entry(self, code: str) -> QueueEntry | None:
-        """The queue entry of ``code``, or None."""
+        """The open queue entry of ``code``, or None (never queued, or settled)."""
         with self._lock:
             row = self._conn.execute(
-                "SELECT code, attempts, next_attempt_at, last_error_code, last_error_message, "
-                "retryable, created_at, updated_at FROM unposted_queue WHERE code = ?",
+                f"SELECT {self._QUEUE_COLUMNS} FROM unposted_queue "
+                "WHERE code = ? AND settled_at IS NULL",
                 (code,),
             ).fetchone()
         return None if row is None else self._queue_entry(row)
+
+    def claim(
+        self,
+        holder: str,
+        *,
+        now: dt.datetime,
+        lease: dt.timedelta,
+        limit: int | None = None,
+        code: str | None = None,
+    ) -> list[QueueEntry]:
+        """Take due, retryable entries (or the one ``code``, due or not, needing a fix or not)
+        for ``holder`` until ``now + lease``, in one transaction: no other holder gets them
+        until the lease runs out. Entries another holder leases are left alone."""
+        stamp = now.isoformat()
+        free = "(claimed_by IS NULL OR lease_expires_at <= ?)"
+        if code is not None:
+            sql = (
+                "SELECT code FROM unposted_queue WHERE settled_at IS NULL AND code = ? "
+                f"AND ({free} OR claimed_by = ?)"
+            )
+            params: list[object] = [code, stamp, holder]
+        else:
+            # never the holder's own claims: a batch loop must not take an entry twice
+            sql = (
+                "SELECT code FROM unposted_queue WHERE settled_at IS NULL AND retryable = 1 "
+                f"AND next_attempt_at <= ? AND {free} ORDER BY next_attempt_at, code"
+            )
+            params = [stamp, stamp]
+            if limit is not None:
+                sql += " LIMIT ?"
+                params.append(limit)
+        with self._write() as conn:
+            codes = [row[0] for row in conn.execute(sql, params).fetchall()]
+            conn.executemany(
+                "UPDATE unposted_queue SET claimed_by = ?, lease_expires_at = ? WHERE code = ?",
+                [(holder, (now + lease).isoformat(), c) for c in codes],
+            )
+            rows = [
+                conn.execute(
+                    f"SELECT {self._QUEUE_COLUMNS} FROM unposted_queue WHERE code = ?", (c,)
+                ).fetchone()
+                for c in codes
+            ]
+        return [self._queue_entry(row) for row in rows]
+
+    def release(self, code: str, holder: str) -> None:
+        """Give a claimed entry back unchanged (a dry run, or a worker stopping early)."""
+        with self._write() as conn:
+            conn.execute(
+                "UPDATE unposted_queue SET claimed_by = NULL, lease_expires_at = NULL "
+                "WHERE code = ? AND claimed_by = ?",
+                (code, holder),
+            )
+
+    def purge(self, settled_before: dt.datetime) -> int:
+        """Delete settled queue history older than ``settled_before``; open (U) entries stay."""
+        with self._write() as conn:
+            cursor = conn.execute(
+                "DELETE FROM unposted_queue WHERE settled_at IS NOT NULL AND settled_at < ?",
+                (settled_before.isoformat(),),
+            )
+            return cursor.rowcount
+
+    def settled(self) -> list[tuple[str, str, dt.datetime]]:
+        """Queue history: (code, outcome flag, settled at), oldest first."""
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT code, outcome, settled_at FROM unposted_queue "
+                "WHERE settled_at IS NOT NULL ORDER BY settled_at, code"
+            ).fetchall()
+        return [(str(r[0]), str(r[1]), dt.datetime.fromisoformat(str(r[2]))) for r in rows]
 
     @staticmethod
     def _queue_entry(row: tuple[object, ...]) -> QueueEntry:
@@ -579,6 +692,8 @@ class SQLiteStore:
             retryable=bool(row[5]),
             created_at=dt.datetime.fromisoformat(str(row[6])),
             updated_at=dt.datetime.fromisoformat(str(row[7])),
+            claimed_by=None if row[8] is None else str(row[8]),
+            lease_expires_at=None if row[9] is None else dt.datetime.fromisoformat(str(row[9])),
         )
 
     # -- offline rates -------------------------------------------------------------------------

@@ -1,0 +1,265 @@
+"""The unposted queue: claims with leases, backoff, needs-fix, history and purge, threads, CLI.
+
+Every test runs on a real SQLite file; the lifecycle ones on both engines (conftest ``engine``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import random
+import threading
+from pathlib import Path
+
+import pytest
+from conftest import NYC, invoice, order
+
+from taxbridge import FinalTaxFlag as F
+from taxbridge import LocalEngine, RecordingBackend, RetryPolicy, SQLiteStore, TaxBridge
+from taxbridge.cli import main
+from taxbridge.config import default_config
+from taxbridge.errors import InvalidFieldError, LeaseLost
+from taxbridge.models import Address
+
+T0 = dt.datetime(2026, 11, 21, 8, 0, tzinfo=dt.UTC)
+LEASE = dt.timedelta(minutes=5)
+BAD = Address("1 Main St", "New York", "NJ", "10118")  # ZIP not in the state: rejected
+
+
+class Clock:
+    """A clock the test moves."""
+
+    def __init__(self, start: dt.datetime = T0):
+        self.now = start
+
+    def __call__(self) -> dt.datetime:
+        return self.now
+
+    def advance(self, **kwargs: float) -> None:
+        self.now += dt.timedelta(**kwargs)
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def bridge(engine, store, clock) -> TaxBridge:
+    return TaxBridge(default_config(), engine, store, clock=clock)
+
+
+def _fail(bridge: TaxBridge, engine, count: int, start: int = 1) -> list[str]:
+    """``count`` invoices posted during an outage: U and queued."""
+    engine.outage = True
+    codes = []
+    for n in range(start, start + count):
+        codes.append(bridge.on_invoice(invoice(str(n), order(str(1000 + n)))).code)
+    engine.outage = False
+    return codes
+
+
+class TestClaims:
+    def test_two_workers_never_hold_the_same_entry(self, bridge, engine, store) -> None:
+        codes = _fail(bridge, engine, 12)
+        with SQLiteStore(store.path) as other:
+            first = store.claim("a", now=T0, lease=LEASE, limit=5)
+            second = other.claim("b", now=T0, lease=LEASE)
+        assert len(first) == 5
+        assert sorted(e.code for e in first + second) == sorted(codes)
+        assert {e.claimed_by for e in first} == {"a"}
+        assert {e.lease_expires_at for e in second} == {T0 + LEASE}
+
+    def test_claims_race_from_threads_and_stay_exclusive(self, bridge, engine, store) -> None:
+        codes = _fail(bridge, engine, 40)
+        taken: list[str] = []
+        lock = threading.Lock()
+
+        def worker(name: str) -> None:
+            with SQLiteStore(store.path) as own:
+                while entries := own.claim(name, now=T0, lease=LEASE, limit=3):
+                    with lock:
+                        taken.extend(e.code for e in entries)
+
+        threads = [threading.Thread(target=worker, args=(f"w{n}",)) for n in range(6)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert sorted(taken) == sorted(codes)
+
+    def test_an_expired_lease_lets_another_worker_take_the_entry(
+        self, bridge, engine, store
+    ) -> None:
+        (code,) = _fail(bridge, engine, 1)
+        assert [e.code for e in store.claim("dead", now=T0, lease=LEASE)] == [code]
+        assert store.claim("b", now=T0 + dt.timedelta(minutes=4), lease=LEASE) == []
+        taken = store.claim("b", now=T0 + dt.timedelta(minutes=5), lease=LEASE)
+        assert [e.claimed_by for e in taken] == ["b"]
+
+    def test_a_worker_whose_lease_was_taken_over_writes_nothing(
+        self, bridge, engine, store, clock
+    ) -> None:
+        (code,) = _fail(bridge, engine, 1)
+        store.claim("slow", now=T0, lease=LEASE)
+        document = bridge.inquiry(code).document  # "slow" read it (U), then stalled
+        clock.advance(minutes=6)
+        assert bridge.repost(worker="fast").reposted == (code,)
+        with pytest.raises(LeaseLost, match="slow"):
+            bridge._repost_document(document, document.request, document.stage, holder="slow")
+        assert bridge.inquiry(code).document.flag is F.REPOSTED
+        assert engine.commit_counts[code] == 1
+
+    def test_a_document_held_by_a_live_worker_is_reported_not_taken(
+        self, bridge, engine, store
+    ) -> None:
+        (code,) = _fail(bridge, engine, 1)
+        store.claim("busy", now=T0, lease=LEASE)
+        summary = bridge.repost(code)
+        assert summary.taken_over == (code,)
+        assert summary.reposted == ()
+        assert engine.commit_counts[code] == 0
+
+
+class TestTransitions:
+    def test_a_failed_repost_counts_the_attempt_and_backs_off(
+        self, bridge, engine, store, clock
+    ) -> None:
+        (code,) = _fail(bridge, engine, 1)
+        engine.outage = True
+        assert bridge.repost().failed == (code,)
+        entry = store.queue_entry(code)
+        assert entry.attempts == 2
+        assert entry.claimed_by is None
+        wait = entry.next_attempt_at - T0
+        assert dt.timedelta(seconds=54) <= wait <= dt.timedelta(seconds=66)  # 1 min ± 10%
+        assert bridge.repost() == bridge.repost()  # not due yet: nothing claimed
+        assert store.queue_entry(code).attempts == 2
+        engine.outage = False
+        clock.advance(minutes=3)
+        assert bridge.repost().reposted == (code,)
+        assert store.queue_entry(code) is None
+        assert store.settled() == [(code, "R", clock.now)]
+
+    def test_the_backoff_schedule_doubles_with_jitter_up_to_the_cap(self) -> None:
+        policy = RetryPolicy()
+        rng = random.Random(7)
+        for attempts, minutes in [(1, 1), (2, 2), (3, 4), (4, 8), (7, 60), (12, 60)]:
+            wait = policy.delay(attempts, rng).total_seconds()
+            assert minutes * 60 * 0.9 <= wait <= minutes * 60 * 1.1, attempts
+
+    def test_needs_fix_waits_for_an_operator_or_a_changed_document(
+        self, bridge, engine, store
+    ) -> None:
+        doc = bridge.on_invoice(invoice("50", order(ship_to=BAD)))
+        assert store.queue_entry(doc.code).needs_fix
+        summary = bridge.repost()
+        assert summary.skipped == (doc.code,)
+        assert summary.reposted == summary.failed == ()
+        assert store.queue_entry(doc.code).attempts == 1
+        assert bridge.repost(doc.code).failed == (doc.code,)  # asked for: tried, still rejected
+        fixed = bridge.on_invoice(invoice("50", order(ship_to=NYC)))  # the ERP fixed the address
+        assert fixed.flag is F.REPOSTED
+        assert store.queue_entry(doc.code) is None
+
+    def test_dry_run_lists_what_is_due_and_changes_nothing(self, bridge, engine, store) -> None:
+        codes = _fail(bridge, engine, 3)
+        summary = bridge.repost(dry_run=True, limit=2)
+        assert summary.due == tuple(codes[:2])
+        assert summary.reposted == ()
+        assert all(store.queue_entry(c).claimed_by is None for c in codes)
+        assert engine.commit_counts == {}
+
+    def test_limit_reposts_at_most_that_many(self, bridge, engine, store) -> None:
+        codes = _fail(bridge, engine, 5)
+        assert len(bridge.repost(limit=2).reposted) == 2
+        assert len(store.queue()) == 3
+        assert bridge.repost().reposted == tuple(sorted(codes[2:]))
+
+    def test_bad_options_are_refused(self, bridge) -> None:
+        with pytest.raises(InvalidFieldError, match="limit"):
+            bridge.repost(limit=0)
+        with pytest.raises(InvalidFieldError, match="concurrency"):
+            bridge.repost(concurrency=0)
+        with pytest.raises(InvalidFieldError, match="older_than"):
+            bridge.purge(dt.timedelta(days=-1))
+
+    def test_threads_repost_every_document_exactly_once(self, bridge, engine, store) -> None:
+        codes = _fail(bridge, engine, 60)
+        summary = bridge.repost(concurrency=4)
+        assert summary.reposted == tuple(sorted(codes))
+        assert all(engine.commit_counts[c] == 1 for c in codes)
+        assert [d.flag for d in store.documents(flags=[F.FAILED])] == []
+
+
+class TestHistory:
+    def test_settled_entries_stay_as_history_until_purged_u_never(
+        self, bridge, engine, store, clock
+    ) -> None:
+        reposted, manual, open_ = _fail(bridge, engine, 3)
+        bridge.repost(reposted)
+        bridge.mark_manual(manual, "keyed into AvaTax", "jane")
+        assert [(c, o) for c, o, _ in store.settled()] == [(reposted, "R"), (manual, "M")]
+        clock.advance(days=91)
+        store.claim("x", now=clock.now, lease=LEASE, code=open_)  # an open, claimed U entry
+        assert bridge.purge(dt.timedelta(days=90)) == 2
+        assert store.settled() == []
+        assert store.queue_entry(open_) is not None
+
+    def test_a_version_2_file_gains_the_queue_columns_and_keeps_its_entries(
+        self, tmp_path: Path
+    ) -> None:
+        path = tmp_path / "v2.db"
+        with SQLiteStore(path) as store:
+            engine = RecordingBackend(LocalEngine())
+            bridge = TaxBridge(default_config(), engine, store)
+            engine.outage = True
+            bridge.on_invoice(invoice("1", order()))
+            conn = store._conn
+            conn.execute("DELETE FROM schema_migrations WHERE version = 3")
+            conn.execute("DROP INDEX unposted_queue_due")
+            for column in ("claimed_by", "lease_expires_at", "settled_at", "outcome"):
+                conn.execute(f"ALTER TABLE unposted_queue DROP COLUMN {column}")
+            conn.commit()
+        with SQLiteStore(path) as reopened:
+            assert reopened.schema_version == 3
+            entry = reopened.queue_entry("A-1")
+            assert entry is not None
+            assert entry.claimed_by is None
+
+
+class TestCommandLine:
+    @pytest.fixture
+    def db(self, tmp_path: Path) -> Path:
+        path = tmp_path / "ops.db"
+        engine = RecordingBackend(LocalEngine())
+        engine.outage = True
+        with TaxBridge(default_config(str(path)), engine, SQLiteStore(path)) as bridge:
+            for n in range(1, 4):
+                bridge.on_invoice(invoice(str(n), order(str(1000 + n))))
+            engine.outage = False
+            bridge.on_invoice(invoice("9", order("1009", ship_to=BAD)))  # rejected: needs a fix
+        return path
+
+    def test_repost_json_dry_run_limit_and_exit_codes(self, db, capsys) -> None:
+        assert main(["repost", "--db", str(db), "--dry-run", "--json"]) == 0
+        dry = json.loads(capsys.readouterr().out)
+        assert (dry["due"], dry["needs_fix"]) == (["A-1", "A-2", "A-3"], ["A-9"])
+        assert main(["repost", "--db", str(db), "--limit", "1"]) == 0
+        assert "reposted 1, still failing 0, needing a fix 1" in capsys.readouterr().out
+        assert main(["repost", "--db", str(db), "--concurrency", "2", "--json"]) == 0
+        assert json.loads(capsys.readouterr().out)["reposted"] == ["A-2", "A-3"]
+        assert main(["repost", "--db", str(db), "--code", "A-9"]) == 1  # still rejected
+        assert "still failing 1" in capsys.readouterr().out
+
+    def test_unposted_needs_fix_and_purge(self, db, capsys) -> None:
+        assert main(["unposted", "--db", str(db), "--needs-fix", "--json"]) == 0
+        rows = json.loads(capsys.readouterr().out)
+        assert [(r["code"], r["needs_fix"]) for r in rows] == [("A-9", True)]
+        assert rows[0]["last_error_code"] == "GetTaxError"
+        assert main(["repost", "--db", str(db)]) == 0
+        assert main(["purge", "--db", str(db), "--older-than", "0d"]) == 0
+        assert "purged 3 settled" in capsys.readouterr().out.splitlines()[-1]
+        with pytest.raises(SystemExit):
+            main(["purge", "--db", str(db), "--older-than", "ninety"])
+        assert "is not a duration" in capsys.readouterr().err
