@@ -4,8 +4,11 @@
 from __future__ import annotations
 
 import json
+import random
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from conftest import FAKE_ACCOUNT, FAKE_KEY, invoice, order
@@ -53,3 +56,51 @@ def test_four_processes_repost_1000_documents_each_committed_exactly_once(tmp_pa
         assert store.documents(flags=[F.FAILED]) == []
         assert len(store.documents(flags=[F.REPOSTED])) == 1000
         assert store.queue() == []
+
+
+def test_sigkill_at_random_moments_loses_nothing_and_posts_nothing_twice(tmp_path) -> None:
+    """A worker is killed 50 times: at random times, and right after the engine committed a
+    document whose answer it never received. Restarted, the queue drains with every document
+    committed once and flagged R."""
+    db = tmp_path / "crash.db"
+    codes = _unposted(db, 300)
+    fake = FakeAvaTax(account_id=FAKE_ACCOUNT, license_key=FAKE_KEY)
+    rng = random.Random(20261121)
+    running: list[subprocess.Popen[str]] = []
+    killed_after_commit: list[str] = []
+
+    def crash_between_commit_and_store(code: str) -> None:
+        if running and rng.random() < 0.4:
+            running[-1].send_signal(signal.SIGKILL)
+            killed_after_commit.append(code)
+
+    fake.after_commit = crash_between_commit_and_store
+    kills = 0
+    with serve(fake) as url:
+        command = [sys.executable, str(WORKER), str(db), url, FAKE_KEY, "1", "0.2"]
+        while kills < 50:
+            worker = subprocess.Popen(command, stdout=subprocess.DEVNULL, text=True)
+            running.append(worker)
+            try:
+                worker.wait(timeout=rng.uniform(0.3, 1.2))
+            except subprocess.TimeoutExpired:
+                worker.send_signal(signal.SIGKILL)
+                worker.wait()
+            if worker.returncode == -signal.SIGKILL:
+                kills += 1
+        fake.after_commit = None
+        time.sleep(0.3)  # the dead workers' leases run out
+        final = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert final.returncode == 0, final.stderr
+    assert kills >= 50
+    assert len(killed_after_commit) >= 10  # the interesting moment was hit, many times
+    assert all(fake.commit_counts[code] == 1 for code in codes)
+    assert sum(fake.commit_counts.values()) == len(codes)
+    with SQLiteStore(db) as store:
+        flags = {doc.code: doc.flag for doc in store.documents()}
+        assert {flags[code] for code in codes} == {F.REPOSTED}
+        assert store.queue() == []
+        found = [
+            c for c in killed_after_commit if "found already committed" in store.get(c).last_log
+        ]
+        assert found  # committed before the crash: recorded by a later worker's lookup

@@ -17,11 +17,12 @@ import base64
 import datetime as dt
 import itertools
 import re
+import sys
 import threading
 import time
 import urllib.parse
 from collections import Counter
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -171,6 +172,9 @@ class FakeAvaTax:
         """While True, every call is refused at connect time (nothing reaches the fake)."""
         self.lose_responses = 0
         """The next N calls are carried out, then their answers are lost (a read timeout)."""
+        self.after_commit: Callable[[str], None] | None = None
+        """Called with the code right after a commit, before the answer leaves (a crash test
+        kills the client there: committed at the engine, not yet recorded by the client)."""
         self.fail_next: list[httpx.Response] = []
         """Canned answers given (in order) instead of handling the next calls."""
         self._lock = threading.RLock()
@@ -202,6 +206,10 @@ class FakeAvaTax:
                 self.lose_responses -= 1
                 raise httpx.ReadTimeout("the answer was lost (fake)", request=request)
             return response
+
+    def _committed(self, code: str) -> None:
+        if self.after_commit is not None:
+            self.after_commit(code)
 
     def committed(self, company: str, code: str, kind: DocumentType) -> bool:
         """Whether that document is committed here."""
@@ -327,6 +335,7 @@ class FakeAvaTax:
         status = DocumentStatus.COMMITTED if request.commit or committed else DocumentStatus.SAVED
         if status is DocumentStatus.COMMITTED and not committed:
             self.commit_counts[request.code] += 1
+            self._committed(request.code)
         if existing is not None and existing.status is not DocumentStatus.CANCELLED and adjust:
             self.adjust_counts[request.code] += 1
             stored = _Stored(
@@ -377,6 +386,7 @@ class FakeAvaTax:
                 raise _Refused(400, "InvalidDocumentStatus", 1314, "The document is cancelled.")
             stored.status = DocumentStatus.COMMITTED
             self.commit_counts[code] += 1
+            self._committed(code)
         elif action == "/uncommit":
             if status is not DocumentStatus.COMMITTED:
                 raise _Refused(400, "DocumentNotCommitted", 313, "The document is not committed.")
@@ -423,6 +433,7 @@ class FakeAvaTax:
             if request.commit and status is not DocumentStatus.COMMITTED:
                 stored.status = DocumentStatus.COMMITTED
                 self.commit_counts[code] += 1
+                self._committed(code)
             self.adjust_counts[code] += 1
         elif action == "/refund":
             return self._refund(stored, _model(body), include)
@@ -485,6 +496,7 @@ class FakeAvaTax:
         stored = _Stored(request, result, DocumentStatus.COMMITTED, 1, next(self._ids))
         self.documents[key] = stored
         self.commit_counts[refund_code] += 1
+        self._committed(refund_code)
         return self._answer_stored(201, stored, include)
 
     def _calculate(self, request: TaxRequest) -> TaxResult:
@@ -946,11 +958,20 @@ class _Handler(BaseHTTPRequestHandler):
         """Quiet: a benchmark makes thousands of requests."""
 
 
+class _Server(ThreadingHTTPServer):
+    """Quiet about clients that vanish mid-answer (a crash test kills them on purpose)."""
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        exc = sys.exc_info()[1]
+        if not isinstance(exc, (ConnectionError, OSError)):
+            super().handle_error(request, client_address)
+
+
 @contextmanager
 def serve(fake: FakeAvaTax, host: str = "127.0.0.1", port: int = 0) -> Iterator[str]:
     """Serve ``fake`` over HTTP on a thread; yields its base URL."""
     handler = type("Handler", (_Handler,), {"fake": fake})
-    server = ThreadingHTTPServer((host, port), handler)
+    server = _Server((host, port), handler)
     server.daemon_threads = True
     thread = threading.Thread(target=server.serve_forever, name="fake-avatax", daemon=True)
     thread.start()
