@@ -263,3 +263,25 @@ class TestCommandLine:
         with pytest.raises(SystemExit):
             main(["purge", "--db", str(db), "--older-than", "ninety"])
         assert "is not a duration" in capsys.readouterr().err
+
+
+def test_an_outage_of_30_simulated_minutes_drains_with_the_expected_attempts(engine, store) -> None:
+    """The engine is down for the first 30 minutes; the job runs whenever something is due.
+    Without jitter the schedule is exact: attempts at 0 (invoice), 0, 1, 3, 7, 15 fail; 31 posts."""
+    clock = Clock()
+    bridge = TaxBridge(default_config(), engine, store, clock=clock,
+                       retry=RetryPolicy(jitter=0.0))  # fmt: skip
+    recover_at = T0 + dt.timedelta(minutes=30)
+    codes = _fail(bridge, engine, 20)
+    runs = []
+    while entries := store.queue():
+        clock.now = max(clock.now, min(e.next_attempt_at for e in entries))
+        engine.outage = clock.now < recover_at
+        runs.append((clock.now - T0).total_seconds() / 60)
+        bridge.repost()
+    engine.outage = False
+    assert runs == [0, 1, 3, 7, 15, 31]
+    for code in codes:
+        flags = [event.flag_after for event in store.events(code)]
+        assert flags == [F.FAILED] * 6 + [F.REPOSTED], code
+        assert engine.commit_counts[code] == 1
