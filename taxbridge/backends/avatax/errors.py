@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import email.utils
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -59,10 +60,8 @@ def retry_after_seconds(value: str | None, now: dt.datetime | None = None) -> fl
     if not value:
         return None
     value = value.strip()
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
+    if re.fullmatch(r"\d+(\.\d+)?", value):
+        return float(value)
     try:
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError):
