@@ -50,6 +50,8 @@ _log = structlog.get_logger("taxbridge.avatax")
 T = TypeVar("T")
 
 _TRANSACTIONS = "/api/v2/companies/{company}/transactions/{code}"
+CREATE = "/api/v2/transactions/create"
+CREATE_OR_ADJUST = "/api/v2/transactions/createoradjust"
 
 
 def _library_version() -> str:
@@ -172,39 +174,22 @@ class AvaTaxBackend:
 
     def calculate(self, request: TaxRequest) -> TaxResult:
         """Estimate (SalesOrder/ReturnOrder: not saved) or post (an invoice type with commit)."""
-        if request.document_type.is_saved and request.commit:
-            return self._post(request)
         return self.create_transaction(request)
 
     # -- transactions --------------------------------------------------------------------------
 
     def create_transaction(self, request: TaxRequest) -> TaxResult:
-        """``CreateTransaction``. Retried freely except for a committed invoice: see
-        :meth:`calculate`, which posts with a lookup before each retry."""
-        if request.document_type.is_saved and request.commit:
-            return self._post(request)
-        body = mapping.transaction_model(request)
-        params = {"$include": include_for(request)}
-
-        def attempt(number: int) -> TaxResult:
-            data = self._send("POST", "/api/v2/transactions/create", params, body, request.code)
-            return result_from_model(data, backend=self.name, request=request)
-
-        return self._call(attempt, request.code)
+        """``CreateTransaction``. A posting (saved type with commit) looks its code up before
+        every retry; an estimate is simply sent again."""
+        posting = request.document_type.is_saved and request.commit
+        return self._create(CREATE, mapping.transaction_model(request), request, posting)
 
     def create_or_adjust(self, request: TaxRequest) -> TaxResult:
         """``CreateOrAdjustTransaction``: creates the code, or adjusts the document that has it
         (a committed one gets a new version). Same body, same result, so retries are safe."""
-        body = mapping.create_or_adjust_model(request)
-        params = {"$include": include_for(request)}
-
-        def attempt(number: int) -> TaxResult:
-            data = self._send(
-                "POST", "/api/v2/transactions/createoradjust", params, body, request.code
-            )
-            return result_from_model(data, backend=self.name, request=request)
-
-        return self._call(attempt, request.code)
+        return self._create(
+            CREATE_OR_ADJUST, mapping.create_or_adjust_model(request), request, False
+        )
 
     def get_document(
         self, company_code: str, code: str, document_type: DocumentType
@@ -387,12 +372,11 @@ class AvaTaxBackend:
 
     # -- posting -------------------------------------------------------------------------------
 
-    def _post(self, request: TaxRequest) -> TaxResult:
-        body = mapping.transaction_model(request)
+    def _create(self, path: str, body: Any, request: TaxRequest, lookup_first: bool) -> TaxResult:
         include = include_for(request)
 
         def attempt(number: int) -> TaxResult:
-            if number > 1:
+            if lookup_first and number > 1:
                 found = self._find(
                     request.company_code, request.code, request.document_type, include
                 )
@@ -404,9 +388,7 @@ class AvaTaxBackend:
                         backend=self.name,
                     )
                     return result_from_model(found, backend=self.name, request=request)
-            data = self._send(
-                "POST", "/api/v2/transactions/create", {"$include": include}, body, request.code
-            )
+            data = self._send("POST", path, {"$include": include}, body, request.code)
             return result_from_model(data, backend=self.name, request=request)
 
         return self._call(attempt, request.code)

@@ -324,14 +324,7 @@ class FakeAvaTax:
         existing = self.documents.get(key)
         committed = existing is not None and existing.status is DocumentStatus.COMMITTED
         if committed and not adjust:
-            raise _Refused(
-                400,
-                "GetTaxError",
-                300,
-                "DocStatus is invalid for this operation.",
-                description="Expected Saved|Posted",
-                refers_to="DocStatus",
-            )
+            raise _committed_already()
         status = DocumentStatus.COMMITTED if request.commit or committed else DocumentStatus.SAVED
         if status is DocumentStatus.COMMITTED and not committed:
             self.commit_counts[request.code] += 1
@@ -484,14 +477,7 @@ class FakeAvaTax:
         key = (request.company_code, refund_code, DocumentType.RETURN_INVOICE)
         existing = self.documents.get(key)
         if existing is not None and existing.status is DocumentStatus.COMMITTED:
-            raise _Refused(
-                400,
-                "GetTaxError",
-                300,
-                "DocStatus is invalid for this operation.",
-                description="Expected Saved|Posted",
-                refers_to="DocStatus",
-            )
+            raise _committed_already()
         result = self._calculate(request)
         stored = _Stored(request, result, DocumentStatus.COMMITTED, 1, next(self._ids))
         self.documents[key] = stored
@@ -689,6 +675,18 @@ class _Include:
         self.lines = not summary_only
         self.summary = ("summary" in words or summary_only) and not lines_only
         self.details = ("details" in words or self.summary) and not lines_only and self.lines
+
+
+def _committed_already() -> _Refused:
+    """What AvaTax answers to a create on a committed code (recorded: GetTaxError, DocStatus)."""
+    return _Refused(
+        400,
+        "GetTaxError",
+        300,
+        "DocStatus is invalid for this operation.",
+        description="Expected Saved|Posted",
+        refers_to="DocStatus",
+    )
 
 
 def _decode(segment: str) -> str:
