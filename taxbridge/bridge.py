@@ -12,8 +12,10 @@ import datetime as dt
 import os
 import random
 import socket
+import threading
 import time
 import uuid
+from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -45,6 +47,7 @@ from taxbridge.config import (
 from taxbridge.errors import (
     AlreadyCommitted,
     BackendError,
+    BackendUnavailable,
     DocumentNotFoundError,
     DocumentRejected,
     InvalidAddressError,
@@ -218,6 +221,11 @@ def _stored_lines(lines: tuple[LineTax, ...]) -> tuple[LineTax, ...]:
     )
 
 
+def _may_have_landed(exc: BackendError) -> bool:
+    """Whether a failed posting may still have reached the engine (and so may be committed)."""
+    return not (isinstance(exc, BackendUnavailable) and not exc.sent)
+
+
 def _utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
@@ -379,9 +387,10 @@ class TaxBridge:
             message = f"{why}: calculated offline, not posted{offline_note}"
         else:
             try:
-                result = self._post(request)
+                result, found = self._post(request)
                 flag, outcome = FinalTaxFlag.POSTED, "posted"
-                message = f"posted to {self.backend.name}: tax {result.total_tax}"
+                how = "found already committed at" if found else "posted to"
+                message = f"{how} {self.backend.name}: tax {result.total_tax}"
             except BackendError as exc:
                 result, offline_note = self._offline_estimate(request)
                 flag, outcome = FinalTaxFlag.FAILED, "failed"
@@ -396,6 +405,7 @@ class TaxBridge:
                     retryable=exc.retryable,
                     created_at=now,
                     updated_at=now,
+                    may_have_landed=_may_have_landed(exc),
                 )
         doc = self._document(
             request,
@@ -480,7 +490,7 @@ class TaxBridge:
                 raise DocumentNotFoundError(entry.code)
             try:
                 after = self._repost_document(
-                    document, document.request, Stage.REPOST, holder=holder
+                    document, document.request, Stage.REPOST, holder=holder, entry=entry
                 )
                 outcome = "reposted" if after.flag is FinalTaxFlag.REPOSTED else "failed"
             except LeaseLost:
@@ -489,27 +499,39 @@ class TaxBridge:
             if progress is not None:
                 progress(entry.code, outcome)
 
-        batch = max(concurrency * 4, 8)
+        # Each thread takes its next entry from a shared batch; the thread that finds the batch
+        # empty claims the next one. A batch holds a few entries per thread, under one lease.
+        batch: deque[QueueEntry] = deque()
+        claiming = threading.Lock()
         remaining = limit
-        with ThreadPoolExecutor(max_workers=concurrency) as pool:
-            while remaining is None or remaining > 0:
-                take = batch if remaining is None else min(batch, remaining)
-                entries = self.store.claim(
-                    holder, now=self.clock(), lease=lease, limit=take, code=code
-                )
-                if not entries:
-                    if code is not None:
+        exhausted = False
+
+        def next_entry() -> QueueEntry | None:
+            nonlocal remaining, exhausted
+            with claiming:
+                if not batch and not exhausted:
+                    take = concurrency * 4 if remaining is None else min(concurrency * 4, remaining)
+                    claimed = self.store.claim(
+                        holder, now=self.clock(), lease=lease, limit=take, code=code
+                    )
+                    if code is not None and not claimed:
                         outcomes["taken_over"].append(code)
-                    break
-                if concurrency == 1:
-                    for entry in entries:
-                        one(entry)
-                else:
-                    list(pool.map(one, entries))
-                if code is not None:
-                    break
-                if remaining is not None:
-                    remaining -= len(entries)
+                    if remaining is not None:
+                        remaining -= len(claimed)
+                    exhausted = not claimed or code is not None or remaining == 0
+                    batch.extend(claimed)
+                return batch.popleft() if batch else None
+
+        def drain() -> None:
+            while (entry := next_entry()) is not None:
+                one(entry)
+
+        if concurrency == 1:
+            drain()
+        else:
+            with ThreadPoolExecutor(max_workers=concurrency) as pool:
+                for future in [pool.submit(drain) for _ in range(concurrency)]:
+                    future.result()
         return RepostSummary(
             tuple(sorted(outcomes["reposted"])),
             tuple(sorted(outcomes["failed"])),
@@ -809,15 +831,18 @@ class TaxBridge:
         self._emit(stage, outcome, doc, flag_before, started)
         return doc, rejection
 
-    def _post(self, request: TaxRequest) -> TaxResult:
-        """Post once: a code the engine already committed is looked up, never posted again."""
+    def _post(self, request: TaxRequest) -> tuple[TaxResult, bool]:
+        """Post once: a code the engine already committed is looked up, never posted again.
+
+        Returns the result and whether it was found committed rather than posted now.
+        """
         try:
-            return self.backend.calculate(request)
+            return self.backend.calculate(request), False
         except AlreadyCommitted:
             found = self._lookup(request)
             if found is None:
                 raise
-            return found
+            return found, True
 
     def _lookup(self, request: TaxRequest) -> TaxResult | None:
         if not isinstance(self.backend, DocumentRegister):
@@ -835,17 +860,24 @@ class TaxBridge:
         stage: Stage,
         *,
         holder: str | None = None,
+        entry: QueueEntry | None = None,
     ) -> TaxDocument:
-        """Ask the engine whether an earlier attempt landed; post only if it did not."""
+        """Ask the engine whether an earlier attempt landed; post only if it did not.
+
+        The question is skipped only when no earlier attempt can have reached the engine; a
+        post of a code the engine has committed after all is refused and looked up then.
+        """
         started = time.perf_counter()
         now = self.clock()
-        entry = self.store.queue_entry(document.code)
+        if entry is None:
+            entry = self.store.queue_entry(document.code)
         attempts = (entry.attempts if entry else 0) + 1
+        uncertain = entry is None or entry.may_have_landed
         try:
-            result = self._lookup(request)
+            result = self._lookup(request) if uncertain else None
             landed = result is not None
             if result is None:
-                result = self._post(request)
+                result, landed = self._post(request)
         except BackendError as exc:
             message = f"repost attempt {attempts} failed: {exc}"
             updated = attrs.evolve(
@@ -860,6 +892,7 @@ class TaxBridge:
                 retryable=exc.retryable,
                 created_at=entry.created_at if entry else now,
                 updated_at=now,
+                may_have_landed=uncertain or _may_have_landed(exc),
             )
             event = DocumentEvent(
                 document.code,

@@ -352,8 +352,18 @@ class TestCalls:
         assert (second["exemptionCode"], second["entityUseCode"]) == ("LINE-EX", "G")
 
     def test_amounts_are_sent_as_exact_json_numbers(self) -> None:
-        body = dumps({"amount": Decimal("19.99"), "rate": Decimal("0.08875"), "text": "a\x00b"})
-        assert body == b'{"amount":19.99,"rate":0.08875,"text":"a\\u0000b"}'
+        body = dumps(
+            {
+                "amount": Decimal("19.99"),
+                "rate": Decimal("0.08875"),
+                "text": ["a\x00b", "\x00:", ":\x00", "1E+2"],
+                "big": Decimal("-1234567890.000001"),
+            }
+        )
+        assert body == (
+            b'{"amount":19.99,"rate":0.08875,'
+            b'"text":["a\\u0000b","\\u0000:",":\\u0000","1E+2"],"big":-1234567890.000001}'
+        )
 
     def test_excluded_lines_come_back_as_zero_tax_lines_in_order(self, backend) -> None:
         result = backend.calculate(
@@ -719,6 +729,19 @@ class TestIdempotentPosting:
         assert bridge.repost().reposted == ("A-9001",)
         assert bridge.inquiry("A-9001").document.flag is F.REPOSTED
         assert avatax.commit_counts["A-9001"] == 1
+
+    def test_a_call_is_uncertain_when_any_attempt_may_have_reached_avatax(self, mocked) -> None:
+        router, backend = mocked
+        router.post(CREATE).mock(side_effect=httpx.ReadTimeout("no answer"))
+        router.get(url__regex=r"/transactions/").mock(side_effect=httpx.ConnectError("refused"))
+        with pytest.raises(BackendUnavailable) as caught:
+            backend.calculate(request())
+        assert "ConnectError" in str(caught.value)  # the last attempt never left ...
+        assert caught.value.sent  # ... but the first one did: the posting may have landed
+        router.post(CREATE).mock(side_effect=httpx.ConnectError("refused"))
+        with pytest.raises(BackendUnavailable) as caught:
+            backend.calculate(request())
+        assert not caught.value.sent
 
     def test_a_garbled_answer_to_a_posting_is_looked_up_not_resent(self, lone_fake) -> None:
         def garble(req: httpx.Request) -> httpx.Response:

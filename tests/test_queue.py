@@ -192,6 +192,72 @@ class TestTransitions:
         assert [d.flag for d in store.documents(flags=[F.FAILED])] == []
 
 
+class TestLookupBeforePost:
+    """The lookup by code is skipped only when no earlier attempt can have reached the engine."""
+
+    def test_a_document_whose_posting_was_never_sent_is_posted_without_a_lookup(
+        self, bridge, engine, store
+    ) -> None:
+        (code,) = _fail(bridge, engine, 1)  # connection refused: nothing reached the engine
+        assert store.queue_entry(code).may_have_landed is False
+        assert bridge.repost().reposted == (code,)
+        assert engine.lookups == []
+        assert engine.commit_counts[code] == 1
+
+    def test_a_posting_that_may_have_landed_is_looked_up_and_found(
+        self, bridge, engine, store
+    ) -> None:
+        engine.lose_responses = 1  # committed at the engine, the answer lost
+        doc = bridge.on_invoice(invoice("7", order("1007")))
+        assert doc.flag is F.FAILED
+        assert store.queue_entry(doc.code).may_have_landed is True
+        assert bridge.repost().reposted == (doc.code,)
+        assert engine.lookups[0] == doc.code
+        assert engine.commit_counts[doc.code] == 1
+        assert "found already committed" in bridge.inquiry(doc.code).document.last_log
+
+    def test_once_an_attempt_may_have_landed_every_later_repost_looks_first(
+        self, bridge, engine, store, clock
+    ) -> None:
+        (code,) = _fail(bridge, engine, 1)
+        engine.lose_responses = 1  # the first repost's answer is lost
+        assert bridge.repost().failed == (code,)
+        assert store.queue_entry(code).may_have_landed is True
+        engine.outage = True  # a later attempt that is certainly not sent does not clear it
+        clock.advance(minutes=2)
+        assert bridge.repost().failed == (code,)
+        assert store.queue_entry(code).may_have_landed is True
+        engine.outage = False
+        clock.advance(minutes=3)
+        looked = len(engine.lookups)
+        assert bridge.repost().reposted == (code,)
+        assert engine.lookups[looked] == code
+        assert engine.commit_counts[code] == 1
+
+    def test_taking_over_an_expired_lease_makes_the_repost_look_first(
+        self, bridge, engine, store, clock
+    ) -> None:
+        (code,) = _fail(bridge, engine, 1)
+        store.claim("died", now=T0, lease=LEASE)
+        clock.advance(minutes=6)
+        (taken,) = store.claim("next", now=clock.now, lease=LEASE)
+        assert taken.may_have_landed is True
+        store.release(code, "next")
+        assert bridge.repost().reposted == (code,)
+        assert engine.lookups == [code]
+
+    def test_a_code_committed_behind_the_queues_back_is_refused_and_looked_up_not_reposted(
+        self, bridge, engine, store
+    ) -> None:
+        (code,) = _fail(bridge, engine, 1)
+        engine.inner.calculate(store.get(code).request)  # someone posted it after all
+        assert store.queue_entry(code).may_have_landed is False
+        assert bridge.repost().reposted == (code,)
+        assert engine.commit_counts[code] == 1
+        assert engine.lookups == [code]
+        assert "found already committed" in bridge.inquiry(code).document.last_log
+
+
 class TestHistory:
     def test_settled_entries_stay_as_history_until_purged_u_never(
         self, bridge, engine, store, clock
@@ -215,17 +281,26 @@ class TestHistory:
             bridge = TaxBridge(default_config(), engine, store)
             engine.outage = True
             bridge.on_invoice(invoice("1", order()))
+            assert store.queue_entry("A-1").may_have_landed is False
             conn = store._conn
-            conn.execute("DELETE FROM schema_migrations WHERE version = 3")
+            conn.execute("DELETE FROM schema_migrations WHERE version IN (3, 4)")
             conn.execute("DROP INDEX unposted_queue_due")
-            for column in ("claimed_by", "lease_expires_at", "settled_at", "outcome"):
+            for column in (
+                "claimed_by",
+                "lease_expires_at",
+                "settled_at",
+                "outcome",
+                "may_have_landed",
+            ):
                 conn.execute(f"ALTER TABLE unposted_queue DROP COLUMN {column}")
             conn.commit()
         with SQLiteStore(path) as reopened:
-            assert reopened.schema_version == 3
+            assert reopened.schema_version == 4
             entry = reopened.queue_entry("A-1")
             assert entry is not None
             assert entry.claimed_by is None
+            # nothing says where an old entry's attempts went: its repost looks the code up
+            assert entry.may_have_landed is True
 
 
 class TestCommandLine:

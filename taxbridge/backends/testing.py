@@ -46,7 +46,7 @@ class RecordingBackend:
     def _check_outage(self, code: str) -> None:
         if self.outage:
             raise BackendUnavailable(
-                "connection refused (simulated outage)", backend=self.name, code=code
+                "connection refused (simulated outage)", backend=self.name, code=code, sent=False
             )
 
     def calculate(self, request: TaxRequest) -> TaxResult:

@@ -34,6 +34,9 @@ class QueueEntry:
     claimed_by: str | None = None
     """The repost worker holding this entry, until ``lease_expires_at``."""
     lease_expires_at: dt.datetime | None = None
+    may_have_landed: bool = True
+    """False only while every attempt so far certainly never reached the engine (connection
+    refused, circuit open): then a repost may post without looking the code up first."""
 
     @property
     def needs_fix(self) -> bool:

@@ -11,6 +11,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 from taxbridge.errors import LeaseLost
 from taxbridge.flags import FinalTaxFlag
@@ -160,6 +161,12 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
         CREATE INDEX unposted_queue_due ON unposted_queue (settled_at, next_attempt_at)
         """,
     ),
+    (
+        4,
+        """
+        ALTER TABLE unposted_queue ADD COLUMN may_have_landed INTEGER NOT NULL DEFAULT 1
+        """,
+    ),
 )
 """Schema changes in order. Later features append a (version, sql) pair; never edit one."""
 
@@ -181,6 +188,127 @@ def default_path() -> str:
 
 def _flag(value: str | None) -> FinalTaxFlag | None:
     return None if value is None else FinalTaxFlag(value)
+
+
+_DocumentRows = tuple[tuple[Any, ...], list[tuple[Any, ...]], list[tuple[Any, ...]]]
+
+
+def _document_rows(doc: TaxDocument) -> _DocumentRows:
+    """The document's row, line rows and breakdown rows, as written."""
+    document = (
+        doc.code,
+        doc.kind.value,
+        doc.stage.value,
+        doc.flag.value,
+        doc.erp_company,
+        doc.company_code,
+        doc.customer_code,
+        doc.document_type.value,
+        doc.document_date.isoformat(),
+        doc.tax_date.isoformat() if doc.tax_date else None,
+        doc.currency,
+        str(doc.total_amount),
+        str(doc.total_taxable),
+        str(doc.total_exempt),
+        str(doc.total_tax),
+        doc.backend,
+        doc.last_log,
+        doc.updated_at.isoformat(),
+        request_to_json(doc.request) if doc.request is not None else None,
+        json.dumps(list(doc.orders)),
+        doc.invoice_code,
+    )
+    lines = [
+        (
+            doc.code,
+            seq,
+            line.number,
+            str(line.amount),
+            str(line.taxable),
+            str(line.exempt),
+            str(line.tax),
+            line.tax_code,
+            str(line.rate),
+        )
+        for seq, line in enumerate(doc.lines)
+    ]
+    breakdown = [
+        (
+            doc.code,
+            seq,
+            j.jurisdiction_type.value,
+            j.name,
+            j.region,
+            str(j.rate),
+            str(j.taxable),
+            str(j.exempt),
+            str(j.tax),
+        )
+        for seq, j in enumerate(doc.breakdown)
+    ]
+    return document, lines, breakdown
+
+
+def _document(row: tuple[Any, ...], line_rows: list[Any], breakdown_rows: list[Any]) -> TaxDocument:
+    """A document from its row, line rows and breakdown rows, as read."""
+    (
+        code,
+        kind,
+        stage,
+        flag,
+        erp_company,
+        company_code,
+        customer_code,
+        document_type,
+        document_date,
+        tax_date,
+        currency,
+        total_amount,
+        total_taxable,
+        total_exempt,
+        total_tax,
+        backend,
+        last_log,
+        updated_at,
+        request_json,
+        orders_json,
+        invoice_code,
+    ) = row
+    lines = tuple(
+        LineTax(number, Decimal(a), Decimal(t), Decimal(e), Decimal(x), tax_code, Decimal(r))
+        for number, a, t, e, x, tax_code, r in line_rows
+    )
+    breakdown = tuple(
+        JurisdictionTax(
+            JurisdictionType(jt), name, region, Decimal(r), Decimal(t), Decimal(e), Decimal(x)
+        )
+        for jt, name, region, r, t, e, x in breakdown_rows
+    )
+    return TaxDocument(
+        code=str(code),
+        kind=DocumentKind(kind),
+        stage=Stage(stage),
+        flag=FinalTaxFlag(flag),
+        erp_company=str(erp_company),
+        company_code=str(company_code),
+        customer_code=str(customer_code),
+        document_type=DocumentType(document_type),
+        document_date=dt.date.fromisoformat(str(document_date)),
+        tax_date=dt.date.fromisoformat(str(tax_date)) if tax_date else None,
+        currency=str(currency),
+        total_amount=Decimal(str(total_amount)),
+        total_taxable=Decimal(str(total_taxable)),
+        total_exempt=Decimal(str(total_exempt)),
+        total_tax=Decimal(str(total_tax)),
+        lines=lines,
+        breakdown=breakdown,
+        backend=str(backend),
+        last_log=str(last_log),
+        updated_at=dt.datetime.fromisoformat(str(updated_at)),
+        request=request_from_json(str(request_json)) if request_json else None,
+        orders=tuple(json.loads(str(orders_json))),
+        invoice_code=str(invoice_code) if invoice_code else None,
+    )
 
 
 class SQLiteStore:
@@ -272,29 +400,32 @@ class SQLiteStore:
         With ``holder``, the queue entry changed must still be claimed by that worker and not
         settled; otherwise :class:`LeaseLost` is raised and nothing is written.
         """
+        # rows are built before the write lock is taken: other threads wait only for SQLite
+        rows = [_document_rows(doc) for doc in documents]
+        event_rows = [
+            (
+                e.code,
+                e.at.isoformat(),
+                e.stage.value,
+                None if e.flag_before is None else e.flag_before.value,
+                e.flag_after.value,
+                e.backend,
+                e.message,
+                int(e.error),
+            )
+            for e in events
+        ]
         with self._write() as conn:
             if holder is not None:
                 code = enqueue.code if enqueue is not None else dequeue
                 self._check_holder(conn, str(code), holder)
-            for doc in documents:
-                self._write_document(conn, doc)
+            for document_rows in rows:
+                self._write_document(conn, document_rows)
             conn.executemany(
                 "INSERT INTO document_events "
                 "(code, at, stage, flag_before, flag_after, backend, message, error) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                [
-                    (
-                        e.code,
-                        e.at.isoformat(),
-                        e.stage.value,
-                        None if e.flag_before is None else e.flag_before.value,
-                        e.flag_after.value,
-                        e.backend,
-                        e.message,
-                        int(e.error),
-                    )
-                    for e in events
-                ],
+                event_rows,
             )
             if enqueue is not None:
                 self._write_queue(conn, enqueue)
@@ -332,74 +463,29 @@ class SQLiteStore:
                 (Stage.INVOICE.value, link.invoice_code, message, at, code),
             )
 
-    def _write_document(self, conn: sqlite3.Connection, doc: TaxDocument) -> None:
+    @staticmethod
+    def _write_document(conn: sqlite3.Connection, rows: _DocumentRows) -> None:
+        document, lines, breakdown = rows
+        code = document[0]
         conn.execute(
             f"INSERT INTO documents ({_DOC_COLUMNS}) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
             f"ON CONFLICT (code) DO UPDATE SET {_DOC_UPDATES}",
-            (
-                doc.code,
-                doc.kind.value,
-                doc.stage.value,
-                doc.flag.value,
-                doc.erp_company,
-                doc.company_code,
-                doc.customer_code,
-                doc.document_type.value,
-                doc.document_date.isoformat(),
-                doc.tax_date.isoformat() if doc.tax_date else None,
-                doc.currency,
-                str(doc.total_amount),
-                str(doc.total_taxable),
-                str(doc.total_exempt),
-                str(doc.total_tax),
-                doc.backend,
-                doc.last_log,
-                doc.updated_at.isoformat(),
-                request_to_json(doc.request) if doc.request is not None else None,
-                json.dumps(list(doc.orders)),
-                doc.invoice_code,
-            ),
+            document,
         )
-        conn.execute("DELETE FROM document_lines WHERE code = ?", (doc.code,))
-        conn.execute("DELETE FROM document_breakdown WHERE code = ?", (doc.code,))
+        conn.execute("DELETE FROM document_lines WHERE code = ?", (code,))
+        conn.execute("DELETE FROM document_breakdown WHERE code = ?", (code,))
         conn.executemany(
             "INSERT INTO document_lines "
             "(code, seq, number, amount, taxable, exempt, tax, tax_code, rate) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [
-                (
-                    doc.code,
-                    seq,
-                    line.number,
-                    str(line.amount),
-                    str(line.taxable),
-                    str(line.exempt),
-                    str(line.tax),
-                    line.tax_code,
-                    str(line.rate),
-                )
-                for seq, line in enumerate(doc.lines)
-            ],
+            lines,
         )
         conn.executemany(
             "INSERT INTO document_breakdown "
             "(code, seq, jurisdiction_type, name, region, rate, taxable, exempt, tax) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [
-                (
-                    doc.code,
-                    seq,
-                    j.jurisdiction_type.value,
-                    j.name,
-                    j.region,
-                    str(j.rate),
-                    str(j.taxable),
-                    str(j.exempt),
-                    str(j.tax),
-                )
-                for seq, j in enumerate(doc.breakdown)
-            ],
+            breakdown,
         )
 
     def head(self, code: str) -> DocumentHead | None:
@@ -425,7 +511,8 @@ class SQLiteStore:
             row = self._conn.execute(
                 f"SELECT {_DOC_COLUMNS} FROM documents WHERE code = ?", (code,)
             ).fetchone()
-            return None if row is None else self._document(row)
+            fetched = None if row is None else self._fetch_parts(row)
+        return None if fetched is None else _document(*fetched)
 
     def documents(
         self,
@@ -444,89 +531,23 @@ class SQLiteStore:
             params.append(kind.value)
         with self._lock:
             rows = self._conn.execute(sql + " ORDER BY code", params).fetchall()
-            return [self._document(row) for row in rows]
+            fetched = [self._fetch_parts(row) for row in rows]
+        return [_document(*parts) for parts in fetched]
 
-    def _document(self, row: sqlite3.Row | tuple[object, ...]) -> TaxDocument:
-        (
-            code,
-            kind,
-            stage,
-            flag,
-            erp_company,
-            company_code,
-            customer_code,
-            document_type,
-            document_date,
-            tax_date,
-            currency,
-            total_amount,
-            total_taxable,
-            total_exempt,
-            total_tax,
-            backend,
-            last_log,
-            updated_at,
-            request_json,
-            orders_json,
-            invoice_code,
-        ) = row
-        lines = tuple(
-            LineTax(
-                number,
-                Decimal(a),
-                Decimal(t),
-                Decimal(e),
-                Decimal(x),
-                tax_code,
-                Decimal(r),
-            )
-            for number, a, t, e, x, tax_code, r in self._conn.execute(
-                "SELECT number, amount, taxable, exempt, tax, tax_code, rate "
-                "FROM document_lines WHERE code = ? ORDER BY seq",
-                (code,),
-            )
-        )
-        breakdown = tuple(
-            JurisdictionTax(
-                JurisdictionType(jt),
-                name,
-                region,
-                Decimal(r),
-                Decimal(t),
-                Decimal(e),
-                Decimal(x),
-            )
-            for jt, name, region, r, t, e, x in self._conn.execute(
-                "SELECT jurisdiction_type, name, region, rate, taxable, exempt, tax "
-                "FROM document_breakdown WHERE code = ? ORDER BY seq",
-                (code,),
-            )
-        )
-        return TaxDocument(
-            code=str(code),
-            kind=DocumentKind(kind),
-            stage=Stage(stage),
-            flag=FinalTaxFlag(flag),
-            erp_company=str(erp_company),
-            company_code=str(company_code),
-            customer_code=str(customer_code),
-            document_type=DocumentType(document_type),
-            document_date=dt.date.fromisoformat(str(document_date)),
-            tax_date=dt.date.fromisoformat(str(tax_date)) if tax_date else None,
-            currency=str(currency),
-            total_amount=Decimal(str(total_amount)),
-            total_taxable=Decimal(str(total_taxable)),
-            total_exempt=Decimal(str(total_exempt)),
-            total_tax=Decimal(str(total_tax)),
-            lines=lines,
-            breakdown=breakdown,
-            backend=str(backend),
-            last_log=str(last_log),
-            updated_at=dt.datetime.fromisoformat(str(updated_at)),
-            request=request_from_json(str(request_json)) if request_json else None,
-            orders=tuple(json.loads(str(orders_json))),
-            invoice_code=str(invoice_code) if invoice_code else None,
-        )
+    def _fetch_parts(self, row: tuple[Any, ...]) -> tuple[Any, list[Any], list[Any]]:
+        """A document row with its line and breakdown rows (under the lock; built later)."""
+        code = row[0]
+        lines = self._conn.execute(
+            "SELECT number, amount, taxable, exempt, tax, tax_code, rate "
+            "FROM document_lines WHERE code = ? ORDER BY seq",
+            (code,),
+        ).fetchall()
+        breakdown = self._conn.execute(
+            "SELECT jurisdiction_type, name, region, rate, taxable, exempt, tax "
+            "FROM document_breakdown WHERE code = ? ORDER BY seq",
+            (code,),
+        ).fetchall()
+        return row, lines, breakdown
 
     def events(self, code: str) -> list[DocumentEvent]:
         """The document's log, oldest first."""
@@ -554,15 +575,15 @@ class SQLiteStore:
 
     _QUEUE_COLUMNS = (
         "code, attempts, next_attempt_at, last_error_code, last_error_message, retryable, "
-        "created_at, updated_at, claimed_by, lease_expires_at"
+        "created_at, updated_at, claimed_by, lease_expires_at, may_have_landed"
     )
 
     def _write_queue(self, conn: sqlite3.Connection, entry: QueueEntry) -> None:
         conn.execute(
             "INSERT OR REPLACE INTO unposted_queue (code, attempts, next_attempt_at, "
             "last_error_code, last_error_message, retryable, created_at, updated_at, "
-            "claimed_by, lease_expires_at, settled_at, outcome) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL, NULL, '')",
+            "claimed_by, lease_expires_at, settled_at, outcome, may_have_landed) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL, NULL, '', ?)",
             (
                 entry.code,
                 entry.attempts,
@@ -572,6 +593,7 @@ class SQLiteStore:
                 int(entry.retryable),
                 entry.created_at.isoformat(),
                 entry.updated_at.isoformat(),
+                int(entry.may_have_landed),
             ),
         )
 
@@ -642,6 +664,12 @@ class SQLiteStore:
                 params.append(limit)
         with self._write() as conn:
             codes = [row[0] for row in conn.execute(sql, params).fetchall()]
+            # taking over from a worker whose lease ran out: its attempt may have landed
+            conn.executemany(
+                "UPDATE unposted_queue SET may_have_landed = 1 "
+                "WHERE code = ? AND claimed_by IS NOT NULL AND claimed_by != ?",
+                [(c, holder) for c in codes],
+            )
             conn.executemany(
                 "UPDATE unposted_queue SET claimed_by = ?, lease_expires_at = ? WHERE code = ?",
                 [(holder, (now + lease).isoformat(), c) for c in codes],
@@ -694,6 +722,7 @@ class SQLiteStore:
             updated_at=dt.datetime.fromisoformat(str(row[7])),
             claimed_by=None if row[8] is None else str(row[8]),
             lease_expires_at=None if row[9] is None else dt.datetime.fromisoformat(str(row[9])),
+            may_have_landed=bool(row[10]),
         )
 
     # -- offline rates -------------------------------------------------------------------------

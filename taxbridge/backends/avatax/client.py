@@ -493,11 +493,17 @@ class AvaTaxBackend:
             before_sleep=lambda state: self._log_retry(state, code),
         )
         results: list[T] = []
+        sent = False
         try:
             for trial in retrying:
                 with trial:
-                    self._circuit.check(self.name, code)
-                    results.append(attempt(trial.retry_state.attempt_number))
+                    try:
+                        self._circuit.check(self.name, code)
+                        results.append(attempt(trial.retry_state.attempt_number))
+                    except BackendUnavailable as exc:
+                        # an earlier attempt that may have landed makes the whole call uncertain
+                        sent = exc.sent = sent or exc.sent
+                        raise
         except CircuitOpen:
             raise
         except BackendUnavailable:

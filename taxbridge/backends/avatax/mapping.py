@@ -10,7 +10,6 @@ from __future__ import annotations
 import datetime as dt
 import enum
 import json
-import re
 import secrets
 from collections.abc import Iterable, Mapping
 from decimal import Decimal, InvalidOperation
@@ -35,20 +34,28 @@ from taxbridge.money import CENT, ZERO
 # ---------------------------------------------------------------------------------------------
 # JSON with exact decimals
 
-_MARK = f"\x00{secrets.token_hex(6)}:"
-_MARKED = re.compile(r'"\\u0000' + re.escape(_MARK[1:]) + r'([^"\\]+)\\u0000"')
+_TOKEN = secrets.token_hex(6)
+_MARK_OPEN = f"\x00{_TOKEN}:"
+_MARK_CLOSE = f":{_TOKEN}\x00"
+# how the marks read once json.dumps has escaped them, quotes included
+_ENCODED_OPEN = f'"\\u0000{_TOKEN}:'
+_ENCODED_CLOSE = f':{_TOKEN}\\u0000"'
 
 
 def _mark(value: object) -> str:
     if isinstance(value, Decimal):
-        return f"{_MARK}{value}\x00"
+        return f"{_MARK_OPEN}{value}{_MARK_CLOSE}"
     raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 
 def dumps(data: Any) -> bytes:
-    """JSON with every ``Decimal`` written as the exact number it holds (never via float)."""
+    """JSON with every ``Decimal`` written as the exact number it holds (never via float).
+
+    Decimals leave ``json.dumps`` as strings between random marks that no data can contain;
+    dropping the marks and their quotes leaves the bare number.
+    """
     text = json.dumps(data, default=_mark, separators=(",", ":"))
-    return _MARKED.sub(r"\1", text).encode()
+    return text.replace(_ENCODED_OPEN, "").replace(_ENCODED_CLOSE, "").encode()
 
 
 def loads(content: bytes | str) -> Any:
@@ -288,12 +295,11 @@ def _decimal(value: Any) -> Decimal:
 
 
 def _money(value: Any) -> Decimal:
-    """An amount with at least two decimals, never rounded (``0.6`` -> ``0.60``)."""
+    """An amount in cents when it is a whole number of cents (``0.6`` -> ``0.60``), else exactly
+    as given: never rounded."""
     number = _decimal(value)
-    exponent = number.as_tuple().exponent
-    if isinstance(exponent, int) and exponent > -2:
-        return number.quantize(CENT)
-    return number
+    cents = number.quantize(CENT)
+    return cents if cents == number else number
 
 
 def _date(value: Any) -> dt.date:

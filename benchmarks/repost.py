@@ -1,0 +1,164 @@
+"""Draining the unposted queue: N U documents reposted through AvaTaxBackend over a real socket.
+
+The documents are queued once (an invoicing run during an outage: U, nothing reached the engine),
+then for each concurrency a copy of that SQLite file is drained by ``bridge.repost`` against
+the fake AvaTax served on 127.0.0.1 by a separate process, answering each call after a fixed
+latency. Prints documents/s and the ratio to the ideal (concurrency / latency), and checks that
+every document ended R and was committed exactly once at the server.
+
+    python benchmarks/repost.py                                   # 3,000 documents, 1/4/16
+    python benchmarks/repost.py --docs 40 --concurrency 1 4 --latency-ms 5   # CI smoke size
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import multiprocessing
+import shutil
+import sys
+import tempfile
+import time
+from decimal import Decimal
+from multiprocessing.connection import Connection
+from pathlib import Path
+
+import structlog
+
+from taxbridge import (
+    Address,
+    Customer,
+    FinalTaxFlag,
+    Invoice,
+    LocalEngine,
+    Order,
+    OrderLine,
+    RecordingBackend,
+    SQLiteStore,
+    TaxBridge,
+)
+from taxbridge.backends.avatax import AvaTaxBackend, AvaTaxSettings, Secret
+from taxbridge.backends.avatax.fake import FakeAvaTax, serve
+from taxbridge.config import default_config
+
+KEY = "bench-key"
+ACCOUNT = "1100000000"
+SHIP_FROM = Address("822 Reed St", "Philadelphia", "PA", "19147")
+SHIP_TO = Address("350 5th Ave", "New York", "NY", "10118")
+DAY = dt.date(2026, 11, 20)
+
+
+def make_invoice(number: int) -> Invoice:
+    """A three-line invoice to New York."""
+    order = Order(
+        number=str(100_000 + number),
+        company="01",
+        customer=Customer(f"C{number % 97:03d}", name="Bench customer"),
+        order_date=DAY,
+        ship_from=SHIP_FROM,
+        ship_to=SHIP_TO,
+        lines=tuple(
+            OrderLine(
+                process_number=str(number),
+                line_number=n,
+                item_code=f"SKU-{n}",
+                quantity=Decimal(n),
+                amount=Decimal(n) * Decimal("12.99"),
+            )
+            for n in range(1, 4)
+        ),
+    )
+    return Invoice(number=str(number), invoice_date=DAY, orders=(order,))
+
+
+def queue_documents(db: Path, docs: int) -> None:
+    """An invoicing run while the engine refuses connections: ``docs`` U documents, queued."""
+    engine = RecordingBackend(LocalEngine())
+    engine.outage = True
+    with TaxBridge(default_config(str(db)), engine, SQLiteStore(db)) as bridge:
+        for number in range(1, docs + 1):
+            if bridge.on_invoice(make_invoice(number)).flag is not FinalTaxFlag.FAILED:
+                raise SystemExit(f"invoice {number} was not queued")
+
+
+def run_server(latency: float, pipe: Connection) -> None:
+    """The fake AvaTax in its own process (its own GIL): sends its URL, then on any message
+    answers with its commit counts and stops."""
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(40))
+    fake = FakeAvaTax(account_id=ACCOUNT, license_key=KEY, latency=latency)
+    with serve(fake) as url:
+        pipe.send(url)
+        pipe.recv()
+        pipe.send(dict(fake.commit_counts))
+
+
+def drain(template: Path, work: Path, concurrency: int, latency: float) -> tuple[int, float]:
+    """Drain a copy of ``template`` at ``concurrency``; (documents reposted, seconds)."""
+    db = work / f"drain-{concurrency}.db"
+    shutil.copyfile(template, db)
+    context = multiprocessing.get_context("spawn")
+    ours, theirs = context.Pipe()
+    server = context.Process(target=run_server, args=(latency, theirs), daemon=True)
+    server.start()
+    try:
+        url = ours.recv()
+        settings = AvaTaxSettings(
+            base_url=url,
+            account_id=ACCOUNT,
+            license_key=Secret(KEY),
+            max_connections=max(concurrency, 1),
+        )
+        with (
+            AvaTaxBackend(settings) as backend,
+            TaxBridge(default_config(str(db)), backend, SQLiteStore(db)) as bridge,
+        ):
+            backend.ping()  # the first connection is not part of the drain
+            started = time.perf_counter()
+            summary = bridge.repost(concurrency=concurrency)
+            elapsed = time.perf_counter() - started
+            left = bridge.unposted()
+        ours.send("counts")
+        counts: dict[str, int] = ours.recv()
+    finally:
+        server.join(timeout=10)
+        if server.is_alive():
+            server.kill()
+    if summary.failed or left:
+        raise SystemExit(f"concurrency {concurrency}: {len(left)} documents still U")
+    twice = sorted(code for code, count in counts.items() if count != 1)
+    if twice or sorted(counts) != sorted(summary.reposted):
+        raise SystemExit(f"concurrency {concurrency}: committed more than once: {twice[:5]}")
+    return len(summary.reposted), elapsed
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--docs", type=int, default=3_000)
+    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 4, 16])
+    parser.add_argument("--latency-ms", type=float, default=50.0)
+    args = parser.parse_args()
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(40))
+    latency = args.latency_ms / 1000
+    with tempfile.TemporaryDirectory(prefix="taxbridge-repost-") as folder:
+        work = Path(folder)
+        template = work / "queued.db"
+        started = time.perf_counter()
+        queue_documents(template, args.docs)
+        print(
+            f"queued {args.docs:,} U documents in {time.perf_counter() - started:.1f} s", flush=True
+        )
+        for concurrency in args.concurrency:
+            done, elapsed = drain(template, work, concurrency, latency)
+            rate = done / elapsed
+            ideal = concurrency / latency
+            print(
+                f"repost {done:,} documents, concurrency {concurrency:>2}, "
+                f"{args.latency_ms:g} ms server: {elapsed:6.1f} s, {rate:6.1f} documents/s "
+                f"= {rate / ideal:.0%} of ideal {ideal:.0f}/s; each committed once",
+                flush=True,
+            )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
