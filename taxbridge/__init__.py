@@ -20,6 +20,8 @@ from taxbridge.errors import (
 from taxbridge.flags import FinalTaxFlag
 from taxbridge.models import (
     Address,
+    Claim,
+    ClaimLine,
     Customer,
     DocumentType,
     Invoice,
@@ -46,6 +48,8 @@ except PackageNotFoundError:  # running from a source tree that was never instal
 
 __all__ = [
     "Address",
+    "Claim",
+    "ClaimLine",
     "AlreadyCommitted",
     "BackendError",
     "BackendUnavailable",

@@ -59,9 +59,14 @@ from taxbridge.flags import FinalTaxFlag, check_recalculable, check_transition
 from taxbridge.logs import get_logger
 from taxbridge.models import (
     Address,
+    Claim,
+    ClaimLine,
+    CreditedLine,
+    Customer,
     DocumentEvent,
     DocumentKind,
     DocumentStatus,
+    DocumentType,
     Exemption,
     Invoice,
     LineTax,
@@ -75,8 +80,14 @@ from taxbridge.models import (
 )
 from taxbridge.money import ZERO, ZERO_CENTS
 from taxbridge.rates import ProvinceRate, RateTable, shipped_rates
-from taxbridge.rules import Context, invoice_request, order_request
-from taxbridge.store.base import InvoiceLink, QueueEntry, ReferenceData, Store
+from taxbridge.rules import Context, claim_request, invoice_request, order_request
+from taxbridge.store.base import (
+    CreditAllocation,
+    InvoiceLink,
+    QueueEntry,
+    ReferenceData,
+    Store,
+)
 from taxbridge.store.sqlite import SQLiteStore
 
 _log = get_logger()
@@ -207,6 +218,15 @@ def _addresses(order: Order) -> list[tuple[str, Address]]:
     return found
 
 
+def _claim_addresses(claim: Claim) -> list[tuple[str, Address]]:
+    """The addresses a claim brings (an allocated claim uses its invoice's, already checked)."""
+    return [
+        (name, address)
+        for name, address in (("ship_from", claim.ship_from), ("ship_to", claim.ship_to))
+        if address is not None and not claim.allocated
+    ]
+
+
 def _stored_lines(lines: tuple[LineTax, ...]) -> tuple[LineTax, ...]:
     """Lines as a document stores them: per-line jurisdiction details are left to the engine
     (the document keeps the per-jurisdiction summary), so a returned document equals its stored
@@ -326,20 +346,9 @@ class TaxBridge:
             line = rejection.refers_to.partition("[")[2].rstrip("]").partition("]")[0] or None
             reasons.append(PendReason(PendCode.TAX_VALIDATION, str(rejection), line=line))
         if PendCode.EXEMPTION_EXPIRY in checks:
-            reasons.extend(self._exemption_expiry(order))
-        active = self._active_tax_codes() if PendCode.OBSOLETE_TAX_CODE in checks else None
-        if active is not None and document is not None and document.request is not None:
-            for line_request in document.request.lines:
-                if line_request.excluded or line_request.tax_code in active:
-                    continue
-                reasons.append(
-                    PendReason(
-                        PendCode.OBSOLETE_TAX_CODE,
-                        f"line {line_request.number}: tax code {line_request.tax_code!r} "
-                        "is not in the engine's active list",
-                        line=line_request.number,
-                    )
-                )
+            reasons.extend(self._exemption_expiry(order.customer, order.ship_to.region))
+        if PendCode.OBSOLETE_TAX_CODE in checks and document.request is not None:
+            reasons.extend(self._obsolete_codes(document.request))
         return PendingCheck(document, tuple(reasons))
 
     def on_pick(self, order: Order, *, program: str | None = None) -> TaxDocument:
@@ -358,24 +367,48 @@ class TaxBridge:
         offline and never posted.
         """
         request = invoice_request(self.config, invoice, self._context)
-        interfaces = all(self.config.interfaces(o.transaction_group) for o in invoice.orders)
         note = self._check_addresses(
             [address for order in invoice.orders for address in _addresses(order)], program
         )
+        return self._post_final(
+            Stage.INVOICE,
+            request,
+            interfaces=all(self.config.interfaces(o.transaction_group) for o in invoice.orders),
+            note=note,
+            invoiced=InvoiceLink(
+                request.code, tuple(order.code for order in invoice.orders), self.clock()
+            ),
+            orders=tuple(order.number for order in invoice.orders),
+            erp_company=invoice.orders[0].company,
+        )
+
+    def _post_final(
+        self,
+        stage: Stage,
+        request: TaxRequest,
+        *,
+        interfaces: bool,
+        note: str = "",
+        invoiced: InvoiceLink | None = None,
+        orders: tuple[str, ...] = (),
+        erp_company: str = "",
+        credits: CreditAllocation | None = None,
+        offline_first: bool = False,
+    ) -> TaxDocument:
+        """The final call of an invoice or a claim: post (Y), or store U and queue it; a
+        posted document is returned as stored, a U one is reposted."""
         started = time.perf_counter()
         head = self.store.head(request.code)
         if head is not None and head.flag.is_final:
             existing = self._require(request.code)
-            self._emit(Stage.INVOICE, "already_posted", existing, existing.flag, started)
+            self._emit(stage, "already_posted", existing, existing.flag, started)
             return existing
         if head is not None and head.flag is FinalTaxFlag.FAILED:
-            return self._repost_document(self._require(request.code), request, Stage.INVOICE)
+            return self._repost_document(
+                self._require(request.code), request, stage, credits=credits
+            )
 
         flag_before = head.flag if head else None
-        link = InvoiceLink(
-            request.code, tuple(order.code for order in invoice.orders), self.clock()
-        )
-        numbers = tuple(order.number for order in invoice.orders)
         enqueue: QueueEntry | None = None
         if all(line.excluded for line in request.lines):
             result, flag, outcome = self._zero_result(request), FinalTaxFlag.EXCLUDED, "excluded"
@@ -386,11 +419,17 @@ class TaxBridge:
             why = "offline table only" if self.offline_only else "transaction group not interfaced"
             message = f"{why}: calculated offline, not posted{offline_note}"
         else:
+            first = ""
+            if offline_first:
+                estimate, offline_note = self._offline_estimate(request)
+                first = f"offline estimate {estimate.total_tax}{offline_note}; "
             try:
                 result, found = self._post(request)
                 flag, outcome = FinalTaxFlag.POSTED, "posted"
                 how = "found already committed at" if found else "posted to"
-                message = f"{how} {self.backend.name}: tax {result.total_tax}"
+                message = f"{first}{how} {self.backend.name}: tax {result.total_tax}"
+                if offline_first:
+                    message += " (replaces the offline figure)"
             except BackendError as exc:
                 result, offline_note = self._offline_estimate(request)
                 flag, outcome = FinalTaxFlag.FAILED, "failed"
@@ -410,19 +449,220 @@ class TaxBridge:
         doc = self._document(
             request,
             result,
-            Stage.INVOICE,
+            stage,
             flag,
             flag_before,
             note + message,
-            orders=numbers,
-            erp_company=invoice.orders[0].company,
+            orders=orders,
+            erp_company=erp_company,
         )
-        self._save(doc, flag_before, enqueue=enqueue, invoiced=link, error=enqueue is not None)
+        self._save(
+            doc,
+            flag_before,
+            enqueue=enqueue,
+            invoiced=invoiced,
+            error=enqueue is not None,
+            credits=credits,
+        )
         if enqueue is not None:
-            self._emit(Stage.INVOICE, outcome, doc, flag_before, started, error=message)
+            self._emit(stage, outcome, doc, flag_before, started, error=message)
         else:
-            self._emit(Stage.INVOICE, outcome, doc, flag_before, started)
+            self._emit(stage, outcome, doc, flag_before, started)
         return doc
+
+    # -- claims --------------------------------------------------------------------------------
+
+    def on_claim_pending(
+        self, claim: Claim, *, update: bool = False, program: str | None = None
+    ) -> PendingCheck:
+        """Claims pending check (BNO155B): why the claim must pend before approval.
+
+        With ``update`` (BNO155BC) the tax is also calculated and the claim's tax document
+        stored (N, or blank offline), so the tax shows on the claim before it is approved.
+        Runs the checks the pending rules switch on for claims (TMSAR/PEND-DOC, PEND-DO2).
+        A claim already invoiced (posted or U) is checked but never changed.
+        """
+        checks = self.config.pending.claim_checks
+        request, _ = self._claim_request(claim, estimate=True)
+        interfaces = self.config.interfaces(claim.transaction_group)
+        note = self._check_addresses(_claim_addresses(claim), program)
+        head = self.store.head(request.code)
+        settled = head is not None and (head.flag.is_final or head.flag is FinalTaxFlag.FAILED)
+        rejection: DocumentRejected | None = None
+        document: TaxDocument | None
+        if update and not settled:
+            document, rejection = self._calculate_and_store(
+                Stage.CLAIM_PENDING,
+                request,
+                head.flag if head else None,
+                interfaces,
+                note=note,
+            )
+        else:
+            document = self.store.get(request.code)
+            if PendCode.TAX_VALIDATION in checks and interfaces and not self.offline_only:
+                rejection = self._validate(request)
+        reasons: list[PendReason] = []
+        if rejection is not None and PendCode.TAX_VALIDATION in checks:
+            reasons.append(PendReason(PendCode.TAX_VALIDATION, str(rejection)))
+        if PendCode.EXEMPTION_EXPIRY in checks and not claim.allocated and claim.ship_to:
+            reasons.extend(self._exemption_expiry(claim.customer, claim.ship_to.region))
+        if PendCode.OBSOLETE_TAX_CODE in checks:
+            reasons.extend(self._obsolete_codes(request))
+        return PendingCheck(document, tuple(reasons))
+
+    def claim_inquiry(self, claim: Claim) -> Inquiry:
+        """Claims inquiry: calculate the claim's tax now and update its tax document (never
+        posts). A claim already invoiced is shown as stored."""
+        request, _ = self._claim_request(claim, estimate=True)
+        head = self.store.head(request.code)
+        if head is None or not (head.flag.is_final or head.flag is FinalTaxFlag.FAILED):
+            self._calculate_and_store(
+                Stage.CLAIM_INQUIRY,
+                request,
+                head.flag if head else None,
+                self.config.interfaces(claim.transaction_group),
+            )
+        return self.inquiry(request.code)
+
+    def on_claim_invoice(self, claim: Claim, *, program: str | None = None) -> TaxDocument:
+        """Claims invoicing: post the credit as a ReturnInvoice ``B-<number>`` (Y), or store
+        it U and queue it, exactly as an invoice.
+
+        Allocated to an invoice, it is taxed at the invoice's date, addresses and exemption,
+        its lines pro rata to the tax those invoice lines were charged; otherwise it is first
+        calculated offline with the customer's exemptions, and the engine's figure replaces that.
+        """
+        request, credited = self._claim_request(claim)
+        note = self._check_addresses(_claim_addresses(claim), program)
+        credits = (
+            CreditAllocation(claim.code, claim.invoice_code, credited)
+            if claim.invoice_code is not None
+            else None
+        )
+        return self._post_final(
+            Stage.CLAIM_INVOICE,
+            request,
+            interfaces=self.config.interfaces(claim.transaction_group),
+            note=note,
+            erp_company=claim.company,
+            credits=credits,
+            offline_first=not claim.allocated,
+        )
+
+    def credit_from_invoice(
+        self,
+        invoice_code: str,
+        lines: Sequence[str] | None = None,
+        *,
+        number: str | None = None,
+        claim_date: dt.date | None = None,
+    ) -> Claim:
+        """Credit from invoice (BNO155F): a claim allocated to a stored invoice crediting what
+        is left of all its lines, or of the engine line numbers in ``lines``.
+
+        The claim number defaults to the invoice's number; invoice it with
+        :meth:`on_claim_invoice`.
+        """
+        original = self._require(invoice_code)
+        if original.kind is not DocumentKind.INVOICE or original.request is None:
+            raise InvalidFieldError(
+                "credit_from_invoice", "invoice_code", invoice_code, "is not an invoice"
+            )
+        sold = {line.number: line for line in original.request.lines}
+        wanted = list(sold) if lines is None else list(lines)
+        for line_number in wanted:
+            if line_number not in sold:
+                raise InvalidFieldError(
+                    "credit_from_invoice", "lines", line_number, f"is not a line of {invoice_code}"
+                )
+        credited = self.store.credited(invoice_code)
+        claim_lines: list[ClaimLine] = []
+        for line in original.lines:
+            if line.number not in wanted:
+                continue
+            left = line.amount - credited.get(line.number, (ZERO, ZERO))[0]
+            if left <= 0:
+                continue
+            sale = sold[line.number]
+            claim_lines.append(
+                ClaimLine(
+                    line_number=len(claim_lines) + 1,
+                    item_code=sale.item_code or sale.number,
+                    quantity=sale.quantity,
+                    amount=left,
+                    description=sale.description,
+                    freight=sale.freight,
+                    invoice_line=line.number,
+                )
+            )
+        if not claim_lines:
+            raise InvalidFieldError(
+                "credit_from_invoice",
+                "lines",
+                wanted,
+                f"have nothing left to credit on {invoice_code}",
+            )
+        return Claim(
+            number=number or invoice_code.partition("-")[2] or invoice_code,
+            company=original.erp_company,
+            customer=Customer(original.customer_code),
+            claim_date=claim_date or self.clock().date(),
+            lines=tuple(claim_lines),
+            invoice_code=invoice_code,
+            currency=original.currency,
+        )
+
+    def _claim_request(
+        self, claim: Claim, *, estimate: bool = False
+    ) -> tuple[TaxRequest, tuple[CreditedLine, ...]]:
+        """The claim's request, worked out against its invoice as stored (and as credited by
+        other claims) when it is allocated to one."""
+        if claim.invoice_code is None:
+            return claim_request(self.config, claim, self._context, estimate=estimate)
+        original = self.store.get(claim.invoice_code)
+        if original is None:
+            raise DocumentNotFoundError(claim.invoice_code)
+        if original.kind is not DocumentKind.INVOICE:
+            raise InvalidFieldError(
+                "Claim", "invoice_code", claim.invoice_code, "is not an invoice"
+            )
+        done = self.store.credited(claim.invoice_code, excluding=claim.code)
+        return claim_request(
+            self.config,
+            claim,
+            self._context,
+            original=original,
+            credited=lambda line: done.get(line, (ZERO, ZERO)),
+            estimate=estimate,
+        )
+
+    def _validate(self, request: TaxRequest) -> DocumentRejected | None:
+        """Ask the engine to calculate an estimate: its refusal, if it refuses (an outage
+        validates nothing and is logged)."""
+        try:
+            self.backend.calculate(request)
+        except DocumentRejected as exc:
+            return exc
+        except BackendError as exc:
+            _log.warning("taxbridge.pending_check.unavailable", code=request.code, error=str(exc))
+        return None
+
+    def _obsolete_codes(self, request: TaxRequest) -> list[PendReason]:
+        """BNO155BT: lines whose tax code is not in the engine's active list."""
+        active = self._active_tax_codes()
+        if active is None:
+            return []
+        return [
+            PendReason(
+                PendCode.OBSOLETE_TAX_CODE,
+                f"line {line.number}: tax code {line.tax_code!r} is not in the engine's "
+                "active list",
+                line=line.number,
+            )
+            for line in request.lines
+            if not line.excluded and line.tax_code not in active
+        ]
 
     def recalculate(self, code: str) -> TaxDocument:
         """Recal: calculate a blank or N document again with the engine."""
@@ -708,16 +948,13 @@ class TaxBridge:
                 return f"address not validated ({program}): engine unavailable ({exc.message}); "
         return ""
 
-    def _exemption_expiry(self, order: Order) -> list[PendReason]:
+    def _exemption_expiry(self, customer: Customer, region: str) -> list[PendReason]:
         """BNW150C: the customer's exemption for the ship-to region expired or expires soon."""
-        customer = order.customer
         if self.config.exemptions.mode is not ExemptionMode.LOCAL or customer.tax_number:
             return []
         today = self.clock().date()
         horizon = today + dt.timedelta(days=self.config.pending.expiry_warning_days)
-        entries = [
-            e for e in self.store.exemptions(customer.code) if e.region == order.ship_to.region
-        ]
+        entries = [e for e in self.store.exemptions(customer.code) if e.region == region]
         current = [e for e in entries if e.valid_on(today)]
         if current:
             ending = [e.expiry for e in current if e.expiry is not None]
@@ -726,8 +963,7 @@ class TaxBridge:
                 return [
                     PendReason(
                         PendCode.EXEMPTION_EXPIRY,
-                        f"customer {customer.code}: exemption in {order.ship_to.region} "
-                        f"expires on {when}",
+                        f"customer {customer.code}: exemption in {region} expires on {when}",
                         customer=customer.code,
                     )
                 ]
@@ -737,7 +973,7 @@ class TaxBridge:
             return [
                 PendReason(
                     PendCode.EXEMPTION_EXPIRY,
-                    f"customer {customer.code}: exemption in {order.ship_to.region} "
+                    f"customer {customer.code}: exemption in {region} "
                     f"expired on {max(expired).isoformat()}",
                     customer=customer.code,
                 )
@@ -861,6 +1097,7 @@ class TaxBridge:
         *,
         holder: str | None = None,
         entry: QueueEntry | None = None,
+        credits: CreditAllocation | None = None,
     ) -> TaxDocument:
         """Ask the engine whether an earlier attempt landed; post only if it did not.
 
@@ -904,7 +1141,7 @@ class TaxBridge:
                 message,
                 error=True,
             )
-            self.store.save([updated], [event], enqueue=retry_entry, holder=holder)
+            self.store.save([updated], [event], enqueue=retry_entry, holder=holder, credits=credits)
             self._emit(stage, "repost_failed", updated, document.flag, started, error=str(exc))
             return updated
         check_transition(document.flag, FinalTaxFlag.REPOSTED, code=document.code, action="repost")
@@ -924,7 +1161,7 @@ class TaxBridge:
             self.backend.name,
             message,
         )
-        self.store.save([updated], [event], dequeue=document.code, holder=holder)
+        self.store.save([updated], [event], dequeue=document.code, holder=holder, credits=credits)
         self._emit(stage, "reposted", updated, document.flag, started)
         return updated
 
@@ -976,7 +1213,10 @@ class TaxBridge:
         base: TaxDocument | None = None,
     ) -> TaxDocument:
         check_transition(flag_before, flag, code=request.code, action=stage.value)
-        kind = DocumentKind.INVOICE if request.document_type.is_saved else DocumentKind.ORDER
+        if request.document_type in (DocumentType.RETURN_ORDER, DocumentType.RETURN_INVOICE):
+            kind = DocumentKind.CREDIT
+        else:
+            kind = DocumentKind.INVOICE if request.document_type.is_saved else DocumentKind.ORDER
         if base is not None:
             orders = orders or base.orders
             erp_company = erp_company or base.erp_company
@@ -1022,6 +1262,7 @@ class TaxBridge:
         enqueue: QueueEntry | None = None,
         invoiced: InvoiceLink | None = None,
         error: bool = False,
+        credits: CreditAllocation | None = None,
     ) -> None:
         event = DocumentEvent(
             doc.code,
@@ -1033,7 +1274,7 @@ class TaxBridge:
             doc.last_log,
             error=error,
         )
-        self.store.save([doc], [event], enqueue=enqueue, invoiced=invoiced)
+        self.store.save([doc], [event], enqueue=enqueue, invoiced=invoiced, credits=credits)
 
     def _emit(
         self,

@@ -58,6 +58,10 @@ def _money(value: Any, owner: str, name: str) -> Decimal:
     return to_decimal(value, owner, name)
 
 
+def _optional_money(value: Any, owner: str, name: str) -> Decimal | None:
+    return None if value is None else to_decimal(value, owner, name)
+
+
 def _non_negative(value: Any, owner: str, name: str) -> Decimal:
     number = to_decimal(value, owner, name)
     if number < 0:
@@ -203,6 +207,10 @@ class Stage(enum.Enum):
     RECALCULATE = "recalculate"
     REPOST = "repost"
     MANUAL = "manual"
+    CLAIM_PENDING = "claim_pending"
+    """Claims pending check with update (BNO155BC)."""
+    CLAIM_INQUIRY = "claim_inquiry"
+    CLAIM_INVOICE = "claim_invoice"
 
 
 class DocumentKind(enum.Enum):
@@ -212,6 +220,9 @@ class DocumentKind(enum.Enum):
     """A sales order before invoicing; code ``O-<order number>``."""
     INVOICE = "invoice"
     """An invoice, one or more orders merged under a document number; code ``A-<number>``."""
+    CREDIT = "credit"
+    """A claim (credit or return); code ``B-<claim number>``. Its amounts and tax are negative,
+    as the engine keeps them."""
 
 
 class JurisdictionType(enum.Enum):
@@ -448,6 +459,93 @@ class Invoice:
         return f"A-{self.number}"
 
 
+@frozen
+class ClaimLine:
+    """One line of a claim: the quantity and amount credited, both positive.
+
+    ``invoice_line`` names the engine line of the allocated invoice it credits (``1001-1``);
+    then its tax is that line's tax pro rata to the amount, not a fresh calculation.
+    """
+
+    line_number: int = field()
+    item_code: str = field(metadata=_n(_required_text))
+    quantity: Decimal = field(metadata=_n(_non_negative))
+    amount: Decimal = field(metadata=_n(_non_negative))
+    description: str = field(default="", metadata=_n(_text))
+    item_classification: str = field(default="", metadata=_n(_text))
+    tax_code: str | None = field(default=None, metadata=_n(_optional_text))
+    freight: bool = field(default=False, metadata=_n(_flag))
+    invoice_line: str | None = field(default=None, metadata=_n(_optional_text))
+
+    def __attrs_post_init__(self) -> None:
+        _normalise(self)
+        if isinstance(self.line_number, bool) or not isinstance(self.line_number, int):
+            raise InvalidFieldError("ClaimLine", "line_number", self.line_number, "must be an int")
+        if self.line_number < 1:
+            raise InvalidFieldError("ClaimLine", "line_number", self.line_number, "must be >= 1")
+        if self.amount <= 0:
+            raise InvalidFieldError(
+                "ClaimLine", "amount", self.amount, "must be above zero (stored positive)"
+            )
+
+
+@frozen
+class Claim:
+    """A claim (credit note or return) as the ERP holds it; posted as ``B-<number>``.
+
+    Allocated to an invoice (``invoice_code``, e.g. ``A-1001``), the credit is taxed at the
+    invoice's date, addresses and exemption; otherwise at the claim's, which then needs
+    ``ship_from`` and ``ship_to``.
+    """
+
+    number: str = field(metadata=_n(_required_text))
+    company: str = field(metadata=_n(_required_text))
+    customer: Customer = field(metadata=_n(_instance_of(Customer)))
+    claim_date: dt.date = field(metadata=_n(_date))
+    lines: tuple[ClaimLine, ...] = field(metadata=_n(_tuple_of(ClaimLine, min_items=1)))
+    invoice_code: str | None = field(default=None, metadata=_n(_optional_text))
+    ship_from: Address | None = field(
+        default=None, metadata=_n(_instance_of(Address, optional=True))
+    )
+    ship_to: Address | None = field(default=None, metadata=_n(_instance_of(Address, optional=True)))
+    item_level1: str = field(default="", metadata=_n(_text))
+    transaction_group: str = field(default="", metadata=_n(_text))
+    currency: str = field(default="USD", metadata=_n(_text))
+    reference: str = field(default="", metadata=_n(_text))
+
+    def __attrs_post_init__(self) -> None:
+        _normalise(self)
+        if not _CURRENCY.match(self.currency):
+            raise InvalidFieldError("Claim", "currency", self.currency, "is not an ISO 4217 code")
+        if self.invoice_code is None:
+            for name in ("ship_from", "ship_to"):
+                if getattr(self, name) is None:
+                    raise InvalidFieldError(
+                        "Claim", name, None, "is required when the claim is not allocated"
+                    )
+            for index, line in enumerate(self.lines):
+                if line.invoice_line is not None:
+                    raise InvalidFieldError(
+                        "Claim",
+                        f"lines[{index}].invoice_line",
+                        line.invoice_line,
+                        "needs the claim allocated to an invoice (invoice_code)",
+                    )
+        numbers = [line.line_number for line in self.lines]
+        if len(set(numbers)) != len(numbers):
+            raise InvalidFieldError("Claim", "lines", numbers, "repeats a line number")
+
+    @property
+    def code(self) -> str:
+        """The document code the engine posts the credit under: ``B-<claim number>``."""
+        return f"B-{self.number}"
+
+    @property
+    def allocated(self) -> bool:
+        """True when the claim credits a known invoice."""
+        return self.invoice_code is not None
+
+
 # ---------------------------------------------------------------------------------------------
 # The tax side
 
@@ -475,6 +573,10 @@ class TaxLine:
     exemption_no: str | None = field(default=None, metadata=_n(_optional_text))
     """Exemption evidence for this line only (AvaTax line ``exemptionCode``)."""
     entity_use_code: str | None = field(default=None, metadata=_n(_optional_text))
+    tax_override: Decimal | None = field(default=None, metadata=_n(_optional_money))
+    """The line's tax fixed in advance (AvaTax line ``taxOverride`` of type TaxAmount): the
+    engine spreads it over the jurisdictions by rate. A credit of part of an invoice line sends
+    its pro rata share of the tax that line was charged."""
 
     def __attrs_post_init__(self) -> None:
         _normalise(self)
@@ -515,6 +617,7 @@ class TaxLine:
             ("discounted", False),
             ("exemption_no", None),
             ("entity_use_code", None),
+            ("tax_override", None),
         ):
             object.__setattr__(new, name, value)
         return new
@@ -623,6 +726,15 @@ class TaxResult:
     """Tax by jurisdiction over the document; empty when details were not asked for."""
     tax_date: dt.date | None = None
     backend: str = ""
+
+
+@frozen
+class CreditedLine:
+    """What a credit takes off one line of the invoice it is allocated to (both positive)."""
+
+    invoice_line: str
+    amount: Decimal
+    tax: Decimal
 
 
 @frozen

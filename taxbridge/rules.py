@@ -13,18 +13,22 @@ from decimal import Decimal
 from attrs import frozen
 
 from taxbridge.config import BridgeConfig, ExemptionMode
+from taxbridge.errors import InvalidFieldError
 from taxbridge.models import (
     Address,
+    Claim,
+    CreditedLine,
     Customer,
     DocumentType,
     Exemption,
     Invoice,
     Order,
     OrderLine,
+    TaxDocument,
     TaxLine,
     TaxRequest,
 )
-from taxbridge.money import ZERO, allocate
+from taxbridge.money import ZERO, allocate, round_money
 
 
 @frozen
@@ -198,5 +202,177 @@ def _request(
         entity_use_code=evidence.entity_use_code,
         reference_code=order.reference,
         purchase_order_no=order.purchase_order_no,
+        include_details=not limit or len(lines) < limit,
+    )
+
+
+def claim_request(
+    config: BridgeConfig,
+    claim: Claim,
+    context: Context,
+    *,
+    original: TaxDocument | None = None,
+    credited: Callable[[str], tuple[Decimal, Decimal]] = lambda line: (ZERO, ZERO),
+    estimate: bool = False,
+) -> tuple[TaxRequest, tuple[CreditedLine, ...]]:
+    """The return request of a claim (``B-<number>``): amounts negative, posted as a
+    ReturnInvoice (``estimate``: a ReturnOrder, never saved), and what it credits per line.
+
+    Allocated (``original`` is the invoice's stored document): the invoice's date as a tax date
+    override, its addresses and the exemption evidence it carried. A line naming an
+    ``invoice_line`` gets that line's tax code, ship-to and evidence, and a tax override: the
+    tax still uncredited on it (``credited`` gives amount and tax credited so far) pro rata to
+    the amount, so crediting all that is left returns exactly what was charged.
+    Not allocated: the claim's own addresses and date, and the customer's exemption evidence.
+    """
+    document_type = DocumentType.RETURN_ORDER if estimate else DocumentType.RETURN_INVOICE
+    if original is None:
+        return _unallocated_request(config, claim, context, document_type), ()
+    request = original.request
+    if request is None or claim.invoice_code != original.code:
+        raise InvalidFieldError("Claim", "invoice_code", claim.invoice_code, "has no request")
+    if claim.customer.code != original.customer_code:
+        raise InvalidFieldError(
+            "Claim",
+            "customer.code",
+            claim.customer.code,
+            f"differs from the customer of {original.code} ({original.customer_code!r})",
+        )
+    if claim.currency != original.currency:
+        raise InvalidFieldError(
+            "Claim",
+            "currency",
+            claim.currency,
+            f"differs from the currency of {original.code} ({original.currency})",
+        )
+    sold = {line.number: line for line in request.lines}
+    charged = {line.number: line for line in original.lines}
+    taken: dict[str, tuple[Decimal, Decimal]] = {}
+    nexus = context.nexus(original.company_code)
+    lines: list[TaxLine] = []
+    credits: list[CreditedLine] = []
+    for index, line in enumerate(claim.lines):
+        number = str(line.line_number)
+        if line.invoice_line is None:
+            lines.append(
+                TaxLine(
+                    number=number,
+                    amount=-line.amount,
+                    quantity=line.quantity,
+                    item_code=line.item_code,
+                    description=line.description,
+                    tax_code=config.tax_code_for(
+                        line.tax_code, line.item_classification, line.freight
+                    ),
+                    freight=line.freight,
+                    excluded=request.ship_to.region not in nexus,
+                )
+            )
+            continue
+        sale, charge = sold.get(line.invoice_line), charged.get(line.invoice_line)
+        if sale is None or charge is None:
+            raise InvalidFieldError(
+                "Claim",
+                f"lines[{index}].invoice_line",
+                line.invoice_line,
+                f"is not a line of {original.code}",
+            )
+        done_amount, done_tax = taken.get(line.invoice_line) or credited(line.invoice_line)
+        left_amount, left_tax = charge.amount - done_amount, charge.tax - done_tax
+        if line.amount > left_amount:
+            raise InvalidFieldError(
+                "Claim",
+                f"lines[{index}].amount",
+                line.amount,
+                f"is more than the {left_amount} left to credit on {original.code} line "
+                f"{line.invoice_line}",
+            )
+        tax = (
+            left_tax
+            if line.amount == left_amount
+            else round_money(left_tax * line.amount / left_amount)
+        )
+        taken[line.invoice_line] = (done_amount + line.amount, done_tax + tax)
+        credits.append(CreditedLine(line.invoice_line, line.amount, tax))
+        lines.append(
+            TaxLine(
+                number=number,
+                amount=-line.amount,
+                quantity=line.quantity,
+                item_code=line.item_code or sale.item_code,
+                description=line.description or sale.description,
+                tax_code=sale.tax_code,
+                freight=sale.freight,
+                ship_to=sale.ship_to,
+                excluded=sale.excluded,
+                ref1=sale.ref1,
+                exemption_no=sale.exemption_no,
+                entity_use_code=sale.entity_use_code,
+                tax_override=None if sale.excluded else -tax,
+            )
+        )
+    limit = config.max_detail_lines
+    return (
+        TaxRequest(
+            code=claim.code,
+            document_type=document_type,
+            company_code=original.company_code,
+            customer_code=claim.customer.code,
+            date=claim.claim_date,
+            ship_from=request.ship_from,
+            ship_to=request.ship_to,
+            lines=tuple(lines),
+            commit=not estimate,
+            currency=claim.currency,
+            exemption_no=request.exemption_no,
+            entity_use_code=request.entity_use_code,
+            tax_date=original.document_date,
+            tax_date_reason=(
+                f"credit of invoice {original.code} dated {original.document_date.isoformat()}"
+            ),
+            reference_code=claim.reference or original.code,
+            include_details=not limit or len(lines) < limit,
+        ),
+        tuple(credits),
+    )
+
+
+def _unallocated_request(
+    config: BridgeConfig, claim: Claim, context: Context, document_type: DocumentType
+) -> TaxRequest:
+    ship_from, ship_to = claim.ship_from, claim.ship_to
+    if ship_from is None or ship_to is None:  # Claim refuses this; kept for the type checker
+        raise InvalidFieldError("Claim", "ship_to", ship_to, "is required")
+    company_code = config.company_code_for(claim.company, claim.item_level1)
+    excluded = ship_to.region not in context.nexus(company_code)
+    evidence = exemption_evidence(config, claim.customer, ship_to.region, claim.claim_date, context)
+    limit = config.max_detail_lines
+    lines = tuple(
+        TaxLine(
+            number=str(line.line_number),
+            amount=-line.amount,
+            quantity=line.quantity,
+            item_code=line.item_code,
+            description=line.description,
+            tax_code=config.tax_code_for(line.tax_code, line.item_classification, line.freight),
+            freight=line.freight,
+            excluded=excluded,
+        )
+        for line in claim.lines
+    )
+    return TaxRequest(
+        code=claim.code,
+        document_type=document_type,
+        company_code=company_code,
+        customer_code=claim.customer.code,
+        date=claim.claim_date,
+        ship_from=ship_from,
+        ship_to=ship_to,
+        lines=lines,
+        commit=document_type is DocumentType.RETURN_INVOICE,
+        currency=claim.currency,
+        exemption_no=evidence.exemption_no,
+        entity_use_code=evidence.entity_use_code,
+        reference_code=claim.reference,
         include_details=not limit or len(lines) < limit,
     )

@@ -295,7 +295,7 @@ class TestHistory:
                 conn.execute(f"ALTER TABLE unposted_queue DROP COLUMN {column}")
             conn.commit()
         with SQLiteStore(path) as reopened:
-            assert reopened.schema_version == 4
+            assert reopened.schema_version == 5
             entry = reopened.queue_entry("A-1")
             assert entry is not None
             assert entry.claimed_by is None

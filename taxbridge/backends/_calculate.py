@@ -20,6 +20,7 @@ from typing import Any
 
 import attrs
 
+from taxbridge.errors import DocumentRejected
 from taxbridge.models import (
     DocumentStatus,
     JurisdictionTax,
@@ -58,6 +59,25 @@ def document_discount(request: TaxRequest) -> list[Decimal]:
     return allocate(request.discount, [request.discount * weight / room for weight in weights])
 
 
+def _spread(tax: Decimal, base: Decimal, rate: RateRow) -> dict[str, Decimal]:
+    """A line's overridden tax over its jurisdictions by rate, to the cent (all of it to the
+    first jurisdiction when the rates are zero)."""
+    keys = [juris[0] for juris in rate.jurisdictions]
+    if not keys:
+        if not tax:
+            return {}
+        raise DocumentRejected(
+            f"a tax override of {tax} needs a taxing jurisdiction; {rate.state} has none",
+            backend="local",
+        )
+    weights = [base * juris[4] for juris in rate.jurisdictions]
+    total = sum(weights, ZERO)
+    raw = (
+        [tax * weight / total for weight in weights] if total else [tax] + [ZERO] * (len(keys) - 1)
+    )
+    return dict(zip(keys, allocate(tax, raw), strict=True))
+
+
 def calculate(
     request: TaxRequest,
     *,
@@ -73,6 +93,7 @@ def calculate(
     rates: list[RateRow | None] = []
     raw_index: dict[str, list[int]] = {}
     raw_tax: dict[str, list[Decimal]] = {}
+    fixed: dict[int, dict[str, Decimal]] = {}
     shares = document_discount(request)
     for index, line in enumerate(request.lines):
         base = line.amount - line.discount - shares[index]
@@ -85,7 +106,10 @@ def calculate(
         taxable = is_taxable(line, rate)
         taxable_flags.append(taxable)
         rates.append(rate)
-        if taxable:
+        if line.tax_override is not None:
+            fixed[index] = _spread(line.tax_override, base, rate)
+            taxable_flags[-1] = True
+        elif taxable:
             for juris in rate.jurisdictions:
                 key = juris[0]
                 indexes = raw_index.get(key)
@@ -96,7 +120,7 @@ def calculate(
                 raw_tax[key].append(base * juris[4])
 
     # tax_by_line[index][key]: the rounded tax of that line in that jurisdiction
-    tax_by_line: list[dict[str, Decimal]] = [{} for _ in bases]
+    tax_by_line: list[dict[str, Decimal]] = [fixed.get(index, {}) for index in range(len(bases))]
     for key, indexes in raw_index.items():
         values = raw_tax[key]
         if rounding is RoundingLevel.DOCUMENT:

@@ -35,6 +35,7 @@ def _line_extras(line: TaxLine) -> list[dict[str, Any]]:
             ("discounted", line.discounted),
             ("exemption_no", line.exemption_no),
             ("entity_use_code", line.entity_use_code),
+            ("tax_override", None if line.tax_override is None else str(line.tax_override)),
         )
         if value
     }

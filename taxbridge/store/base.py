@@ -9,12 +9,20 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping, Sequence
+from decimal import Decimal
 from typing import Protocol
 
 from attrs import frozen
 
 from taxbridge.flags import FinalTaxFlag
-from taxbridge.models import DocumentEvent, DocumentKind, Exemption, Stage, TaxDocument
+from taxbridge.models import (
+    CreditedLine,
+    DocumentEvent,
+    DocumentKind,
+    Exemption,
+    Stage,
+    TaxDocument,
+)
 from taxbridge.rates import RateTable
 
 
@@ -65,6 +73,16 @@ class InvoiceLink:
 
 
 @frozen
+class CreditAllocation:
+    """The invoice lines a credit takes amount and tax off: kept with the credit so the next
+    credit of the same invoice line works from what is left."""
+
+    credit_code: str
+    invoice_code: str
+    lines: tuple[CreditedLine, ...]
+
+
+@frozen
 class ReferenceData:
     """What the end-of-day refresh brings from the engine; None parts are left as they are."""
 
@@ -89,6 +107,7 @@ class Store(Protocol):
         dequeue: str | None = None,
         invoiced: InvoiceLink | None = None,
         holder: str | None = None,
+        credits: CreditAllocation | None = None,
     ) -> None:
         """Write documents (with lines and breakdown), events and the queue change atomically.
 
@@ -98,6 +117,12 @@ class Store(Protocol):
         With ``invoiced``, the stored order documents it names get the invoice code, stage
         ``invoice`` and a log entry, unless they already carry that code.
         """
+        ...
+
+    def credited(
+        self, invoice_code: str, *, excluding: str = ""
+    ) -> dict[str, tuple[Decimal, Decimal]]:
+        """Invoice line -> (amount, tax) credited so far, leaving out credit ``excluding``."""
         ...
 
     def head(self, code: str) -> DocumentHead | None:

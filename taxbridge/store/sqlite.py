@@ -28,7 +28,13 @@ from taxbridge.models import (
 )
 from taxbridge.rates import RATE_COLUMNS, RateTable, ZipRate
 from taxbridge.store._codec import request_from_json, request_to_json
-from taxbridge.store.base import DocumentHead, InvoiceLink, QueueEntry, ReferenceData
+from taxbridge.store.base import (
+    CreditAllocation,
+    DocumentHead,
+    InvoiceLink,
+    QueueEntry,
+    ReferenceData,
+)
 
 DEFAULT_PATH = "taxbridge.db"
 """Store file used when neither the config nor ``TAXBRIDGE_DB`` names one."""
@@ -165,6 +171,21 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
         4,
         """
         ALTER TABLE unposted_queue ADD COLUMN may_have_landed INTEGER NOT NULL DEFAULT 1
+        """,
+    ),
+    (
+        5,
+        """
+        CREATE TABLE credit_allocations (
+            credit_code TEXT NOT NULL,
+            seq INTEGER NOT NULL,
+            invoice_code TEXT NOT NULL,
+            invoice_line TEXT NOT NULL,
+            amount TEXT NOT NULL,
+            tax TEXT NOT NULL,
+            PRIMARY KEY (credit_code, seq)
+        ) WITHOUT ROWID;
+        CREATE INDEX credit_allocations_invoice ON credit_allocations (invoice_code)
         """,
     ),
 )
@@ -394,8 +415,10 @@ class SQLiteStore:
         dequeue: str | None = None,
         invoiced: InvoiceLink | None = None,
         holder: str | None = None,
+        credits: CreditAllocation | None = None,
     ) -> None:
-        """Write documents, events, a queue change and invoiced orders in one transaction.
+        """Write documents, events, a queue change, invoiced orders and what a credit takes
+        off its invoice's lines, in one transaction.
 
         With ``holder``, the queue entry changed must still be claimed by that worker and not
         settled; otherwise :class:`LeaseLost` is raised and nothing is written.
@@ -439,6 +462,43 @@ class SQLiteStore:
                 )
             if invoiced is not None:
                 self._link_orders(conn, invoiced)
+            if credits is not None:
+                conn.execute(
+                    "DELETE FROM credit_allocations WHERE credit_code = ?", (credits.credit_code,)
+                )
+                conn.executemany(
+                    "INSERT INTO credit_allocations "
+                    "(credit_code, seq, invoice_code, invoice_line, amount, tax) "
+                    "VALUES (?, ?, ?, ?, ?, ?)",
+                    [
+                        (
+                            credits.credit_code,
+                            seq,
+                            credits.invoice_code,
+                            line.invoice_line,
+                            str(line.amount),
+                            str(line.tax),
+                        )
+                        for seq, line in enumerate(credits.lines)
+                    ],
+                )
+
+    def credited(
+        self, invoice_code: str, *, excluding: str = ""
+    ) -> dict[str, tuple[Decimal, Decimal]]:
+        """Invoice line -> (amount, tax) credited so far by claims allocated to it, leaving out
+        the credit ``excluding`` (the one being worked out)."""
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT invoice_line, amount, tax FROM credit_allocations "
+                "WHERE invoice_code = ? AND credit_code != ?",
+                (invoice_code, excluding),
+            ).fetchall()
+        totals: dict[str, tuple[Decimal, Decimal]] = {}
+        for line, amount, tax in rows:
+            done_amount, done_tax = totals.get(line, (Decimal(0), Decimal(0)))
+            totals[line] = (done_amount + Decimal(amount), done_tax + Decimal(tax))
+        return totals
 
     def _link_orders(self, conn: sqlite3.Connection, link: InvoiceLink) -> None:
         message = f"invoiced as {link.invoice_code}"

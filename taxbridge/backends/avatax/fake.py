@@ -755,6 +755,10 @@ def _request_from_model(model: Mapping[str, Any]) -> TaxRequest:
         tax_lines: list[TaxLine] = []
         for line in lines:
             line_to = (line.get("addresses") or {}).get("shipTo")
+            line_override = line.get("taxOverride") or {}
+            tax_amount = (
+                line_override.get("taxAmount") if line_override.get("type") == "TaxAmount" else None
+            )
             tax_lines.append(
                 TaxLine(
                     number=str(line.get("number") or len(tax_lines) + 1),
@@ -769,6 +773,7 @@ def _request_from_model(model: Mapping[str, Any]) -> TaxRequest:
                     ref1=str(line.get("ref1") or ""),
                     ref2=str(line.get("ref2") or ""),
                     ship_to=_address(line_to) if line_to else None,
+                    tax_override=tax_amount,
                 )
             )
         override = model.get("taxOverride") or {}

@@ -140,6 +140,12 @@ def _line_model(line: TaxLine) -> dict[str, Any]:
         model["ref2"] = line.ref2
     if line.ship_to is not None:
         model["addresses"] = {"shipTo": address_model(line.ship_to)}
+    if line.tax_override is not None:
+        model["taxOverride"] = {
+            "type": "TaxAmount",
+            "taxAmount": line.tax_override,
+            "reason": "credit pro rata to the tax charged on the invoice line",
+        }
     return model
 
 
