@@ -48,12 +48,12 @@ except PackageNotFoundError:  # running from a source tree that was never instal
 
 __all__ = [
     "Address",
-    "Claim",
-    "ClaimLine",
     "AlreadyCommitted",
     "BackendError",
     "BackendUnavailable",
     "BridgeConfig",
+    "Claim",
+    "ClaimLine",
     "CompanyMapping",
     "ConfigError",
     "Customer",
