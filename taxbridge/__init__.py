@@ -3,7 +3,7 @@
 from importlib.metadata import PackageNotFoundError, version
 
 from taxbridge.backends import LocalEngine, OfflineTable, RecordingBackend, TaxBackend
-from taxbridge.bridge import Inquiry, PendingCheck, RepostSummary, RetryPolicy, TaxBridge
+from taxbridge.bridge import Inquiry, PendingCheck, Quote, RepostSummary, RetryPolicy, TaxBridge
 from taxbridge.config import BridgeConfig, CompanyMapping, NexusRegion, TaxCodeMap, load_config
 from taxbridge.errors import (
     AlreadyCommitted,
@@ -32,11 +32,15 @@ from taxbridge.models import (
     OrderLine,
     PendCode,
     PendReason,
+    Quotation,
+    QuotationAccount,
+    QuotationLine,
     Stage,
     TaxDocument,
     TaxLine,
     TaxRequest,
     TaxResult,
+    Warehouse,
 )
 from taxbridge.money import RoundingLevel
 from taxbridge.store import SQLiteStore, Store
@@ -76,6 +80,10 @@ __all__ = [
     "PendCode",
     "PendReason",
     "PendingCheck",
+    "Quotation",
+    "QuotationAccount",
+    "QuotationLine",
+    "Quote",
     "RecordingBackend",
     "RepostSummary",
     "RetryPolicy",
@@ -92,6 +100,7 @@ __all__ = [
     "TaxRequest",
     "TaxResult",
     "UnknownCompanyError",
+    "Warehouse",
     "__version__",
     "load_config",
 ]

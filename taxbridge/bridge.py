@@ -73,6 +73,7 @@ from taxbridge.models import (
     Order,
     PendCode,
     PendReason,
+    Quotation,
     Stage,
     TaxDocument,
     TaxRequest,
@@ -80,7 +81,13 @@ from taxbridge.models import (
 )
 from taxbridge.money import ZERO, ZERO_CENTS
 from taxbridge.rates import ProvinceRate, RateTable, shipped_rates
-from taxbridge.rules import Context, claim_request, invoice_request, order_request
+from taxbridge.rules import (
+    Context,
+    claim_request,
+    invoice_request,
+    order_request,
+    quotation_request,
+)
 from taxbridge.store.base import (
     CreditAllocation,
     InvoiceLink,
@@ -133,6 +140,17 @@ class Inquiry:
     def can_recalculate(self) -> bool:
         """Recal is offered for blank and N documents only."""
         return self.document.flag in (FinalTaxFlag.OFFLINE, FinalTaxFlag.CALCULATED)
+
+
+@frozen
+class Quote:
+    """A quotation's tax: the request sent, the result, and where the figure came from."""
+
+    request: TaxRequest
+    result: TaxResult
+    source: str
+    """``engine``, ``offline`` (the engine was unavailable) or ``excluded`` (no nexus)."""
+    note: str = ""
 
 
 @frozen
@@ -663,6 +681,41 @@ class TaxBridge:
             for line in request.lines
             if not line.excluded and line.tax_code not in active
         ]
+
+    # -- quotations ----------------------------------------------------------------------------
+
+    def quote(self, quotation: Quotation) -> Quote:
+        """The tax of a customer quotation (seed 004), calculated and never saved: sent as an
+        estimate the engine does not keep, and nothing written to the store.
+
+        An engine that cannot be reached gives the offline table's figure (``source`` says
+        which); one that rejects the quotation raises :class:`DocumentRejected`.
+        """
+        started = time.perf_counter()
+        request = quotation_request(self.config, quotation, self._context, self.clock().date())
+        note = ""
+        if all(line.excluded for line in request.lines):
+            result, source = self._zero_result(request), "excluded"
+            note = "excluded: ship-to outside the nexus regions; no engine call"
+        elif self.offline_only:
+            result, note = self._offline_estimate(request)
+            source = "offline"
+        else:
+            try:
+                result, source = self.backend.calculate(request), "engine"
+            except BackendUnavailable as exc:
+                result, offline_note = self._offline_estimate(request)
+                source, note = "offline", f"engine unavailable ({exc}){offline_note}"
+        _log.info(
+            "taxbridge.quote.calculated",
+            code=request.code,
+            stage="quote",
+            source=source,
+            backend=self.backend.name,
+            tax=str(result.total_tax),
+            elapsed_ms=round((time.perf_counter() - started) * 1000, 3),
+        )
+        return Quote(request, result, source, note)
 
     def recalculate(self, code: str) -> TaxDocument:
         """Recal: calculate a blank or N document again with the engine."""

@@ -20,8 +20,13 @@ from typing import Any
 from attrs import Factory, evolve, field, frozen
 
 from taxbridge.backends.avatax.settings import AvaTaxSettings, Secret
-from taxbridge.errors import ConfigError, UnknownCompanyError, UnknownTransactionGroupError
-from taxbridge.models import PendCode
+from taxbridge.errors import (
+    ConfigError,
+    InvalidFieldError,
+    UnknownCompanyError,
+    UnknownTransactionGroupError,
+)
+from taxbridge.models import Address, PendCode
 from taxbridge.money import RoundingLevel
 from taxbridge.rates import STATE_NAMES
 
@@ -169,6 +174,16 @@ class GLAccount:
 
 
 @frozen
+class QuotationSettings:
+    """Tax calculation settings for customer quotations (seed 004): the engine company code
+    quotes are calculated under (blank: the first company's) and the org address, the ship-from
+    of a quote whose account has no warehouse."""
+
+    company_code: str = ""
+    org_address: Address | None = None
+
+
+@frozen
 class BridgeConfig:
     """Everything a :class:`~taxbridge.TaxBridge` needs to know about the company."""
 
@@ -194,6 +209,7 @@ class BridgeConfig:
     exemptions: ExemptionSettings = field(factory=ExemptionSettings)
     pending: PendingRules = field(factory=PendingRules)
     gl_accounts: tuple[GLAccount, ...] = ()
+    quotations: QuotationSettings = field(factory=QuotationSettings)
     source: str = "<code>"
     """Where the config came from, for messages."""
 
@@ -446,6 +462,7 @@ _TOP = {
     "exemptions",
     "pending",
     "gl_accounts",
+    "quotations",
 }
 
 
@@ -557,6 +574,7 @@ def parse_config(
         exemptions=_exemptions(read, top),
         pending=_pending(read, top),
         gl_accounts=_gl_accounts(read, top),
+        quotations=_quotations(read, top, codes),
         source=source,
     )
 
@@ -776,6 +794,29 @@ def _gl_accounts(read: _Reader, top: dict[str, Any]) -> tuple[GLAccount, ...]:
             )
         )
     return tuple(accounts)
+
+
+def _quotations(read: _Reader, top: dict[str, Any], codes: set[str]) -> QuotationSettings:
+    table = read.table(top.get("quotations", {}), "quotations", {"company_code", "org_address"})
+    company_code = read.string(table, "company_code", "quotations.company_code", "")
+    if company_code and company_code not in codes:
+        raise read.fail("quotations.company_code", company_code, "is not in the company map")
+    org_address = None
+    if "org_address" in table:
+        fields = {"line1", "line2", "line3", "city", "region", "postal_code", "country"}
+        raw = read.table(table["org_address"], "quotations.org_address", fields)
+        values = {
+            key: read.string(raw, key, f"quotations.org_address.{key}", "")
+            for key in fields
+            if key in raw
+        }
+        try:
+            org_address = Address(**values)
+        except TypeError as exc:
+            raise read.fail("quotations.org_address", raw, f"is incomplete ({exc})") from None
+        except InvalidFieldError as exc:
+            raise read.fail(f"quotations.org_address.{exc.field}", exc.value, exc.reason) from None
+    return QuotationSettings(company_code=company_code, org_address=org_address)
 
 
 def load_config(path: str | Path) -> BridgeConfig:

@@ -546,6 +546,106 @@ class Claim:
         return self.invoice_code is not None
 
 
+@frozen
+class Warehouse:
+    """A warehouse of an account: its own address, or the address of the ICP linked to it."""
+
+    code: str = field(metadata=_n(_required_text))
+    address: Address | None = field(default=None, metadata=_n(_instance_of(Address, optional=True)))
+    icp_address: Address | None = field(
+        default=None, metadata=_n(_instance_of(Address, optional=True))
+    )
+
+    def __attrs_post_init__(self) -> None:
+        _normalise(self)
+
+
+@frozen
+class QuotationAccount:
+    """An account a quotation names (customer account or override bill-to account), with the
+    fields of it and of its account extension record the quotation mapping reads."""
+
+    name: str = field(metadata=_n(_required_text))
+    shipping_address: Address | None = field(
+        default=None, metadata=_n(_instance_of(Address, optional=True))
+    )
+    tax_registration_number: str | None = field(default=None, metadata=_n(_optional_text))
+    tax_exemption_reason: str | None = field(default=None, metadata=_n(_optional_text))
+    """From the account extension record: sent as entity use code and exemption number."""
+    warehouse: Warehouse | None = field(
+        default=None, metadata=_n(_instance_of(Warehouse, optional=True))
+    )
+
+    def __attrs_post_init__(self) -> None:
+        _normalise(self)
+
+
+@frozen
+class QuotationLine:
+    """One customer quotation line (seed 004's line fields)."""
+
+    line_number: int = field()
+    quantity: Decimal = field(metadata=_n(_non_negative))
+    customer_total_price: Decimal = field(metadata=_n(_money))
+    item_number: str = field(default="", metadata=_n(_text))
+    """The item master's number; blank for a line described only in the quote."""
+    item_quote_description: str = field(default="", metadata=_n(_text))
+    avalara_tax_code: str = field(default="", metadata=_n(_text))
+    override_avalara_tax_code: str = field(default="", metadata=_n(_text))
+    ship_to: Address | None = field(default=None, metadata=_n(_instance_of(Address, optional=True)))
+
+    def __attrs_post_init__(self) -> None:
+        _normalise(self)
+        if isinstance(self.line_number, bool) or not isinstance(self.line_number, int):
+            raise InvalidFieldError(
+                "QuotationLine", "line_number", self.line_number, "must be an int"
+            )
+        if self.line_number < 1:
+            raise InvalidFieldError(
+                "QuotationLine", "line_number", self.line_number, "must be >= 1"
+            )
+
+
+@frozen
+class Quotation:
+    """A customer quotation (seed 004): quoted for tax, never saved anywhere.
+
+    The customer is an account (``customer_account``, optionally billed to
+    ``override_bill_to_account``) or a prospect (``prospect_company`` with its address and tax
+    registration number).
+    """
+
+    quote_number: str = field(metadata=_n(_required_text))
+    lines: tuple[QuotationLine, ...] = field(metadata=_n(_tuple_of(QuotationLine, min_items=1)))
+    customer_account: QuotationAccount | None = field(
+        default=None, metadata=_n(_instance_of(QuotationAccount, optional=True))
+    )
+    override_bill_to_account: QuotationAccount | None = field(
+        default=None, metadata=_n(_instance_of(QuotationAccount, optional=True))
+    )
+    override_ship_to: Address | None = field(
+        default=None, metadata=_n(_instance_of(Address, optional=True))
+    )
+    """The customer address record chosen on the quote instead of the account's shipping one."""
+    prospect_company: str = field(default="", metadata=_n(_text))
+    prospect_address: Address | None = field(
+        default=None, metadata=_n(_instance_of(Address, optional=True))
+    )
+    prospect_tax_registration_number: str = field(default="", metadata=_n(_text))
+    total_price_discount: Decimal = field(default=ZERO, metadata=_n(_money))
+    currency: str = field(default="USD", metadata=_n(_text))
+
+    def __attrs_post_init__(self) -> None:
+        _normalise(self)
+        if not _CURRENCY.match(self.currency):
+            raise InvalidFieldError(
+                "Quotation", "currency", self.currency, "is not an ISO 4217 code"
+            )
+        numbers = [line.line_number for line in self.lines]
+        if len(set(numbers)) != len(numbers):
+            raise InvalidFieldError("Quotation", "lines", numbers, "repeats a line number")
+
+
 # ---------------------------------------------------------------------------------------------
 # The tax side
 
@@ -647,6 +747,8 @@ class TaxRequest:
     """Document discount, spread by amount over the lines marked ``discounted``."""
     reference_code: str = field(default="", metadata=_n(_text))
     purchase_order_no: str = field(default="", metadata=_n(_text))
+    business_identification_no: str | None = field(default=None, metadata=_n(_optional_text))
+    """The customer's VAT / tax registration number (AvaTax ``businessIdentificationNo``)."""
     include_details: bool = field(default=True, metadata=_n(_flag))
     """Ask for the per-jurisdiction breakdown (off when MAXDL says totals only)."""
     line_details: bool = field(default=False, metadata=_n(_flag))

@@ -24,6 +24,7 @@ from taxbridge.models import (
     Invoice,
     Order,
     OrderLine,
+    Quotation,
     TaxDocument,
     TaxLine,
     TaxRequest,
@@ -376,3 +377,104 @@ def _unallocated_request(
         reference_code=claim.reference,
         include_details=not limit or len(lines) < limit,
     )
+
+
+def quotation_request(
+    config: BridgeConfig, quotation: Quotation, context: Context, today: dt.date
+) -> TaxRequest:
+    """A customer quotation as an estimate (seed 004), field by field with every fallback.
+
+    The seed names the document type "Sales Invoice" and also says a quotation is never saved;
+    AvaTax saves every SalesInvoice, so a quote is sent as a SalesOrder, which it never saves.
+    """
+    settings = config.quotations
+    company_code = settings.company_code or config.companies[0].company_code
+    account = quotation.customer_account
+    override = quotation.override_ship_to
+    customer = (
+        quotation.override_bill_to_account.name
+        if quotation.override_bill_to_account is not None
+        else account.name
+        if account is not None
+        else quotation.prospect_company
+    )
+    if not customer:
+        raise InvalidFieldError(
+            "Quotation",
+            "customer_account",
+            None,
+            "is required, or override_bill_to_account, or prospect_company",
+        )
+    # entity use code and exemption number: both the account extension's exemption reason
+    reason = account.tax_exemption_reason if account is not None else None
+    vat = (
+        account.tax_registration_number
+        if account is not None
+        else quotation.prospect_tax_registration_number or None
+    )
+    ship_from = _quotation_ship_from(quotation, settings.org_address)
+    ship_to = override or (account.shipping_address if account else None)
+    ship_to = ship_to or quotation.prospect_address
+    if ship_to is None:
+        raise InvalidFieldError(
+            "Quotation",
+            "override_ship_to",
+            None,
+            "is required when neither the customer account's shipping address nor a "
+            "prospect address is given",
+        )
+    nexus = context.nexus(company_code)
+    discount = quotation.total_price_discount if quotation.total_price_discount > 0 else ZERO
+    lines = tuple(
+        TaxLine(
+            number=str(line.line_number),
+            amount=line.customer_total_price,
+            quantity=line.quantity,
+            item_code=str(line.line_number),
+            description=line.item_number or line.item_quote_description,
+            tax_code=line.override_avalara_tax_code or line.avalara_tax_code,
+            ship_to=None if line.ship_to in (None, ship_to) else line.ship_to,
+            excluded=(line.ship_to or ship_to).region not in nexus,
+            discounted=discount > 0,
+        )
+        for line in quotation.lines
+    )
+    return TaxRequest(
+        code=quotation.quote_number,
+        document_type=DocumentType.SALES_ORDER,
+        company_code=company_code,
+        customer_code=customer,
+        date=today,
+        ship_from=ship_from,
+        ship_to=ship_to,
+        lines=lines,
+        currency=quotation.currency,
+        exemption_no=reason,
+        entity_use_code=reason,
+        business_identification_no=vat,
+        discount=discount,
+    )
+
+
+def _quotation_ship_from(quotation: Quotation, org_address: Address | None) -> Address:
+    """The account's warehouse address, else the ICP of that warehouse, else the org address."""
+    account = quotation.customer_account
+    warehouse = account.warehouse if account is not None else None
+    if warehouse is not None:
+        found = warehouse.address or warehouse.icp_address
+        if found is None:
+            raise InvalidFieldError(
+                "Warehouse",
+                "icp_address",
+                None,
+                f"is needed: warehouse {warehouse.code!r} has no address",
+            )
+        return found
+    if org_address is None:
+        raise InvalidFieldError(
+            "QuotationSettings",
+            "org_address",
+            None,
+            "is needed to quote without a customer account warehouse ([quotations] org_address)",
+        )
+    return org_address

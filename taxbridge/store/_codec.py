@@ -61,6 +61,7 @@ def request_to_json(request: TaxRequest) -> str:
         "discount": str(request.discount),
         "reference_code": request.reference_code,
         "purchase_order_no": request.purchase_order_no,
+        "business_identification_no": request.business_identification_no,
         "include_details": request.include_details,
         "line_details": request.line_details,
         "lines": [
@@ -106,4 +107,5 @@ def request_from_json(text: str) -> TaxRequest:
     )
     data["ship_from"] = _address_from(data["ship_from"])
     data["ship_to"] = _address_from(data["ship_to"])
+    data.setdefault("business_identification_no", None)  # written before it existed
     return TaxRequest(lines=lines, **data)

@@ -796,6 +796,7 @@ def _request_from_model(model: Mapping[str, Any]) -> TaxRequest:
             discount=model.get("discount") or ZERO,
             reference_code=str(model.get("referenceCode") or ""),
             purchase_order_no=str(model.get("purchaseOrderNo") or ""),
+            business_identification_no=model.get("businessIdentificationNo") or None,
             line_details=True,
         )
     except (InvalidFieldError, AttributeError, TypeError) as exc:

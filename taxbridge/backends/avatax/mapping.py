@@ -175,6 +175,8 @@ def transaction_model(request: TaxRequest) -> dict[str, Any]:
         model["entityUseCode"] = request.entity_use_code
     if request.purchase_order_no:
         model["purchaseOrderNo"] = request.purchase_order_no
+    if request.business_identification_no:
+        model["businessIdentificationNo"] = request.business_identification_no
     if request.reference_code:
         model["referenceCode"] = request.reference_code
     if request.tax_date is not None:
