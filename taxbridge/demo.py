@@ -3,7 +3,8 @@
 Twelve customers (one exempt, one shipping to Oregon, which is not a nexus region), fifty orders
 through entry, pending check, pick (one short pick), despatch and invoice (two orders merged into
 one invoice), with a simulated engine outage during entry and another during invoicing. Then the
-engine comes back and the unposted invoices are reposted: U turns R.
+engine comes back and the unposted invoices are reposted: U turns R. Last, half of an invoice
+line is credited (a claim allocated to the invoice) and a prospect is quoted.
 """
 
 from __future__ import annotations
@@ -20,7 +21,16 @@ from taxbridge.backends.testing import RecordingBackend
 from taxbridge.bridge import TaxBridge
 from taxbridge.config import example_config
 from taxbridge.flags import FinalTaxFlag
-from taxbridge.models import Address, Customer, Invoice, Order, OrderLine, TaxDocument
+from taxbridge.models import (
+    Address,
+    Customer,
+    Invoice,
+    Order,
+    OrderLine,
+    Quotation,
+    QuotationLine,
+    TaxDocument,
+)
 from taxbridge.money import ZERO
 from taxbridge.store.sqlite import SQLiteStore
 
@@ -194,8 +204,54 @@ def run_demo(db_path: str, echo: Callable[[str], None] = print) -> int:
             echo(f"  {code}: U -> {doc.flag.value}  {doc.last_log}")
     after = Counter(doc.flag for doc in (bridge.store.get(i.code) for i in invoices) if doc)
     echo(f"flags now: {_flags(after)}")
+
     echo("")
-    echo(f"Try: taxbridge inquiry A-9001 --db {db_path}")
+    sale, first = next(
+        (doc, line)
+        for doc in posted
+        if doc.flag is FinalTaxFlag.POSTED
+        for line in doc.lines
+        if line.tax > 0
+    )
+    echo(f"Claims: half of line {first.number} of {sale.code} returned, credited from the invoice")
+    if sale.lines:
+        whole = bridge.credit_from_invoice(sale.code, [first.number], number="5001")
+        half = attrs.evolve(
+            whole,
+            lines=(
+                attrs.evolve(whole.lines[0], amount=(first.amount / 2).quantize(Decimal("0.01"))),
+            ),
+        )
+        pending = bridge.on_claim_pending(half, update=True)
+        echo(f"  claim 5001 pending check: pends={pending.pends}")
+        credit = bridge.on_claim_invoice(half)
+        echo(
+            f"  {credit.code}: flag {credit.flag.value}, amount {credit.total_amount}, "
+            f"tax {credit.total_tax} (the line was charged {first.tax} on {first.amount}; "
+            f"taxed at the invoice date {credit.tax_date})"
+        )
+
+    echo("")
+    echo("Quotation Q-7001 for a prospect in Chicago (calculated, saved nowhere)")
+    quote = bridge.quote(
+        Quotation(
+            quote_number="Q-7001",
+            prospect_company="Prairie Books",
+            prospect_address=Address("233 S Wacker Dr", "Chicago", "IL", "60601"),
+            lines=(
+                QuotationLine(1, Decimal(10), Decimal("349.50"), item_number="BK-100"),
+                QuotationLine(2, Decimal(1), Decimal("41.99"), item_quote_description="Lamp"),
+            ),
+            total_price_discount=Decimal("20.00"),
+        )
+    )
+    echo(
+        f"  {quote.request.code}: amount {quote.result.total_amount}, tax "
+        f"{quote.result.total_tax} ({quote.source}); stored: "
+        f"{bridge.store.get('Q-7001') is not None}"
+    )
+    echo("")
+    echo(f"Try: taxbridge inquiry A-9001 --db {db_path}   (or B-5001 for the credit)")
     bridge.close()
     return 0 if not summary.failed else 1
 
