@@ -17,6 +17,7 @@ from taxbridge.errors import InvalidFieldError
 from taxbridge.models import (
     Address,
     Claim,
+    ClaimLine,
     CreditedLine,
     Customer,
     DocumentType,
@@ -255,20 +256,7 @@ def claim_request(
     for index, line in enumerate(claim.lines):
         number = str(line.line_number)
         if line.invoice_line is None:
-            lines.append(
-                TaxLine(
-                    number=number,
-                    amount=-line.amount,
-                    quantity=line.quantity,
-                    item_code=line.item_code,
-                    description=line.description,
-                    tax_code=config.tax_code_for(
-                        line.tax_code, line.item_classification, line.freight
-                    ),
-                    freight=line.freight,
-                    excluded=request.ship_to.region not in nexus,
-                )
-            )
+            lines.append(_returned_line(config, line, request.ship_to.region not in nexus))
             continue
         sale, charge = sold.get(line.invoice_line), charged.get(line.invoice_line)
         if sale is None or charge is None:
@@ -338,6 +326,20 @@ def claim_request(
     )
 
 
+def _returned_line(config: BridgeConfig, line: ClaimLine, excluded: bool) -> TaxLine:
+    """A claim line the engine calculates: negative amount, tax code by the item's mapping."""
+    return TaxLine(
+        number=str(line.line_number),
+        amount=-line.amount,
+        quantity=line.quantity,
+        item_code=line.item_code,
+        description=line.description,
+        tax_code=config.tax_code_for(line.tax_code, line.item_classification, line.freight),
+        freight=line.freight,
+        excluded=excluded,
+    )
+
+
 def _unallocated_request(
     config: BridgeConfig, claim: Claim, context: Context, document_type: DocumentType
 ) -> TaxRequest:
@@ -348,19 +350,7 @@ def _unallocated_request(
     excluded = ship_to.region not in context.nexus(company_code)
     evidence = exemption_evidence(config, claim.customer, ship_to.region, claim.claim_date, context)
     limit = config.max_detail_lines
-    lines = tuple(
-        TaxLine(
-            number=str(line.line_number),
-            amount=-line.amount,
-            quantity=line.quantity,
-            item_code=line.item_code,
-            description=line.description,
-            tax_code=config.tax_code_for(line.tax_code, line.item_classification, line.freight),
-            freight=line.freight,
-            excluded=excluded,
-        )
-        for line in claim.lines
-    )
+    lines = tuple(_returned_line(config, line, excluded) for line in claim.lines)
     return TaxRequest(
         code=claim.code,
         document_type=document_type,
