@@ -438,9 +438,9 @@ class TaxBridge:
             message = f"{why}: calculated offline, not posted{offline_note}"
         else:
             first = ""
-            if offline_first:
-                estimate, offline_note = self._offline_estimate(request)
-                first = f"offline estimate {estimate.total_tax}{offline_note}; "
+            estimate = self._offline_estimate(request) if offline_first else None
+            if estimate is not None:
+                first = f"offline estimate {estimate[0].total_tax}{estimate[1]}; "
             try:
                 result, found = self._post(request)
                 flag, outcome = FinalTaxFlag.POSTED, "posted"
@@ -449,7 +449,7 @@ class TaxBridge:
                 if offline_first:
                     message += " (replaces the offline figure)"
             except BackendError as exc:
-                result, offline_note = self._offline_estimate(request)
+                result, offline_note = estimate or self._offline_estimate(request)
                 flag, outcome = FinalTaxFlag.FAILED, "failed"
                 message = f"posting failed: {exc}; queued for reposting{offline_note}"
                 now = self.clock()
@@ -663,6 +663,7 @@ class TaxBridge:
         except DocumentRejected as exc:
             return exc
         except BackendError as exc:
+            # An outage cannot validate the document; the check reports nothing new.
             _log.warning("taxbridge.pending_check.unavailable", code=request.code, error=str(exc))
         return None
 
@@ -1056,15 +1057,7 @@ class TaxBridge:
             started = time.perf_counter()
             rejection = None
             if stage is Stage.PENDING_CHECK:
-                try:
-                    self.backend.calculate(request)
-                except DocumentRejected as exc:
-                    rejection = exc
-                except BackendError as exc:
-                    # An outage cannot validate the order; the check reports nothing new.
-                    _log.warning(
-                        "taxbridge.pending_check.unavailable", code=request.code, error=str(exc)
-                    )
+                rejection = self._validate(request)
             existing = self._require(request.code)
             self._emit(stage, "unchanged", existing, existing.flag, started)
             return existing, rejection
