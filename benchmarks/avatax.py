@@ -24,7 +24,7 @@ from decimal import Decimal
 import structlog
 
 from taxbridge.backends.avatax import AvaTaxBackend, AvaTaxSettings, Secret
-from taxbridge.backends.avatax.fake import FakeAvaTax, serve, transaction_body
+from taxbridge.testing.fake_avatax import FakeAvaTax, serve, transaction_body
 from taxbridge.backends.avatax.mapping import dumps, result_from_model, transaction_model
 from taxbridge.backends.local import LocalEngine
 from taxbridge.models import Address, DocumentStatus, DocumentType, TaxLine, TaxRequest

@@ -27,7 +27,7 @@ from repost import ACCOUNT, KEY, queue_documents  # the script's folder is on sy
 
 from taxbridge import FinalTaxFlag, SQLiteStore, TaxBridge
 from taxbridge.backends.avatax import AvaTaxBackend, AvaTaxSettings, Secret
-from taxbridge.backends.avatax.fake import FakeAvaTax, serve
+from taxbridge.testing.fake_avatax import FakeAvaTax, serve
 from taxbridge.config import default_config
 
 LEASE_SECONDS = 0.2

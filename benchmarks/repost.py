@@ -38,7 +38,7 @@ from taxbridge import (
     TaxBridge,
 )
 from taxbridge.backends.avatax import AvaTaxBackend, AvaTaxSettings, Secret
-from taxbridge.backends.avatax.fake import FakeAvaTax, serve
+from taxbridge.testing.fake_avatax import FakeAvaTax, serve
 from taxbridge.config import default_config
 
 KEY = "bench-key"

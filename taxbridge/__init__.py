@@ -2,8 +2,8 @@
 
 from importlib.metadata import PackageNotFoundError, version
 
-from taxbridge.backends import LocalEngine, OfflineTable, RecordingBackend, TaxBackend
-from taxbridge.bridge import Inquiry, PendingCheck, Quote, RepostSummary, RetryPolicy, TaxBridge
+from taxbridge.backends import Capability, LocalEngine, OfflineTable, TaxBackend
+from taxbridge.bridge import TaxBridge
 from taxbridge.config import BridgeConfig, CompanyMapping, NexusRegion, TaxCodeMap, load_config
 from taxbridge.errors import (
     AlreadyCommitted,
@@ -18,6 +18,7 @@ from taxbridge.errors import (
     UnknownCompanyError,
 )
 from taxbridge.flags import FinalTaxFlag
+from taxbridge.lifecycle import Inquiry, PendingCheck
 from taxbridge.models import (
     Address,
     Claim,
@@ -43,7 +44,10 @@ from taxbridge.models import (
     Warehouse,
 )
 from taxbridge.money import RoundingLevel
+from taxbridge.queue import RepostSummary, RetryPolicy
+from taxbridge.quotations import Quote, QuoteSource
 from taxbridge.store import SQLiteStore, Store
+from taxbridge.testing import RecordingBackend
 
 try:
     __version__ = version("taxbridge")
@@ -56,6 +60,7 @@ __all__ = [
     "BackendError",
     "BackendUnavailable",
     "BridgeConfig",
+    "Capability",
     "Claim",
     "ClaimLine",
     "CompanyMapping",
@@ -84,6 +89,7 @@ __all__ = [
     "QuotationAccount",
     "QuotationLine",
     "Quote",
+    "QuoteSource",
     "RecordingBackend",
     "RepostSummary",
     "RetryPolicy",

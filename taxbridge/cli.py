@@ -8,48 +8,28 @@ import json
 import os
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 
-import attrs
-
-from taxbridge.backends.avatax import AvaTaxBackend
 from taxbridge.bridge import TaxBridge
-from taxbridge.config import BackendKind, default_config, example_config_text, load_config
-from taxbridge.demo import run_demo
+from taxbridge.config import BridgeConfig, default_config, example_config_text, load_config
+from taxbridge.demo import DEMO_DB, run_demo
 from taxbridge.errors import BackendError, ConfigError, TaxBridgeError
 from taxbridge.logs import configure
-from taxbridge.store.sqlite import SQLiteStore, default_path
 
-DEMO_DB = "taxbridge-demo.db"
+
+def _config(args: argparse.Namespace) -> BridgeConfig:
+    """The config the options name: ``--config`` (or TAXBRIDGE_CONFIG), else embedded defaults;
+    ``--db`` puts it on that SQLite file."""
+    config_path = args.config or os.environ.get("TAXBRIDGE_CONFIG")
+    config = load_config(config_path) if config_path else default_config()
+    return config.with_store_file(args.db) if args.db else config
 
 
 def _bridge(args: argparse.Namespace) -> TaxBridge:
-    """The bridge the options name: ``--config`` (or TAXBRIDGE_CONFIG), else embedded defaults."""
-    config_path = args.config or os.environ.get("TAXBRIDGE_CONFIG")
-    if config_path:
-        config = load_config(config_path)
-        if args.db:
-            config = attrs.evolve(config, store_path=args.db)
-    else:
-        config = default_config(args.db or default_path())
-    return TaxBridge.from_settings(config)
+    return TaxBridge.from_settings(_config(args))
 
 
 def _demo(args: argparse.Namespace) -> int:
-    path = Path(args.db or DEMO_DB)
-    if path.exists():
-        with SQLiteStore(path) as store:
-            is_demo = store.get_meta("demo") == "1"
-        if not is_demo:
-            print(
-                f"taxbridge demo: {path} exists and is not a demo store; "
-                "name another file with --db",
-                file=sys.stderr,
-            )
-            return 2
-        for suffix in ("", "-wal", "-shm"):
-            Path(f"{path}{suffix}").unlink(missing_ok=True)
-    return run_demo(str(path))
+    return run_demo(args.db or DEMO_DB)
 
 
 def _inquiry(args: argparse.Namespace) -> int:
@@ -92,23 +72,22 @@ def _inquiry(args: argparse.Namespace) -> int:
 
 def _unposted(args: argparse.Namespace) -> int:
     with _bridge(args) as bridge:
-        rows = []
-        for doc in bridge.unposted():
-            entry = bridge.store.queue_entry(doc.code)
-            if args.needs_fix and (entry is None or not entry.needs_fix):
-                continue
-            rows.append(
-                {
-                    "code": doc.code,
-                    "customer": doc.customer_code,
-                    "tax": str(doc.total_tax),
-                    "attempts": entry.attempts if entry else 0,
-                    "needs_fix": entry.needs_fix if entry else None,
-                    "next_attempt_at": entry.next_attempt_at.isoformat() if entry else None,
-                    "last_error_code": entry.last_error_code if entry else "",
-                    "last_error": entry.last_error_message if entry else doc.last_log,
-                }
-            )
+        if args.history:
+            return _history(bridge, args.json)
+        rows = [
+            {
+                "code": found.document.code,
+                "customer": found.document.customer_code,
+                "tax": str(found.document.total_tax),
+                "attempts": entry.attempts if entry else 0,
+                "needs_fix": entry.needs_fix if entry else None,
+                "next_attempt_at": entry.next_attempt_at.isoformat() if entry else None,
+                "last_error_code": entry.last_error_code if entry else "",
+                "last_error": entry.last_error_message if entry else found.document.last_log,
+            }
+            for found in bridge.unposted_entries(needs_fix=True if args.needs_fix else None)
+            for entry in (found.entry,)
+        ]
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
@@ -120,6 +99,22 @@ def _unposted(args: argparse.Namespace) -> int:
             f"{row['next_attempt_at'] or '':<25} {state}{row['last_error']}"
         )
     print(f"{len(rows)} unposted")
+    return 0
+
+
+def _history(bridge: TaxBridge, as_json: bool) -> int:
+    settled = bridge.settled()
+    if as_json:
+        rows = [
+            {"code": s.code, "outcome": s.outcome, "settled_at": s.settled_at.isoformat()}
+            for s in settled
+        ]
+        print(json.dumps(rows, indent=2))
+        return 0
+    print(f"{'code':<12} {'flag':<4} settled at")
+    for entry in settled:
+        print(f"{entry.code:<12} {entry.outcome:<4} {entry.settled_at.isoformat()}")
+    print(f"{len(settled)} settled")
     return 0
 
 
@@ -145,7 +140,7 @@ class _ProgressBar:
 
 def _repost(args: argparse.Namespace) -> int:
     with _bridge(args) as bridge:
-        due = 1 if args.code else len(bridge.store.queue(due_at=bridge.clock(), needs_fix=False))
+        due = 1 if args.code else bridge.due()
         bar = _ProgressBar(min(due, args.limit) if args.limit else due)
         try:
             summary = bridge.repost(
@@ -207,19 +202,18 @@ def _refresh(args: argparse.Namespace) -> int:
 
 
 def _ping(args: argparse.Namespace) -> int:
-    config_path = args.config or os.environ.get("TAXBRIDGE_CONFIG")
-    config = load_config(config_path) if config_path else default_config()
-    if config.backend is not BackendKind.AVATAX or config.avatax is None:
-        print(f"backend {config.backend.value}: embedded, nothing to reach")
+    with _bridge(args) as bridge:
+        name = bridge.backend.name
+        try:
+            result = bridge.ping()
+        except BackendError as exc:
+            print(f"taxbridge ping: {name} unreachable: {exc}", file=sys.stderr)
+            return 1
+    if result is None:
+        print(f"backend {name}: embedded, nothing to reach")
         return 0
-    try:
-        with AvaTaxBackend(config.avatax) as backend:
-            result = backend.ping()
-    except BackendError as exc:
-        print(f"taxbridge ping: {config.avatax.base_url} unreachable: {exc}", file=sys.stderr)
-        return 1
     state = "accepted" if result.authenticated else "NOT accepted"
-    print(f"{config.avatax.base_url}: AvaTax {result.version}; credentials {state}")
+    print(f"{result.where or name}: {name} {result.version}; credentials {state}")
     return 0 if result.authenticated else 1
 
 
@@ -263,6 +257,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     unposted.add_argument("--json", action="store_true", help="print JSON")
     unposted.add_argument("--needs-fix", action="store_true", help="only those needing a fix")
+    unposted.add_argument(
+        "--history", action="store_true", help="settled entries (R, M) instead, until purged"
+    )
     unposted.set_defaults(run=_unposted)
 
     repost = commands.add_parser("repost", parents=[common], help="repost due U documents (U -> R)")

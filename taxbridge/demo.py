@@ -10,14 +10,15 @@ line is credited (a claim allocated to the invoice) and a prospect is quoted.
 from __future__ import annotations
 
 import datetime as dt
+import sys
 from collections import Counter
 from collections.abc import Callable
 from decimal import Decimal
+from pathlib import Path
 
 import attrs
 
 from taxbridge.backends.local import LocalEngine
-from taxbridge.backends.testing import RecordingBackend
 from taxbridge.bridge import TaxBridge
 from taxbridge.config import example_config
 from taxbridge.flags import FinalTaxFlag
@@ -33,7 +34,10 @@ from taxbridge.models import (
 )
 from taxbridge.money import ZERO
 from taxbridge.store.sqlite import SQLiteStore
+from taxbridge.testing import RecordingBackend
 
+DEMO_DB = "taxbridge-demo.db"
+"""The demo's store file when none is named."""
 DAY = dt.date(2026, 11, 20)
 WAREHOUSE = Address("822 Reed St", "Philadelphia", "PA", "19147")
 
@@ -140,10 +144,31 @@ def _table(documents: list[TaxDocument], echo: Callable[[str], None]) -> None:
         )
 
 
-def run_demo(db_path: str, echo: Callable[[str], None] = print) -> int:
-    """Run the demo day into ``db_path``; return the process exit code."""
-    store = SQLiteStore(db_path)
+def _demo_store(path: Path) -> SQLiteStore | None:
+    """A fresh demo store at ``path``; an earlier demo's is replaced, any other file refused."""
+    if path.exists():
+        with SQLiteStore(path) as store:
+            is_demo = store.get_meta("demo") == "1"
+        if not is_demo:
+            print(
+                f"taxbridge demo: {path} exists and is not a demo store; "
+                "name another file with --db",
+                file=sys.stderr,
+            )
+            return None
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{path}{suffix}").unlink(missing_ok=True)
+    store = SQLiteStore(path)
     store.set_meta("demo", "1")
+    return store
+
+
+def run_demo(db_path: str, echo: Callable[[str], None] = print) -> int:
+    """Run the demo day into ``db_path``; return the process exit code (2: the file is there and
+    is not a demo store, so it is left alone)."""
+    store = _demo_store(Path(db_path))
+    if store is None:
+        return 2
     engine = RecordingBackend(LocalEngine(), name="local")
     bridge = TaxBridge(example_config(db_path), engine, store)
     orders = {number: _order(number) for number in range(1001, 1051)}

@@ -12,12 +12,17 @@
     ├── DocumentNotFoundError (LookupError)  no stored tax document with that code
     ├── LeaseLost                            a repost worker's claim ran out and was taken over
     └── BackendError                         a tax backend failed; carries backend, code, status
-        ├── BackendUnavailable               retryable: timeout, connection, 429, 5xx
-        │   ├── MalformedResponse            the answer could not be read (outcome unknown)
-        │   └── CircuitOpen                  failing fast: the engine failed many calls in a row
-        ├── AuthenticationFailed             credentials refused (401/403): fix the settings
+        ├── BackendUnavailable               timeout, connection, 429, 5xx    retryable, transient
+        │   ├── MalformedResponse            the answer could not be read     retryable, transient
+        │   └── CircuitOpen                  failing fast after many failures retryable
+        ├── AuthenticationFailed             credentials refused (401/403)    retryable
         ├── DocumentRejected (ValueError)    the engine refused the document: it needs a data fix
         └── AlreadyCommitted                 the code is already committed at the engine
+
+What may be tried again is a property of these classes alone: ``retryable`` (the unposted queue
+tries the document again on its schedule; otherwise it waits for a fix) and ``transient`` (the
+HTTP layer tries the same call again at once, within its budget). ``sent`` is per error: False
+only when the request certainly never reached the engine.
 
 A stage of :class:`~taxbridge.TaxBridge` never lets a ``BackendError`` escape: it degrades to the
 offline table or flags the document U and queues it.
@@ -29,13 +34,26 @@ from typing import Any
 
 
 class ConfigError(ValueError):
-    """The configuration is wrong; kept outside ``TaxBridgeError`` so nothing swallows it."""
+    """The configuration is wrong; kept outside ``TaxBridgeError`` so nothing swallows it.
 
-    def __init__(self, message: str, *, source: str = "", key: str = "", value: Any = None):
+    ``key`` is the path of the bad value (``nexus[2].region`` in a file, ``NexusRegion.region``
+    in code); ``field`` the attribute of the config class that refused it, if one did.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        source: str = "",
+        key: str = "",
+        value: Any = None,
+        field: str = "",
+    ):
         self.reason = message
         self.source = source
         self.key = key
         self.value = value
+        self.field = field
         where = ": ".join(part for part in (source, key) if part)
         super().__init__(f"{where}: {message}" if where else message)
 
@@ -119,13 +137,16 @@ class LeaseLost(TaxBridgeError):
 
 
 class BackendError(TaxBridgeError):
-    """A tax backend failed. ``retryable`` says whether the same call may succeed later.
+    """A tax backend failed.
 
     ``status`` is the HTTP status (None without one); ``error_code`` and ``number`` the engine's
     error name and number (AvaTax ``ErrorCodeId``); ``refers_to`` the field it names.
     """
 
     retryable = False
+    """The same document may go through later without a fix: the queue retries it on schedule."""
+    transient = False
+    """The same call may go through in a moment: the HTTP layer retries it within its budget."""
 
     def __init__(
         self,
@@ -137,6 +158,7 @@ class BackendError(TaxBridgeError):
         error_code: str = "",
         refers_to: str = "",
         number: int | None = None,
+        sent: bool = True,
     ):
         self.message = message
         self.backend = backend
@@ -145,6 +167,10 @@ class BackendError(TaxBridgeError):
         self.error_code = error_code
         self.refers_to = refers_to
         self.number = number
+        self.sent = sent
+        """False only when the request certainly never reached the engine (connection refused,
+        circuit open, 429): then even a call that is not idempotent may be sent again, and a
+        posting need not be looked up. Every other failure may have landed."""
         super().__init__(message)
 
     def __str__(self) -> str:
@@ -178,20 +204,11 @@ class BackendUnavailable(BackendError):
     """
 
     retryable = True
+    transient = True
 
-    def __init__(
-        self,
-        message: str,
-        *,
-        retry_after: float | None = None,
-        sent: bool = True,
-        **kwargs: Any,
-    ):
+    def __init__(self, message: str, *, retry_after: float | None = None, **kwargs: Any):
         super().__init__(message, **kwargs)
         self.retry_after = retry_after
-        self.sent = sent
-        """False when the request certainly did not reach the engine (connection refused, 429):
-        then even a call that is not idempotent may be sent again."""
 
 
 class MalformedResponse(BackendUnavailable):
@@ -203,7 +220,10 @@ class MalformedResponse(BackendUnavailable):
 
 class CircuitOpen(BackendUnavailable):
     """Not sent: the engine failed many calls in a row, so calls fail fast for a while and the
-    run goes on (documents are queued) instead of waiting on every one."""
+    run goes on (documents are queued) instead of waiting on every one. Not transient: trying
+    again at once would only fail fast again."""
+
+    transient = False
 
 
 class AuthenticationFailed(BackendError):
@@ -217,7 +237,15 @@ class AuthenticationFailed(BackendError):
 
 
 class DocumentRejected(BackendError, ValueError):
-    """The engine refused the document (bad address, unknown tax code): it needs a data fix."""
+    """The engine refused the document (bad address, unknown tax code): it needs a data fix.
+
+    ``line`` is the document line the engine blamed (its ``Lines[...]`` reference, read by the
+    backend that raised it), or None when it blamed the document as a whole.
+    """
+
+    def __init__(self, message: str, *, line: str | None = None, **kwargs: Any):
+        super().__init__(message, **kwargs)
+        self.line = line
 
 
 class AlreadyCommitted(BackendError):

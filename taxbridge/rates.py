@@ -10,7 +10,7 @@ from __future__ import annotations
 import csv
 import enum
 import io
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from decimal import Decimal, InvalidOperation
 from importlib import resources
 from typing import Protocol
@@ -114,6 +114,26 @@ class ZipRate:
     def special_rate(self) -> Decimal:
         """Special districts' rate: what the total has beyond state, county and city."""
         return self.total_rate - self.state_rate - self.county_rate - self.city_rate
+
+    @classmethod
+    def from_row(cls, row: Sequence[str]) -> ZipRate:
+        """A row in the download's column order, as :meth:`as_row` writes it (already checked)."""
+        return cls(
+            zip_code=row[0],
+            state=row[1],
+            county=row[2],
+            city=row[3],
+            state_rate=Decimal(row[4]),
+            state_use_rate=Decimal(row[5]),
+            county_rate=Decimal(row[6]),
+            county_use_rate=Decimal(row[7]),
+            city_rate=Decimal(row[8]),
+            city_use_rate=Decimal(row[9]),
+            total_rate=Decimal(row[10]),
+            total_use_rate=Decimal(row[11]),
+            shipping_taxable=row[12] == "Y",
+            shipping_and_handling_taxable=row[13] == "Y",
+        )
 
     def as_row(self) -> tuple[str, ...]:
         """The row in the download's column order."""

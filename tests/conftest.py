@@ -27,7 +27,7 @@ from taxbridge import (
     TaxBridge,
 )
 from taxbridge.backends.avatax import AvaTaxBackend, AvaTaxSettings, Secret
-from taxbridge.backends.avatax.fake import FakeAvaTax
+from taxbridge.testing.fake_avatax import FakeAvaTax
 from taxbridge.config import default_config
 from taxbridge.models import TaxRequest, TaxResult
 

@@ -1,7 +1,7 @@
 """AvaTaxBackend over HTTP: every call, every error class, retries, idempotent posting, secrets.
 
 HTTP is mocked with respx at the transport; behind it, where a test needs a working AvaTax,
-is the contract-following fake (taxbridge.backends.avatax.fake).
+is the contract-following fake (taxbridge.testing.fake_avatax).
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ from taxbridge.backends.avatax import (
     Secret,
 )
 from taxbridge.backends.avatax.errors import retry_after_seconds
-from taxbridge.backends.avatax.fake import FakeAvaTax, error_body, serve
+from taxbridge.testing.fake_avatax import FakeAvaTax, error_body, serve
 from taxbridge.backends.avatax.mapping import dumps, encode_code, transaction_model
 from taxbridge.backends.base import VoidReason
 from taxbridge.config import default_config, parse_config_text
@@ -57,6 +57,7 @@ from taxbridge.errors import (
     MalformedResponse,
 )
 from taxbridge.flags import FinalTaxFlag as F
+from taxbridge.posting import post_once
 from taxbridge.models import (
     Address,
     DocumentStatus,
@@ -713,10 +714,18 @@ def _temporary() -> dict[str, object]:
 class TestIdempotentPosting:
     def test_a_timeout_after_the_request_went_out_never_commits_twice(self, backend, fake):
         fake.lose_responses = 1  # AvaTax commits A-1, then the answer is lost
-        result = backend.calculate(request())
-        assert result.status is DocumentStatus.COMMITTED
-        assert fake.commit_counts["A-1"] == 1
-        assert _paths(fake) == [f"POST {CREATE}", "GET /api/v2/companies/DEFAULT/transactions/A-1"]
+        with pytest.raises(AlreadyCommitted):  # the backend sends it again; AvaTax refuses
+            backend.calculate(request())
+        fake.lose_responses = 1
+        posted = post_once(backend, request("A-2"))  # the posting rule asks the question
+        assert posted.found
+        assert posted.result.status is DocumentStatus.COMMITTED
+        assert fake.commit_counts == {"A-1": 1, "A-2": 1}
+        assert _paths(fake)[-3:] == [
+            f"POST {CREATE}",
+            f"POST {CREATE}",
+            "GET /api/v2/companies/DEFAULT/transactions/A-2",
+        ]
 
     def test_a_lost_answer_on_every_attempt_leaves_u_and_the_repost_finds_it(
         self, avatax, store
@@ -732,8 +741,8 @@ class TestIdempotentPosting:
 
     def test_a_call_is_uncertain_when_any_attempt_may_have_reached_avatax(self, mocked) -> None:
         router, backend = mocked
-        router.post(CREATE).mock(side_effect=httpx.ReadTimeout("no answer"))
-        router.get(url__regex=r"/transactions/").mock(side_effect=httpx.ConnectError("refused"))
+        refused = httpx.ConnectError("refused")
+        router.post(CREATE).mock(side_effect=[httpx.ReadTimeout("no answer"), refused, refused])
         with pytest.raises(BackendUnavailable) as caught:
             backend.calculate(request())
         assert "ConnectError" in str(caught.value)  # the last attempt never left ...
@@ -743,7 +752,9 @@ class TestIdempotentPosting:
             backend.calculate(request())
         assert not caught.value.sent
 
-    def test_a_garbled_answer_to_a_posting_is_looked_up_not_resent(self, lone_fake) -> None:
+    def test_a_garbled_answer_to_a_posting_is_looked_up_not_committed_again(
+        self, lone_fake, store
+    ) -> None:
         def garble(req: httpx.Request) -> httpx.Response:
             answer = lone_fake.handle(req)
             if req.method == "POST":
@@ -753,9 +764,13 @@ class TestIdempotentPosting:
         with respx.mock(base_url=FAKE_URL) as router:
             router.route().mock(side_effect=garble)
             backend = AvaTaxBackend(fake_settings(), sleep=lambda s: None)
-            result = backend.calculate(request())
-        assert result.status is DocumentStatus.COMMITTED
-        assert lone_fake.commit_counts["A-1"] == 1
+            bridge = TaxBridge(default_config(), backend, store)
+            doc = bridge.on_invoice(invoice("9004", order()))
+            assert doc.flag is F.FAILED  # every answer garbled: the outcome is unknown
+            assert store.queue_entry("A-9004").may_have_landed
+            assert bridge.repost().reposted == ("A-9004",)  # looked up first: found
+        assert lone_fake.commit_counts["A-9004"] == 1
+        assert "found already committed" in bridge.inquiry("A-9004").last_log
         check_bodies_against_the_contract(lone_fake)
 
     def test_already_committed_is_answered_by_a_lookup(self, avatax, store) -> None:
@@ -797,7 +812,7 @@ class TestSecrets:
             seen += [repr(settings), str(settings), repr(backend), repr(settings.license_key)]
             backend.calculate(request())
             lone_fake.lose_responses = 1
-            backend.calculate(request("A-2"))
+            post_once(backend, request("A-2"))
             for failing in (
                 error_body(401, "AuthenticationException", None, "Authentication failed."),
                 error_body(400, "GetTaxError", 300, "Zip is not valid", refers_to="Addresses"),
@@ -853,8 +868,8 @@ class TestConfig:
         monkeypatch.setenv("TAXBRIDGE_TEST_KEY", FAKE_KEY)
         text = CONFIG.format(url=FAKE_URL, account=FAKE_ACCOUNT)
         config = parse_config_text(text, source="t.toml", base=tmp_path)
-        assert config.avatax is not None
-        assert config.avatax.read_timeout == 7.5
+        assert isinstance(config.backend_settings, AvaTaxSettings)
+        assert config.backend_settings.read_timeout == 7.5
         with respx.mock(base_url=FAKE_URL) as router:
             router.route().mock(side_effect=lone_fake.handle)
             with TaxBridge.from_settings(config) as bridge:

@@ -7,7 +7,6 @@ from pathlib import Path
 import pytest
 
 from taxbridge import ConfigError, TaxBridge, UnknownCompanyError, load_config
-from taxbridge.config import BackendKind
 
 GOOD = """
 [store]
@@ -50,8 +49,8 @@ def _write(tmp_path: Path, text: str) -> Path:
 
 def test_a_full_config_loads(tmp_path: Path) -> None:
     config = load_config(_write(tmp_path, GOOD))
-    assert config.store_path == str(tmp_path / "data" / "tax.db")
-    assert config.backend is BackendKind.LOCAL
+    assert config.store_settings.path == str(tmp_path / "data" / "tax.db")
+    assert config.backend == "local"
     assert config.rounding.value == "line"
     assert not config.online_at_entry
     assert config.company_code_for("01") == "ACME"

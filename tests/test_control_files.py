@@ -115,7 +115,7 @@ class TestTaxCodes:
         assert [(r.code, r.line) for r in check.reasons] == [(PendCode.OBSOLETE_TAX_CODE, "P1-2")]
 
     def test_the_refreshed_active_list_wins_over_the_configured_one(self, store) -> None:
-        bridge = _bridge(store, tax_codes=TaxCodeMap(active=frozenset({"P0000000"})))
+        bridge = _bridge(store, tax_codes=TaxCodeMap(active=frozenset({"P0000000", "FR020100"})))
         bridge.refresh()
         assert not bridge.on_pending_check(order(lines=(line(1, tax_code="PC040100"),))).pends
 

@@ -15,7 +15,7 @@ from conftest import FAKE_ACCOUNT, FAKE_KEY, invoice, order
 
 from taxbridge import FinalTaxFlag as F
 from taxbridge import LocalEngine, RecordingBackend, SQLiteStore, TaxBridge
-from taxbridge.backends.avatax.fake import FakeAvaTax, serve
+from taxbridge.testing.fake_avatax import FakeAvaTax, serve
 from taxbridge.config import default_config
 
 WORKER = Path(__file__).with_name("repost_worker.py")

@@ -19,7 +19,7 @@ from taxbridge import (
     TaxBridge,
     Warehouse,
 )
-from taxbridge.config import QuotationSettings, default_config
+from taxbridge.config import CompanyMapping, QuotationSettings, default_config
 from taxbridge.models import DocumentType
 from taxbridge.rules import Context, quotation_request
 
@@ -62,7 +62,9 @@ class TestDocument:
 
     def test_the_company_code_comes_from_the_settings(self) -> None:
         config = attrs.evolve(
-            CONFIG, quotations=QuotationSettings(company_code="QUOTES", org_address=ORG)
+            CONFIG,
+            companies=(*CONFIG.companies, CompanyMapping("Q", "QUOTES")),
+            quotations=QuotationSettings(company_code="QUOTES", org_address=ORG),
         )
         assert _request(_quote(customer_account=_account()), config).company_code == "QUOTES"
 

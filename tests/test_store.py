@@ -12,6 +12,7 @@ from conftest import invoice, order
 from taxbridge import FinalTaxFlag, SQLiteStore
 from taxbridge.models import DocumentEvent, Stage
 from taxbridge.rates import shipped_rates
+from taxbridge.store import ReferenceData
 from taxbridge.store.sqlite import MIGRATIONS
 
 
@@ -45,7 +46,7 @@ def test_a_failed_write_leaves_nothing_half_written(bridge, store) -> None:
 
 
 def test_replacing_offline_rates_is_atomic(store) -> None:
-    store.replace_offline_rates(shipped_rates().only({"NY"}))
+    store.replace_reference(ReferenceData(rates=shipped_rates().only({"NY"})))
     before = store.offline_rates()
 
     class Boom:
@@ -54,7 +55,7 @@ def test_replacing_offline_rates_is_atomic(store) -> None:
             raise RuntimeError("download broke halfway")
 
     with pytest.raises(RuntimeError):
-        store.replace_offline_rates(Boom())  # type: ignore[arg-type]
+        store.replace_reference(ReferenceData(rates=Boom()))  # type: ignore[arg-type]
     assert store.offline_rates().to_csv() == before.to_csv()
     assert store.offline_rates().regions == {"NY"}
 

@@ -1,10 +1,26 @@
-"""Tax backends: the protocol, the embedded local engine, the offline table, a recording fake."""
+"""Tax backends: the protocol and its capabilities, the registry of backend kinds, the embedded
+local engine and the offline table.
+
+A new engine is one folder ``backends/<name>/`` whose package exposes a
+:class:`~taxbridge.backends.base.BackendPlugin` named ``PLUGIN``, and one line in
+:data:`BACKENDS`; ``[backend] kind = "<name>"`` then selects it.
+"""
+
+from __future__ import annotations
+
+import importlib
 
 from taxbridge.backends.base import (
     AddressResolver,
+    BackendPlugin,
+    BuildContext,
+    Capabilities,
+    Capability,
     DocumentRegister,
     EntityUseCodeCatalog,
     NexusCatalog,
+    Pingable,
+    PingResult,
     RateDownload,
     TaxBackend,
     TaxCodeCatalog,
@@ -12,18 +28,42 @@ from taxbridge.backends.base import (
 )
 from taxbridge.backends.local import LocalEngine
 from taxbridge.backends.offline import OfflineTable
-from taxbridge.backends.testing import RecordingBackend
+from taxbridge.errors import ConfigError
+
+BACKENDS: dict[str, str] = {
+    "local": "taxbridge.backends.local",
+    "offline": "taxbridge.backends.offline",
+    "avatax": "taxbridge.backends.avatax",
+}
+"""Backend kind -> the module whose ``PLUGIN`` reads its ``[backend]`` keys and builds it."""
+
+
+def backend_plugin(kind: str) -> BackendPlugin:
+    """The plugin of a registered backend kind; ConfigError naming ``backend.kind`` otherwise."""
+    if kind not in BACKENDS:
+        allowed = ", ".join(repr(name) for name in BACKENDS)
+        raise ConfigError(f"{kind!r} is not one of {allowed}", key="backend.kind", value=kind)
+    plugin: BackendPlugin = importlib.import_module(BACKENDS[kind]).PLUGIN
+    return plugin
+
 
 __all__ = [
+    "BACKENDS",
     "AddressResolver",
+    "BackendPlugin",
+    "BuildContext",
+    "Capabilities",
+    "Capability",
     "DocumentRegister",
     "EntityUseCodeCatalog",
     "LocalEngine",
     "NexusCatalog",
     "OfflineTable",
+    "PingResult",
+    "Pingable",
     "RateDownload",
-    "RecordingBackend",
     "TaxBackend",
     "TaxCodeCatalog",
     "VoidReason",
+    "backend_plugin",
 ]

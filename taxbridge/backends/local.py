@@ -12,11 +12,13 @@ import datetime as dt
 import threading
 from collections import Counter
 from collections.abc import Iterable, Mapping
+from typing import Any
 
 import attrs
 
+from taxbridge._toml import TableReader
 from taxbridge.backends._calculate import calculate, rule_taxes
-from taxbridge.backends.base import VoidReason
+from taxbridge.backends.base import BuildContext, Capability, VoidReason
 from taxbridge.errors import AlreadyCommitted, DocumentRejected
 from taxbridge.models import (
     Address,
@@ -64,6 +66,18 @@ ENTITY_USE_CODES: dict[str, str] = {
 class LocalEngine:
     """Tax engine that needs no network: rates by ZIP, a tax-code table and a document register."""
 
+    capabilities = frozenset(
+        {
+            Capability.POSTING,
+            Capability.DOCUMENTS,
+            Capability.TAX_CODES,
+            Capability.ENTITY_USE_CODES,
+            Capability.NEXUS,
+            Capability.RATES,
+            Capability.ADDRESSES,
+        }
+    )
+
     def __init__(
         self,
         rates: RateTable | None = None,
@@ -99,6 +113,7 @@ class LocalEngine:
                     request,
                     f"entity use code {line.entity_use_code!r} is unknown",
                     f"Lines[{line.number}].entityUseCode",
+                    line=line.number,
                 )
 
         def rate_for(line: TaxLine) -> ZipRate:
@@ -250,6 +265,7 @@ class LocalEngine:
                 request,
                 f"country {address.country!r} is not calculated by the local engine",
                 where,
+                line=line or None,
             )
         rate = self.rates.find(address.zip5, address.region)
         if rate is not None:
@@ -258,10 +274,15 @@ class LocalEngine:
             message = f"Zip {address.zip5} is not valid for the state {address.region}"
         else:
             message = f"Zip {address.zip5} ({address.region}) has no tax jurisdiction"
-        raise self._rejected(request, message, where)
+        raise self._rejected(request, message, where, line=line or None)
 
     def _rejected(
-        self, request: TaxRequest | None, message: str, refers_to: str
+        self,
+        request: TaxRequest | None,
+        message: str,
+        refers_to: str,
+        *,
+        line: str | None = None,
     ) -> DocumentRejected:
         return DocumentRejected(
             message,
@@ -270,6 +291,7 @@ class LocalEngine:
             status=400,
             error_code="GetTaxError",
             refers_to=refers_to,
+            line=line,
         )
 
 
@@ -279,3 +301,33 @@ def _compact(result: TaxResult) -> TaxResult:
     return attrs.evolve(
         result, lines=tuple(attrs.evolve(line, details=()) for line in result.lines)
     )
+
+
+class LocalPlugin:
+    """The ``local`` backend kind: the embedded engine; ``[backend]`` has no keys of its own."""
+
+    kind = "local"
+
+    def settings(self, table: Mapping[str, Any], read: TableReader) -> None:
+        """Refuse any key: the local engine has no settings."""
+        read.table(dict(table), "backend", {"kind", "rounding"})
+
+    def check(self, settings: Any) -> None:
+        """Only None."""
+        _no_settings(self.kind, settings)
+
+    def build(self, settings: Any, context: BuildContext) -> LocalEngine:
+        """The engine over the shipped tables, rounding as configured."""
+        return LocalEngine(rounding=context.rounding)
+
+
+def _no_settings(kind: str, settings: Any) -> None:
+    if settings is not None:
+        from taxbridge.errors import ConfigError
+
+        raise ConfigError(
+            f"{settings!r}: the {kind} backend takes no settings", key="backend_settings"
+        )
+
+
+PLUGIN = LocalPlugin()

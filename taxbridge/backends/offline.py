@@ -8,17 +8,31 @@ Canadian ship-tos are calculated with the default rates by province (BNADS/AV-TC
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from typing import Any
 
+from taxbridge._toml import TableReader
 from taxbridge.backends._calculate import calculate, rule_taxes
+from taxbridge.backends.base import BuildContext, Capability
+from taxbridge.backends.local import _no_settings
 from taxbridge.errors import DocumentRejected
 from taxbridge.models import DocumentStatus, TaxLine, TaxRequest, TaxResult
 from taxbridge.money import RoundingLevel
-from taxbridge.rates import ProvinceRate, RateRow, RateTable, TaxCodeTable, shipped_tax_codes
+from taxbridge.rates import (
+    ProvinceRate,
+    RateRow,
+    RateTable,
+    TaxCodeTable,
+    shipped_rates,
+    shipped_tax_codes,
+)
 
 
 class OfflineTable:
     """Estimates tax from the offline rate table; saves nothing and posts nothing."""
+
+    capabilities: frozenset[Capability] = frozenset()
+    """An estimator only: as the bridge's backend, every result is blank and nothing is posted."""
 
     def __init__(
         self,
@@ -73,3 +87,30 @@ class OfflineTable:
 
     def close(self) -> None:
         """Nothing to release."""
+
+
+class OfflinePlugin:
+    """The ``offline`` backend kind: the offline table only (a company not yet on an engine)."""
+
+    kind = "offline"
+
+    def settings(self, table: Mapping[str, Any], read: TableReader) -> None:
+        """Refuse any key: the offline table has no settings."""
+        read.table(dict(table), "backend", {"kind", "rounding"})
+
+    def check(self, settings: Any) -> None:
+        """Only None."""
+        _no_settings(self.kind, settings)
+
+    def build(self, settings: Any, context: BuildContext) -> OfflineTable:
+        """The store's offline table, or the shipped rates of the nexus regions when it is
+        still empty."""
+        table = context.stored_rates()
+        return OfflineTable(
+            table if len(table) else shipped_rates().only(context.nexus_regions),
+            rounding=context.rounding,
+            provinces=context.provinces,
+        )
+
+
+PLUGIN = OfflinePlugin()

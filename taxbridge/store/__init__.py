@@ -1,6 +1,54 @@
-"""Stores: the protocol and the embedded SQLite implementation."""
+"""Stores: the protocols, the registry of store kinds, and the embedded SQLite store.
 
-from taxbridge.store.base import QueueEntry, ReferenceData, Store
-from taxbridge.store.sqlite import SQLiteStore
+A new store is one module with a :class:`~taxbridge.store.base.StorePlugin` named ``PLUGIN`` and
+one line in :data:`STORES`; ``[store] kind = "<name>"`` then selects it.
+"""
 
-__all__ = ["QueueEntry", "ReferenceData", "SQLiteStore", "Store"]
+from __future__ import annotations
+
+import importlib
+
+from taxbridge.errors import ConfigError
+from taxbridge.store.base import (
+    DocumentStore,
+    ExemptionStore,
+    QueueEntry,
+    QueueStore,
+    ReferenceData,
+    ReferenceStore,
+    SettledEntry,
+    Store,
+    StorePlugin,
+)
+from taxbridge.store.sqlite import SQLiteSettings, SQLiteStore
+
+STORES: dict[str, str] = {
+    "sqlite": "taxbridge.store.sqlite",
+}
+"""Store kind -> the module whose ``PLUGIN`` reads its ``[store]`` table and opens it."""
+
+
+def store_plugin(kind: str) -> StorePlugin:
+    """The plugin of a registered store kind; ConfigError naming ``store.kind`` otherwise."""
+    if kind not in STORES:
+        allowed = ", ".join(repr(name) for name in STORES)
+        raise ConfigError(f"{kind!r} is not one of {allowed}", key="store.kind", value=kind)
+    plugin: StorePlugin = importlib.import_module(STORES[kind]).PLUGIN
+    return plugin
+
+
+__all__ = [
+    "STORES",
+    "DocumentStore",
+    "ExemptionStore",
+    "QueueEntry",
+    "QueueStore",
+    "ReferenceData",
+    "ReferenceStore",
+    "SQLiteSettings",
+    "SQLiteStore",
+    "SettledEntry",
+    "Store",
+    "StorePlugin",
+    "store_plugin",
+]

@@ -1,11 +1,29 @@
-"""Tax requests to and from JSON, for the store (money as strings: exact, never float)."""
+"""How stored things become rows and back, whatever the database: a document with its lines,
+breakdown and request (as JSON), events and queue entries. Money is written as strings (exact,
+never float) and dates in ISO format."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
+from decimal import Decimal
 from typing import Any
 
-from taxbridge.models import Address, TaxLine, TaxRequest
+from taxbridge.flags import FinalTaxFlag
+from taxbridge.models import (
+    Address,
+    DocumentEvent,
+    DocumentKind,
+    DocumentType,
+    JurisdictionTax,
+    JurisdictionType,
+    LineTax,
+    Stage,
+    TaxDocument,
+    TaxLine,
+    TaxRequest,
+)
+from taxbridge.store.base import QueueEntry
 
 
 def _address(address: Address | None) -> dict[str, str] | None:
@@ -109,3 +127,209 @@ def request_from_json(text: str) -> TaxRequest:
     data["ship_to"] = _address_from(data["ship_to"])
     data.setdefault("business_identification_no", None)  # written before it existed
     return TaxRequest(lines=lines, **data)
+
+
+def flag_or_none(value: str | None) -> FinalTaxFlag | None:
+    return None if value is None else FinalTaxFlag(value)
+
+
+DocumentRows = tuple[tuple[Any, ...], list[tuple[Any, ...]], list[tuple[Any, ...]]]
+
+
+def document_rows(doc: TaxDocument) -> DocumentRows:
+    """The document's row, line rows and breakdown rows, as written."""
+    document = (
+        doc.code,
+        doc.kind.value,
+        doc.stage.value,
+        doc.flag.value,
+        doc.erp_company,
+        doc.company_code,
+        doc.customer_code,
+        doc.document_type.value,
+        doc.document_date.isoformat(),
+        doc.tax_date.isoformat() if doc.tax_date else None,
+        doc.currency,
+        str(doc.total_amount),
+        str(doc.total_taxable),
+        str(doc.total_exempt),
+        str(doc.total_tax),
+        doc.backend,
+        doc.last_log,
+        doc.updated_at.isoformat(),
+        request_to_json(doc.request) if doc.request is not None else None,
+        json.dumps(list(doc.orders)),
+        doc.invoice_code,
+    )
+    lines = [
+        (
+            doc.code,
+            seq,
+            line.number,
+            str(line.amount),
+            str(line.taxable),
+            str(line.exempt),
+            str(line.tax),
+            line.tax_code,
+            str(line.rate),
+        )
+        for seq, line in enumerate(doc.lines)
+    ]
+    breakdown = [
+        (
+            doc.code,
+            seq,
+            j.jurisdiction_type.value,
+            j.name,
+            j.region,
+            str(j.rate),
+            str(j.taxable),
+            str(j.exempt),
+            str(j.tax),
+        )
+        for seq, j in enumerate(doc.breakdown)
+    ]
+    return document, lines, breakdown
+
+
+def document_from_rows(
+    row: tuple[Any, ...], line_rows: list[Any], breakdown_rows: list[Any]
+) -> TaxDocument:
+    """A document from its row, line rows and breakdown rows, as read."""
+    (
+        code,
+        kind,
+        stage,
+        flag,
+        erp_company,
+        company_code,
+        customer_code,
+        document_type,
+        document_date,
+        tax_date,
+        currency,
+        total_amount,
+        total_taxable,
+        total_exempt,
+        total_tax,
+        backend,
+        last_log,
+        updated_at,
+        request_json,
+        orders_json,
+        invoice_code,
+    ) = row
+    lines = tuple(
+        LineTax(number, Decimal(a), Decimal(t), Decimal(e), Decimal(x), tax_code, Decimal(r))
+        for number, a, t, e, x, tax_code, r in line_rows
+    )
+    breakdown = tuple(
+        JurisdictionTax(
+            JurisdictionType(jt), name, region, Decimal(r), Decimal(t), Decimal(e), Decimal(x)
+        )
+        for jt, name, region, r, t, e, x in breakdown_rows
+    )
+    return TaxDocument(
+        code=str(code),
+        kind=DocumentKind(kind),
+        stage=Stage(stage),
+        flag=FinalTaxFlag(flag),
+        erp_company=str(erp_company),
+        company_code=str(company_code),
+        customer_code=str(customer_code),
+        document_type=DocumentType(document_type),
+        document_date=dt.date.fromisoformat(str(document_date)),
+        tax_date=dt.date.fromisoformat(str(tax_date)) if tax_date else None,
+        currency=str(currency),
+        total_amount=Decimal(str(total_amount)),
+        total_taxable=Decimal(str(total_taxable)),
+        total_exempt=Decimal(str(total_exempt)),
+        total_tax=Decimal(str(total_tax)),
+        lines=lines,
+        breakdown=breakdown,
+        backend=str(backend),
+        last_log=str(last_log),
+        updated_at=dt.datetime.fromisoformat(str(updated_at)),
+        request=request_from_json(str(request_json)) if request_json else None,
+        orders=tuple(json.loads(str(orders_json))),
+        invoice_code=str(invoice_code) if invoice_code else None,
+    )
+
+
+DOCUMENT_COLUMNS = (
+    "code, kind, stage, flag, erp_company, company_code, customer_code, document_type, "
+    "document_date, tax_date, currency, total_amount, total_taxable, total_exempt, total_tax, "
+    "backend, last_log, updated_at, request_json, orders_json, invoice_code"
+)
+"""The document columns, in the order of :func:`document_rows` and :func:`document_from_rows`."""
+
+EVENT_COLUMNS = "code, at, stage, flag_before, flag_after, backend, message, error"
+
+
+def event_row(event: DocumentEvent) -> tuple[Any, ...]:
+    """An event as a row in :data:`EVENT_COLUMNS` order."""
+    return (
+        event.code,
+        event.at.isoformat(),
+        event.stage.value,
+        None if event.flag_before is None else event.flag_before.value,
+        event.flag_after.value,
+        event.backend,
+        event.message,
+        int(event.error),
+    )
+
+
+def event_from_row(row: tuple[Any, ...]) -> DocumentEvent:
+    """An event from a row in :data:`EVENT_COLUMNS` order."""
+    return DocumentEvent(
+        code=str(row[0]),
+        at=dt.datetime.fromisoformat(str(row[1])),
+        stage=Stage(row[2]),
+        flag_before=flag_or_none(row[3]),
+        flag_after=FinalTaxFlag(row[4]),
+        backend=str(row[5]),
+        message=str(row[6]),
+        error=bool(row[7]),
+    )
+
+
+QUEUE_COLUMNS = (
+    "code, attempts, next_attempt_at, last_error_code, last_error_message, retryable, "
+    "created_at, updated_at, claimed_by, lease_expires_at, may_have_landed"
+)
+
+
+def queue_row(entry: QueueEntry) -> tuple[Any, ...]:
+    """A new queue entry as a row in :data:`QUEUE_COLUMNS` order (unclaimed)."""
+    return (
+        entry.code,
+        entry.attempts,
+        entry.next_attempt_at.isoformat(),
+        entry.last_error_code,
+        entry.last_error_message,
+        int(entry.retryable),
+        entry.created_at.isoformat(),
+        entry.updated_at.isoformat(),
+        None,
+        None,
+        int(entry.may_have_landed),
+    )
+
+
+def queue_entry_from_row(row: tuple[Any, ...], taken_over_from: str | None = None) -> QueueEntry:
+    """A queue entry from a row in :data:`QUEUE_COLUMNS` order."""
+    return QueueEntry(
+        code=str(row[0]),
+        attempts=int(str(row[1])),
+        next_attempt_at=dt.datetime.fromisoformat(str(row[2])),
+        last_error_code=str(row[3]),
+        last_error_message=str(row[4]),
+        retryable=bool(row[5]),
+        created_at=dt.datetime.fromisoformat(str(row[6])),
+        updated_at=dt.datetime.fromisoformat(str(row[7])),
+        claimed_by=None if row[8] is None else str(row[8]),
+        lease_expires_at=None if row[9] is None else dt.datetime.fromisoformat(str(row[9])),
+        may_have_landed=bool(row[10]),
+        taken_over_from=taken_over_from,
+    )

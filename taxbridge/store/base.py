@@ -1,8 +1,11 @@
-"""The store contract: tax documents, their event log, the unposted queue and the offline rates.
+"""The store contract, in the parts the bridge really uses: documents and their log, the
+unposted queue with its leases, reference data, and the exemption database.
 
-SQLite is the embedded default; the protocol leaves room for PostgreSQL when several ERP servers
-share one queue. Writes that belong together (a document, its event, its queue entry) are one
-call, and so one transaction.
+:class:`Store` is all four plus ``close()``; SQLite is the embedded implementation, and a store
+for several servers plugs in through :data:`taxbridge.store.STORES`. Writes that belong together
+(a document, its event, its queue change, the orders it invoices, what a credit takes off its
+invoice) are one call, and so one transaction. The store keeps and reports facts; what they mean
+for posting (may an attempt have landed?) is decided in :mod:`taxbridge.posting`.
 """
 
 from __future__ import annotations
@@ -10,10 +13,11 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Mapping, Sequence
 from decimal import Decimal
-from typing import Protocol
+from typing import Any, NamedTuple, Protocol
 
 from attrs import frozen
 
+from taxbridge._toml import TableReader
 from taxbridge.flags import FinalTaxFlag
 from taxbridge.models import (
     CreditedLine,
@@ -28,7 +32,7 @@ from taxbridge.rates import RateTable
 
 @frozen
 class QueueEntry:
-    """A U document waiting to be reposted."""
+    """A U document waiting to be reposted. Made only by :class:`taxbridge.queue.RetryPolicy`."""
 
     code: str
     attempts: int
@@ -44,12 +48,24 @@ class QueueEntry:
     lease_expires_at: dt.datetime | None = None
     may_have_landed: bool = True
     """False only while every attempt so far certainly never reached the engine (connection
-    refused, circuit open): then a repost may post without looking the code up first."""
+    refused, circuit open)."""
+    taken_over_from: str | None = None
+    """Set by a claim that took the entry from another worker whose lease had run out (that
+    worker's attempt may be lost mid-flight); not stored."""
 
     @property
     def needs_fix(self) -> bool:
         """The engine rejected the document: reposted only after a change or when asked."""
         return not self.retryable
+
+
+class SettledEntry(NamedTuple):
+    """Queue history: a U document that left the queue, how (R or M) and when."""
+
+    code: str
+    outcome: str
+    """The flag it settled with: ``R`` or ``M``."""
+    settled_at: dt.datetime
 
 
 @frozen
@@ -95,8 +111,8 @@ class ReferenceData:
     rates: RateTable | None = None
 
 
-class Store(Protocol):
-    """Where tax documents live."""
+class DocumentStore(Protocol):
+    """Tax documents with their lines, breakdown and request, and each document's log."""
 
     def save(
         self,
@@ -113,16 +129,10 @@ class Store(Protocol):
 
         ``dequeue`` settles the entry (kept as history until purged). With ``holder``, the entry
         must still be claimed by that repost worker, else ``LeaseLost`` and nothing is written.
-
         With ``invoiced``, the stored order documents it names get the invoice code, stage
-        ``invoice`` and a log entry, unless they already carry that code.
+        ``invoice`` and a log entry, unless they already carry that code. With ``credits``, what
+        the credit takes off its invoice's lines replaces what it took before.
         """
-        ...
-
-    def credited(
-        self, invoice_code: str, *, excluding: str = ""
-    ) -> dict[str, tuple[Decimal, Decimal]]:
-        """Invoice line -> (amount, tax) credited so far, leaving out credit ``excluding``."""
         ...
 
     def head(self, code: str) -> DocumentHead | None:
@@ -139,22 +149,33 @@ class Store(Protocol):
         flags: Sequence[FinalTaxFlag] | None = None,
         kind: DocumentKind | None = None,
     ) -> list[TaxDocument]:
-        """Stored documents, optionally only those with one of ``flags`` or of one ``kind``."""
+        """Stored documents in code order, optionally only those with one of ``flags`` or of
+        one ``kind``."""
         ...
 
     def events(self, code: str) -> list[DocumentEvent]:
         """A document's log, oldest first."""
         ...
 
+    def credited(
+        self, invoice_code: str, *, excluding: str = ""
+    ) -> dict[str, tuple[Decimal, Decimal]]:
+        """Invoice line -> (amount, tax) credited so far, leaving out credit ``excluding``."""
+        ...
+
+
+class QueueStore(Protocol):
+    """The unposted queue: open entries, leases for repost workers, settled history."""
+
     def queue(
         self, *, due_at: dt.datetime | None = None, needs_fix: bool | None = None
     ) -> list[QueueEntry]:
-        """Open queue entries, oldest first; with ``due_at``, only those due by then; with
-        ``needs_fix``, only those that do or do not need a fix."""
+        """Open queue entries by next attempt time; with ``due_at``, only those due by then;
+        with ``needs_fix``, only those that do or do not need a fix."""
         ...
 
     def queue_entry(self, code: str) -> QueueEntry | None:
-        """The open queue entry of one document, or None."""
+        """The open queue entry of one document, or None (never queued, or settled)."""
         ...
 
     def claim(
@@ -166,28 +187,29 @@ class Store(Protocol):
         limit: int | None = None,
         code: str | None = None,
     ) -> list[QueueEntry]:
-        """Lease due retryable entries (or one ``code``) to ``holder``; atomic across
-        processes, so two workers never hold the same entry."""
+        """Lease due retryable entries (or the one ``code``, due or not) to ``holder`` until
+        ``now + lease``; atomic across processes, so two workers never hold the same entry.
+        An entry taken from a worker whose lease ran out says so in ``taken_over_from``."""
         ...
 
-    def release(self, code: str, holder: str) -> None:
-        """Give back a claimed entry unchanged."""
+    def settled(self) -> list[SettledEntry]:
+        """Queue history (entries settled R or M and not yet purged), oldest first."""
         ...
 
     def purge(self, settled_before: dt.datetime) -> int:
         """Delete settled queue history older than the date; never an open entry."""
         ...
 
-    def offline_rates(self) -> RateTable:
-        """The offline rate table."""
-        ...
 
-    def replace_offline_rates(self, rates: RateTable) -> None:
-        """Replace the whole offline table in one transaction: a failure keeps the old one."""
-        ...
+class ReferenceStore(Protocol):
+    """What the end-of-day refresh keeps: tax codes, entity use codes, nexus, offline rates."""
 
     def replace_reference(self, reference: ReferenceData) -> None:
-        """Replace the refreshed tables (and the offline rates) in one transaction."""
+        """Replace the parts given in one transaction: a failure keeps yesterday's tables."""
+        ...
+
+    def offline_rates(self) -> RateTable:
+        """The offline rate table."""
         ...
 
     def active_tax_codes(self) -> frozenset[str] | None:
@@ -195,33 +217,51 @@ class Store(Protocol):
         ...
 
     def entity_use_codes(self) -> dict[str, str]:
-        """The refreshed entity use codes."""
+        """The refreshed entity use codes and their descriptions."""
         ...
 
     def nexus(self, company_code: str) -> frozenset[str]:
         """The refreshed nexus regions of a company."""
         ...
 
+
+class ExemptionStore(Protocol):
+    """The customer exemption database (BNW150)."""
+
     def save_exemption(self, exemption: Exemption) -> None:
-        """Add or replace an exemption database entry."""
+        """Add or replace an entry (keyed by customer, region and effective date)."""
         ...
 
     def delete_exemption(self, customer_code: str, region: str, effective: dt.date) -> bool:
-        """Remove an exemption database entry."""
+        """Remove an entry; False when there was none."""
         ...
 
     def exemptions(self, customer_code: str | None = None) -> list[Exemption]:
-        """Exemption database entries of a customer (or all)."""
+        """Entries of a customer (or all), by customer, region and effective date."""
         ...
 
-    def get_meta(self, key: str) -> str | None:
-        """A store-level setting."""
-        ...
 
-    def set_meta(self, key: str, value: str) -> None:
-        """Set a store-level setting."""
-        ...
+class Store(DocumentStore, QueueStore, ReferenceStore, ExemptionStore, Protocol):
+    """Everything the bridge keeps, in one place it can close."""
 
     def close(self) -> None:
         """Close the store."""
+        ...
+
+
+class StorePlugin(Protocol):
+    """How a store kind is read from ``[store]`` and opened."""
+
+    kind: str
+
+    def settings(self, table: Mapping[str, Any], read: TableReader) -> Any:
+        """This store's settings from the ``[store]`` keys other than ``kind``."""
+        ...
+
+    def check(self, settings: Any) -> Any:
+        """Settings given in code: the defaults for None, else the settings checked."""
+        ...
+
+    def open(self, settings: Any) -> Store:
+        """The store itself, its schema brought up to date."""
         ...

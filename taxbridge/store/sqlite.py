@@ -3,333 +3,56 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
 import os
 import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from taxbridge.errors import LeaseLost
+from attrs import frozen
+
+from taxbridge._toml import TableReader
+from taxbridge.errors import ConfigError, LeaseLost
 from taxbridge.flags import FinalTaxFlag
-from taxbridge.models import (
-    DocumentEvent,
-    DocumentKind,
-    DocumentType,
-    Exemption,
-    JurisdictionTax,
-    JurisdictionType,
-    LineTax,
-    Stage,
-    TaxDocument,
-)
+from taxbridge.models import DocumentEvent, DocumentKind, Exemption, Stage, TaxDocument
 from taxbridge.rates import RATE_COLUMNS, RateTable, ZipRate
-from taxbridge.store._codec import request_from_json, request_to_json
+from taxbridge.store._codec import (
+    DOCUMENT_COLUMNS,
+    EVENT_COLUMNS,
+    QUEUE_COLUMNS,
+    DocumentRows,
+    document_from_rows,
+    document_rows,
+    event_from_row,
+    event_row,
+    queue_entry_from_row,
+    queue_row,
+)
+from taxbridge.store._sqlite_schema import MIGRATIONS
 from taxbridge.store.base import (
     CreditAllocation,
     DocumentHead,
     InvoiceLink,
     QueueEntry,
     ReferenceData,
+    SettledEntry,
 )
 
 DEFAULT_PATH = "taxbridge.db"
 """Store file used when neither the config nor ``TAXBRIDGE_DB`` names one."""
 
-MIGRATIONS: tuple[tuple[int, str], ...] = (
-    (
-        1,
-        """
-        CREATE TABLE documents (
-            code TEXT PRIMARY KEY,
-            kind TEXT NOT NULL,
-            stage TEXT NOT NULL,
-            flag TEXT NOT NULL,
-            erp_company TEXT NOT NULL,
-            company_code TEXT NOT NULL,
-            customer_code TEXT NOT NULL,
-            document_type TEXT NOT NULL,
-            document_date TEXT NOT NULL,
-            tax_date TEXT,
-            currency TEXT NOT NULL,
-            total_amount TEXT NOT NULL,
-            total_taxable TEXT NOT NULL,
-            total_exempt TEXT NOT NULL,
-            total_tax TEXT NOT NULL,
-            backend TEXT NOT NULL,
-            last_log TEXT NOT NULL,
-            updated_at TEXT NOT NULL,
-            request_json TEXT,
-            orders_json TEXT NOT NULL DEFAULT '[]',
-            invoice_code TEXT
-        );
-        CREATE INDEX documents_flag ON documents (flag);
-        CREATE TABLE document_lines (
-            code TEXT NOT NULL,
-            seq INTEGER NOT NULL,
-            number TEXT NOT NULL,
-            amount TEXT NOT NULL,
-            taxable TEXT NOT NULL,
-            exempt TEXT NOT NULL,
-            tax TEXT NOT NULL,
-            tax_code TEXT NOT NULL,
-            rate TEXT NOT NULL,
-            PRIMARY KEY (code, seq)
-        ) WITHOUT ROWID;
-        CREATE TABLE document_breakdown (
-            code TEXT NOT NULL,
-            seq INTEGER NOT NULL,
-            jurisdiction_type TEXT NOT NULL,
-            name TEXT NOT NULL,
-            region TEXT NOT NULL,
-            rate TEXT NOT NULL,
-            taxable TEXT NOT NULL,
-            exempt TEXT NOT NULL,
-            tax TEXT NOT NULL,
-            PRIMARY KEY (code, seq)
-        ) WITHOUT ROWID;
-        CREATE TABLE document_events (
-            id INTEGER PRIMARY KEY AUTOINCREMENT,
-            code TEXT NOT NULL,
-            at TEXT NOT NULL,
-            stage TEXT NOT NULL,
-            flag_before TEXT,
-            flag_after TEXT NOT NULL,
-            backend TEXT NOT NULL,
-            message TEXT NOT NULL,
-            error INTEGER NOT NULL
-        );
-        CREATE INDEX document_events_code ON document_events (code, id);
-        CREATE TABLE unposted_queue (
-            code TEXT PRIMARY KEY REFERENCES documents (code),
-            attempts INTEGER NOT NULL,
-            next_attempt_at TEXT NOT NULL,
-            last_error_code TEXT NOT NULL,
-            last_error_message TEXT NOT NULL,
-            retryable INTEGER NOT NULL,
-            created_at TEXT NOT NULL,
-            updated_at TEXT NOT NULL
-        );
-        CREATE TABLE offline_rates (
-            zip_code TEXT NOT NULL,
-            state TEXT NOT NULL,
-            county TEXT NOT NULL,
-            city TEXT NOT NULL,
-            state_rate TEXT NOT NULL,
-            state_use_rate TEXT NOT NULL,
-            county_rate TEXT NOT NULL,
-            county_use_rate TEXT NOT NULL,
-            city_rate TEXT NOT NULL,
-            city_use_rate TEXT NOT NULL,
-            total_rate TEXT NOT NULL,
-            total_use_rate TEXT NOT NULL,
-            shipping_taxable TEXT NOT NULL,
-            shipping_and_handling_taxable TEXT NOT NULL,
-            PRIMARY KEY (zip_code, state)
-        ) WITHOUT ROWID;
-        CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-        """,
-    ),
-    (
-        2,
-        """
-        CREATE TABLE reference_tax_codes (code TEXT PRIMARY KEY) WITHOUT ROWID;
-        CREATE TABLE reference_entity_use_codes (
-            code TEXT PRIMARY KEY,
-            description TEXT NOT NULL
-        ) WITHOUT ROWID;
-        CREATE TABLE reference_nexus (
-            company_code TEXT NOT NULL,
-            region TEXT NOT NULL,
-            PRIMARY KEY (company_code, region)
-        ) WITHOUT ROWID;
-        CREATE TABLE exemptions (
-            customer_code TEXT NOT NULL,
-            region TEXT NOT NULL,
-            effective TEXT NOT NULL,
-            exemption_no TEXT,
-            entity_use_code TEXT,
-            expiry TEXT,
-            PRIMARY KEY (customer_code, region, effective)
-        ) WITHOUT ROWID;
-        """,
-    ),
-    (
-        3,
-        """
-        ALTER TABLE unposted_queue ADD COLUMN claimed_by TEXT;
-        ALTER TABLE unposted_queue ADD COLUMN lease_expires_at TEXT;
-        ALTER TABLE unposted_queue ADD COLUMN settled_at TEXT;
-        ALTER TABLE unposted_queue ADD COLUMN outcome TEXT NOT NULL DEFAULT '';
-        CREATE INDEX unposted_queue_due ON unposted_queue (settled_at, next_attempt_at)
-        """,
-    ),
-    (
-        4,
-        """
-        ALTER TABLE unposted_queue ADD COLUMN may_have_landed INTEGER NOT NULL DEFAULT 1
-        """,
-    ),
-    (
-        5,
-        """
-        CREATE TABLE credit_allocations (
-            credit_code TEXT NOT NULL,
-            seq INTEGER NOT NULL,
-            invoice_code TEXT NOT NULL,
-            invoice_line TEXT NOT NULL,
-            amount TEXT NOT NULL,
-            tax TEXT NOT NULL,
-            PRIMARY KEY (credit_code, seq)
-        ) WITHOUT ROWID;
-        CREATE INDEX credit_allocations_invoice ON credit_allocations (invoice_code)
-        """,
-    ),
-)
-"""Schema changes in order. Later features append a (version, sql) pair; never edit one."""
-
-_DOC_COLUMNS = (
-    "code, kind, stage, flag, erp_company, company_code, customer_code, document_type, "
-    "document_date, tax_date, currency, total_amount, total_taxable, total_exempt, total_tax, "
-    "backend, last_log, updated_at, request_json, orders_json, invoice_code"
-)
-
 _DOC_UPDATES = ", ".join(
-    f"{name} = excluded.{name}" for name in _DOC_COLUMNS.split(", ") if name != "code"
+    f"{name} = excluded.{name}" for name in DOCUMENT_COLUMNS.split(", ") if name != "code"
 )
+_DOC_PLACEHOLDERS = ", ".join("?" for _ in DOCUMENT_COLUMNS.split(", "))
 
 
 def default_path() -> str:
     """The store path from ``TAXBRIDGE_DB``, else :data:`DEFAULT_PATH`."""
     return os.environ.get("TAXBRIDGE_DB", DEFAULT_PATH)
-
-
-def _flag(value: str | None) -> FinalTaxFlag | None:
-    return None if value is None else FinalTaxFlag(value)
-
-
-_DocumentRows = tuple[tuple[Any, ...], list[tuple[Any, ...]], list[tuple[Any, ...]]]
-
-
-def _document_rows(doc: TaxDocument) -> _DocumentRows:
-    """The document's row, line rows and breakdown rows, as written."""
-    document = (
-        doc.code,
-        doc.kind.value,
-        doc.stage.value,
-        doc.flag.value,
-        doc.erp_company,
-        doc.company_code,
-        doc.customer_code,
-        doc.document_type.value,
-        doc.document_date.isoformat(),
-        doc.tax_date.isoformat() if doc.tax_date else None,
-        doc.currency,
-        str(doc.total_amount),
-        str(doc.total_taxable),
-        str(doc.total_exempt),
-        str(doc.total_tax),
-        doc.backend,
-        doc.last_log,
-        doc.updated_at.isoformat(),
-        request_to_json(doc.request) if doc.request is not None else None,
-        json.dumps(list(doc.orders)),
-        doc.invoice_code,
-    )
-    lines = [
-        (
-            doc.code,
-            seq,
-            line.number,
-            str(line.amount),
-            str(line.taxable),
-            str(line.exempt),
-            str(line.tax),
-            line.tax_code,
-            str(line.rate),
-        )
-        for seq, line in enumerate(doc.lines)
-    ]
-    breakdown = [
-        (
-            doc.code,
-            seq,
-            j.jurisdiction_type.value,
-            j.name,
-            j.region,
-            str(j.rate),
-            str(j.taxable),
-            str(j.exempt),
-            str(j.tax),
-        )
-        for seq, j in enumerate(doc.breakdown)
-    ]
-    return document, lines, breakdown
-
-
-def _document(row: tuple[Any, ...], line_rows: list[Any], breakdown_rows: list[Any]) -> TaxDocument:
-    """A document from its row, line rows and breakdown rows, as read."""
-    (
-        code,
-        kind,
-        stage,
-        flag,
-        erp_company,
-        company_code,
-        customer_code,
-        document_type,
-        document_date,
-        tax_date,
-        currency,
-        total_amount,
-        total_taxable,
-        total_exempt,
-        total_tax,
-        backend,
-        last_log,
-        updated_at,
-        request_json,
-        orders_json,
-        invoice_code,
-    ) = row
-    lines = tuple(
-        LineTax(number, Decimal(a), Decimal(t), Decimal(e), Decimal(x), tax_code, Decimal(r))
-        for number, a, t, e, x, tax_code, r in line_rows
-    )
-    breakdown = tuple(
-        JurisdictionTax(
-            JurisdictionType(jt), name, region, Decimal(r), Decimal(t), Decimal(e), Decimal(x)
-        )
-        for jt, name, region, r, t, e, x in breakdown_rows
-    )
-    return TaxDocument(
-        code=str(code),
-        kind=DocumentKind(kind),
-        stage=Stage(stage),
-        flag=FinalTaxFlag(flag),
-        erp_company=str(erp_company),
-        company_code=str(company_code),
-        customer_code=str(customer_code),
-        document_type=DocumentType(document_type),
-        document_date=dt.date.fromisoformat(str(document_date)),
-        tax_date=dt.date.fromisoformat(str(tax_date)) if tax_date else None,
-        currency=str(currency),
-        total_amount=Decimal(str(total_amount)),
-        total_taxable=Decimal(str(total_taxable)),
-        total_exempt=Decimal(str(total_exempt)),
-        total_tax=Decimal(str(total_tax)),
-        lines=lines,
-        breakdown=breakdown,
-        backend=str(backend),
-        last_log=str(last_log),
-        updated_at=dt.datetime.fromisoformat(str(updated_at)),
-        request=request_from_json(str(request_json)) if request_json else None,
-        orders=tuple(json.loads(str(orders_json))),
-        invoice_code=str(invoice_code) if invoice_code else None,
-    )
 
 
 class SQLiteStore:
@@ -424,30 +147,16 @@ class SQLiteStore:
         settled; otherwise :class:`LeaseLost` is raised and nothing is written.
         """
         # rows are built before the write lock is taken: other threads wait only for SQLite
-        rows = [_document_rows(doc) for doc in documents]
-        event_rows = [
-            (
-                e.code,
-                e.at.isoformat(),
-                e.stage.value,
-                None if e.flag_before is None else e.flag_before.value,
-                e.flag_after.value,
-                e.backend,
-                e.message,
-                int(e.error),
-            )
-            for e in events
-        ]
+        rows = [document_rows(doc) for doc in documents]
+        event_rows = [event_row(e) for e in events]
         with self._write() as conn:
             if holder is not None:
                 code = enqueue.code if enqueue is not None else dequeue
                 self._check_holder(conn, str(code), holder)
-            for document_rows in rows:
-                self._write_document(conn, document_rows)
+            for written in rows:
+                self._write_document(conn, written)
             conn.executemany(
-                "INSERT INTO document_events "
-                "(code, at, stage, flag_before, flag_after, backend, message, error) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                f"INSERT INTO document_events ({EVENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 event_rows,
             )
             if enqueue is not None:
@@ -524,12 +233,12 @@ class SQLiteStore:
             )
 
     @staticmethod
-    def _write_document(conn: sqlite3.Connection, rows: _DocumentRows) -> None:
+    def _write_document(conn: sqlite3.Connection, rows: DocumentRows) -> None:
         document, lines, breakdown = rows
         code = document[0]
         conn.execute(
-            f"INSERT INTO documents ({_DOC_COLUMNS}) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+            f"INSERT INTO documents ({DOCUMENT_COLUMNS}) "
+            f"VALUES ({_DOC_PLACEHOLDERS}) "
             f"ON CONFLICT (code) DO UPDATE SET {_DOC_UPDATES}",
             document,
         )
@@ -569,10 +278,10 @@ class SQLiteStore:
         """The stored document, with lines, breakdown and request."""
         with self._lock:
             row = self._conn.execute(
-                f"SELECT {_DOC_COLUMNS} FROM documents WHERE code = ?", (code,)
+                f"SELECT {DOCUMENT_COLUMNS} FROM documents WHERE code = ?", (code,)
             ).fetchone()
             fetched = None if row is None else self._fetch_parts(row)
-        return None if fetched is None else _document(*fetched)
+        return None if fetched is None else document_from_rows(*fetched)
 
     def documents(
         self,
@@ -581,7 +290,7 @@ class SQLiteStore:
         kind: DocumentKind | None = None,
     ) -> list[TaxDocument]:
         """Stored documents in code order, filtered by flag and kind."""
-        sql = f"SELECT {_DOC_COLUMNS} FROM documents WHERE 1=1"
+        sql = f"SELECT {DOCUMENT_COLUMNS} FROM documents WHERE 1=1"
         params: list[str] = []
         if flags is not None:
             sql += f" AND flag IN ({', '.join('?' for _ in flags)})"
@@ -592,7 +301,7 @@ class SQLiteStore:
         with self._lock:
             rows = self._conn.execute(sql + " ORDER BY code", params).fetchall()
             fetched = [self._fetch_parts(row) for row in rows]
-        return [_document(*parts) for parts in fetched]
+        return [document_from_rows(*parts) for parts in fetched]
 
     def _fetch_parts(self, row: tuple[Any, ...]) -> tuple[Any, list[Any], list[Any]]:
         """A document row with its line and breakdown rows (under the lock; built later)."""
@@ -613,48 +322,18 @@ class SQLiteStore:
         """The document's log, oldest first."""
         with self._lock:
             rows = self._conn.execute(
-                "SELECT code, at, stage, flag_before, flag_after, backend, message, error "
-                "FROM document_events WHERE code = ? ORDER BY id",
+                f"SELECT {EVENT_COLUMNS} FROM document_events WHERE code = ? ORDER BY id",
                 (code,),
             ).fetchall()
-        return [
-            DocumentEvent(
-                code=row[0],
-                at=dt.datetime.fromisoformat(row[1]),
-                stage=Stage(row[2]),
-                flag_before=_flag(row[3]),
-                flag_after=FinalTaxFlag(row[4]),
-                backend=row[5],
-                message=row[6],
-                error=bool(row[7]),
-            )
-            for row in rows
-        ]
+        return [event_from_row(row) for row in rows]
 
     # -- unposted queue ------------------------------------------------------------------------
 
-    _QUEUE_COLUMNS = (
-        "code, attempts, next_attempt_at, last_error_code, last_error_message, retryable, "
-        "created_at, updated_at, claimed_by, lease_expires_at, may_have_landed"
-    )
-
     def _write_queue(self, conn: sqlite3.Connection, entry: QueueEntry) -> None:
         conn.execute(
-            "INSERT OR REPLACE INTO unposted_queue (code, attempts, next_attempt_at, "
-            "last_error_code, last_error_message, retryable, created_at, updated_at, "
-            "claimed_by, lease_expires_at, settled_at, outcome, may_have_landed) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL, NULL, '', ?)",
-            (
-                entry.code,
-                entry.attempts,
-                entry.next_attempt_at.isoformat(),
-                entry.last_error_code,
-                entry.last_error_message,
-                int(entry.retryable),
-                entry.created_at.isoformat(),
-                entry.updated_at.isoformat(),
-                int(entry.may_have_landed),
-            ),
+            f"INSERT OR REPLACE INTO unposted_queue ({QUEUE_COLUMNS}, settled_at, outcome) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, '')",
+            queue_row(entry),
         )
 
     @staticmethod
@@ -670,7 +349,7 @@ class SQLiteStore:
     ) -> list[QueueEntry]:
         """Open queue entries by next attempt time; with ``due_at``, only those due by then;
         with ``needs_fix``, only those that do (True) or do not (False) need a fix."""
-        sql = f"SELECT {self._QUEUE_COLUMNS} FROM unposted_queue WHERE settled_at IS NULL"
+        sql = f"SELECT {QUEUE_COLUMNS} FROM unposted_queue WHERE settled_at IS NULL"
         params: list[object] = []
         if due_at is not None:
             sql += " AND next_attempt_at <= ?"
@@ -680,17 +359,16 @@ class SQLiteStore:
             params.append(int(not needs_fix))
         with self._lock:
             rows = self._conn.execute(sql + " ORDER BY next_attempt_at, code", params).fetchall()
-        return [self._queue_entry(row) for row in rows]
+        return [queue_entry_from_row(row) for row in rows]
 
     def queue_entry(self, code: str) -> QueueEntry | None:
         """The open queue entry of ``code``, or None (never queued, or settled)."""
         with self._lock:
             row = self._conn.execute(
-                f"SELECT {self._QUEUE_COLUMNS} FROM unposted_queue "
-                "WHERE code = ? AND settled_at IS NULL",
+                f"SELECT {QUEUE_COLUMNS} FROM unposted_queue WHERE code = ? AND settled_at IS NULL",
                 (code,),
             ).fetchone()
-        return None if row is None else self._queue_entry(row)
+        return None if row is None else queue_entry_from_row(row)
 
     def claim(
         self,
@@ -703,53 +381,43 @@ class SQLiteStore:
     ) -> list[QueueEntry]:
         """Take due, retryable entries (or the one ``code``, due or not, needing a fix or not)
         for ``holder`` until ``now + lease``, in one transaction: no other holder gets them
-        until the lease runs out. Entries another holder leases are left alone."""
+        until the lease runs out. Entries another holder leases are left alone; one whose
+        holder's lease ran out is taken and reported in ``taken_over_from``."""
         stamp = now.isoformat()
         free = "(claimed_by IS NULL OR lease_expires_at <= ?)"
         if code is not None:
             sql = (
-                "SELECT code FROM unposted_queue WHERE settled_at IS NULL AND code = ? "
-                f"AND ({free} OR claimed_by = ?)"
+                "SELECT code, claimed_by FROM unposted_queue WHERE settled_at IS NULL "
+                f"AND code = ? AND ({free} OR claimed_by = ?)"
             )
             params: list[object] = [code, stamp, holder]
         else:
             # never the holder's own claims: a batch loop must not take an entry twice
             sql = (
-                "SELECT code FROM unposted_queue WHERE settled_at IS NULL AND retryable = 1 "
-                f"AND next_attempt_at <= ? AND {free} ORDER BY next_attempt_at, code"
+                "SELECT code, claimed_by FROM unposted_queue WHERE settled_at IS NULL "
+                f"AND retryable = 1 AND next_attempt_at <= ? AND {free} "
+                "ORDER BY next_attempt_at, code"
             )
             params = [stamp, stamp]
             if limit is not None:
                 sql += " LIMIT ?"
                 params.append(limit)
         with self._write() as conn:
-            codes = [row[0] for row in conn.execute(sql, params).fetchall()]
-            # taking over from a worker whose lease ran out: its attempt may have landed
-            conn.executemany(
-                "UPDATE unposted_queue SET may_have_landed = 1 "
-                "WHERE code = ? AND claimed_by IS NOT NULL AND claimed_by != ?",
-                [(c, holder) for c in codes],
-            )
+            found = conn.execute(sql, params).fetchall()
             conn.executemany(
                 "UPDATE unposted_queue SET claimed_by = ?, lease_expires_at = ? WHERE code = ?",
-                [(holder, (now + lease).isoformat(), c) for c in codes],
+                [(holder, (now + lease).isoformat(), c) for c, _ in found],
             )
             rows = [
-                conn.execute(
-                    f"SELECT {self._QUEUE_COLUMNS} FROM unposted_queue WHERE code = ?", (c,)
-                ).fetchone()
-                for c in codes
+                (
+                    conn.execute(
+                        f"SELECT {QUEUE_COLUMNS} FROM unposted_queue WHERE code = ?", (c,)
+                    ).fetchone(),
+                    None if previous in (None, holder) else str(previous),
+                )
+                for c, previous in found
             ]
-        return [self._queue_entry(row) for row in rows]
-
-    def release(self, code: str, holder: str) -> None:
-        """Give a claimed entry back unchanged (a dry run, or a worker stopping early)."""
-        with self._write() as conn:
-            conn.execute(
-                "UPDATE unposted_queue SET claimed_by = NULL, lease_expires_at = NULL "
-                "WHERE code = ? AND claimed_by = ?",
-                (code, holder),
-            )
+        return [queue_entry_from_row(row, taken_over_from=previous) for row, previous in rows]
 
     def purge(self, settled_before: dt.datetime) -> int:
         """Delete settled queue history older than ``settled_before``; open (U) entries stay."""
@@ -760,30 +428,16 @@ class SQLiteStore:
             )
             return cursor.rowcount
 
-    def settled(self) -> list[tuple[str, str, dt.datetime]]:
-        """Queue history: (code, outcome flag, settled at), oldest first."""
+    def settled(self) -> list[SettledEntry]:
+        """Queue history: entries settled R or M and not yet purged, oldest first."""
         with self._lock:
             rows = self._conn.execute(
                 "SELECT code, outcome, settled_at FROM unposted_queue "
                 "WHERE settled_at IS NOT NULL ORDER BY settled_at, code"
             ).fetchall()
-        return [(str(r[0]), str(r[1]), dt.datetime.fromisoformat(str(r[2]))) for r in rows]
-
-    @staticmethod
-    def _queue_entry(row: tuple[object, ...]) -> QueueEntry:
-        return QueueEntry(
-            code=str(row[0]),
-            attempts=int(str(row[1])),
-            next_attempt_at=dt.datetime.fromisoformat(str(row[2])),
-            last_error_code=str(row[3]),
-            last_error_message=str(row[4]),
-            retryable=bool(row[5]),
-            created_at=dt.datetime.fromisoformat(str(row[6])),
-            updated_at=dt.datetime.fromisoformat(str(row[7])),
-            claimed_by=None if row[8] is None else str(row[8]),
-            lease_expires_at=None if row[9] is None else dt.datetime.fromisoformat(str(row[9])),
-            may_have_landed=bool(row[10]),
-        )
+        return [
+            SettledEntry(str(r[0]), str(r[1]), dt.datetime.fromisoformat(str(r[2]))) for r in rows
+        ]
 
     # -- offline rates -------------------------------------------------------------------------
 
@@ -791,40 +445,9 @@ class SQLiteStore:
         """The offline table as stored."""
         with self._lock:
             rows = self._conn.execute(
-                "SELECT zip_code, state, county, city, state_rate, state_use_rate, county_rate, "
-                "county_use_rate, city_rate, city_use_rate, total_rate, total_use_rate, "
-                "shipping_taxable, shipping_and_handling_taxable FROM offline_rates "
-                "ORDER BY state, zip_code"
+                "SELECT * FROM offline_rates ORDER BY state, zip_code"
             ).fetchall()
-        return RateTable(
-            ZipRate(
-                zip_code=row[0],
-                state=row[1],
-                county=row[2],
-                city=row[3],
-                state_rate=Decimal(row[4]),
-                state_use_rate=Decimal(row[5]),
-                county_rate=Decimal(row[6]),
-                county_use_rate=Decimal(row[7]),
-                city_rate=Decimal(row[8]),
-                city_use_rate=Decimal(row[9]),
-                total_rate=Decimal(row[10]),
-                total_use_rate=Decimal(row[11]),
-                shipping_taxable=row[12] == "Y",
-                shipping_and_handling_taxable=row[13] == "Y",
-            )
-            for row in rows
-        )
-
-    def replace_offline_rates(self, rates: RateTable) -> None:
-        """Swap the whole table in one transaction: on any failure the old table stays."""
-        placeholders = ", ".join("?" for _ in RATE_COLUMNS)
-        with self._write() as conn:
-            conn.execute("DELETE FROM offline_rates")
-            conn.executemany(
-                f"INSERT INTO offline_rates VALUES ({placeholders})",
-                (rate.as_row() for rate in rates),
-            )
+        return RateTable(ZipRate.from_row(row) for row in rows)
 
     # -- reference data (end-of-day refresh) -----------------------------------------------
 
@@ -948,3 +571,59 @@ class SQLiteStore:
         """Set a store-level setting."""
         with self._write() as conn:
             conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
+
+
+@frozen
+class SQLiteSettings:
+    """``[store]`` of the SQLite store: the file (a relative path is taken from the config
+    file's folder) and how long a writer waits for another process's lock."""
+
+    path: str = DEFAULT_PATH
+    timeout: float = 30.0
+
+    def __attrs_post_init__(self) -> None:
+        if not isinstance(self.path, str) or not self.path.strip():
+            raise _bad("path", self.path, "must be a file path")
+        if not isinstance(self.timeout, (int, float)) or isinstance(self.timeout, bool):
+            raise _bad("timeout", self.timeout, "is not a number of seconds > 0")
+        if self.timeout <= 0:
+            raise _bad("timeout", self.timeout, "is not a number of seconds > 0")
+
+
+def _bad(field: str, value: Any, reason: str) -> ConfigError:
+    return ConfigError(
+        f"{value!r} {reason}", key=f"SQLiteSettings.{field}", value=value, field=field
+    )
+
+
+class SQLitePlugin:
+    """The ``sqlite`` store kind: ``[store] path`` (default ``taxbridge.db``), ``timeout``."""
+
+    kind = "sqlite"
+
+    def settings(self, table: Mapping[str, Any], read: TableReader) -> SQLiteSettings:
+        """Read ``path`` and ``timeout``."""
+        data = read.table(dict(table), "store", {"path", "timeout"})
+        path = read.string(data, "path", "store.path", DEFAULT_PATH)
+        if read.base is not None and path != ":memory:" and not Path(path).is_absolute():
+            path = str(read.base / path)
+        timeout = read.seconds(data, "timeout", "store.timeout") if "timeout" in data else 30.0
+        return read.build("store", SQLiteSettings, path=path, timeout=timeout)
+
+    def check(self, settings: Any) -> SQLiteSettings:
+        """None: the default file (``TAXBRIDGE_DB`` or taxbridge.db)."""
+        if settings is None:
+            return SQLiteSettings(default_path())
+        if not isinstance(settings, SQLiteSettings):
+            raise ConfigError(
+                f"{settings!r} is not SQLiteSettings", key="store_settings", value=settings
+            )
+        return settings
+
+    def open(self, settings: Any) -> SQLiteStore:
+        """Open (and create or migrate) the file."""
+        checked = self.check(settings)
+        return SQLiteStore(checked.path, timeout=checked.timeout)
+
+
+PLUGIN = SQLitePlugin()

@@ -1,28 +1,26 @@
-"""The AvaTax REST v2 backend: one pooled httpx client, typed errors, retries in one place.
+"""The AvaTax REST v2 backend: one pooled httpx client, typed errors, retries through the shared
+HTTP layer (:mod:`taxbridge.backends._http`).
 
-Posting rule (see docs/backends.md, "Posting to AvaTax exactly once"): invoices are posted with
-``CreateTransaction`` under their deterministic code (``A-<number>``), never a random one. Every
-attempt after the first of a posting is preceded by a lookup of that code; a committed document
-found there *is* the answer. A create refused because the code is already committed
-(``GetTaxError`` refersTo ``DocStatus``) raises :class:`~taxbridge.errors.AlreadyCommitted`, which
-the bridge answers by the same lookup. So a timeout after the request went out never leads to a
-second post, and, unlike ``CreateOrAdjustTransaction``, a stale retry cannot silently adjust a
-committed document either.
+Postings are sent with ``CreateTransaction`` under their deterministic code (``A-<number>``). A
+create of a code AvaTax has already committed is refused (``GetTaxError`` refersTo
+``DocStatus``) and raised as :class:`~taxbridge.errors.AlreadyCommitted`; unlike
+``CreateOrAdjustTransaction``, a stale retry can never silently adjust a committed document. So
+a create may be sent again safely, and this backend never looks a code up on its own: when to
+ask is the posting rule's (:mod:`taxbridge.posting`).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import threading
+import importlib.metadata
 import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, TypeVar
 
 import httpx
 import structlog
-import tenacity
-from attrs import frozen
 
+from taxbridge.backends import _http
 from taxbridge.backends.avatax import mapping
 from taxbridge.backends.avatax.errors import error_from_response
 from taxbridge.backends.avatax.mapping import (
@@ -34,14 +32,8 @@ from taxbridge.backends.avatax.mapping import (
     result_from_model,
 )
 from taxbridge.backends.avatax.settings import AvaTaxSettings
-from taxbridge.backends.base import VoidReason
-from taxbridge.errors import (
-    BackendError,
-    BackendUnavailable,
-    CircuitOpen,
-    DocumentRejected,
-    MalformedResponse,
-)
+from taxbridge.backends.base import Capability, PingResult, VoidReason
+from taxbridge.errors import DocumentRejected, MalformedResponse
 from taxbridge.models import Address, DocumentStatus, DocumentType, TaxRequest, TaxResult
 from taxbridge.rates import RateTable, ZipRate
 
@@ -55,62 +47,10 @@ CREATE_OR_ADJUST = "/api/v2/transactions/createoradjust"
 
 
 def _library_version() -> str:
-    from taxbridge import __version__
-
-    return __version__
-
-
-@frozen
-class PingResult:
-    """What ``/api/v2/utilities/ping`` says: the service version and whether we are known."""
-
-    version: str
-    authenticated: bool
-    authentication_type: str
-
-
-class _Circuit:
-    """Counts calls in a row that could not reach the engine; opens for a while after too many."""
-
-    def __init__(self, failures: int, reset_seconds: float, clock: Callable[[], float]):
-        self._failures = failures
-        self._reset = reset_seconds
-        self._clock = clock
-        self._lock = threading.Lock()
-        self._count = 0
-        self._open_until = 0.0
-
-    def check(self, backend: str, code: str) -> None:
-        with self._lock:
-            remaining = self._open_until - self._clock()
-            count = self._count
-        if remaining > 0:
-            raise CircuitOpen(
-                f"not sent: the engine failed {count} calls in a row; "
-                f"calls resume in {remaining:.0f} s",
-                backend=backend,
-                code=code,
-                sent=False,
-            )
-
-    def success(self) -> None:
-        with self._lock:
-            self._count = 0
-            self._open_until = 0.0
-
-    def failure(self) -> None:
-        with self._lock:
-            self._count += 1
-            if self._count >= self._failures:
-                self._open_until = self._clock() + self._reset
-
-
-def _transient(exc: BaseException) -> bool:
-    return isinstance(exc, BackendUnavailable) and not isinstance(exc, CircuitOpen)
-
-
-def _unsent(exc: BaseException) -> bool:
-    return _transient(exc) and not getattr(exc, "sent", True)
+    try:
+        return importlib.metadata.version("taxbridge")
+    except importlib.metadata.PackageNotFoundError:  # a source tree that was never installed
+        return "0.0.0"
 
 
 class AvaTaxBackend:
@@ -120,6 +60,19 @@ class AvaTaxBackend:
     given and not closed here. ``sleep`` and ``clock`` exist for tests: pass
     ``sleep=lambda seconds: None`` to make backoff instant.
     """
+
+    capabilities = frozenset(
+        {
+            Capability.POSTING,
+            Capability.DOCUMENTS,
+            Capability.TAX_CODES,
+            Capability.ENTITY_USE_CODES,
+            Capability.NEXUS,
+            Capability.RATES,
+            Capability.ADDRESSES,
+            Capability.PING,
+        }
+    )
 
     def __init__(
         self,
@@ -150,9 +103,18 @@ class AvaTaxBackend:
                 max_keepalive_connections=settings.max_connections,
             ),
         )
-        self._sleep = sleep
         self._today = today
-        self._circuit = _Circuit(settings.circuit_failures, settings.circuit_reset_seconds, clock)
+        self._caller = _http.Caller(
+            name,
+            _http.RetryBudget(
+                max_attempts=settings.max_attempts,
+                max_seconds=settings.max_retry_seconds,
+                backoff_initial=settings.backoff_initial,
+                backoff_max=settings.backoff_max,
+            ),
+            _http.Circuit(settings.circuit_failures, settings.circuit_reset_seconds, clock),
+            sleep=sleep,
+        )
         self._company_ids: dict[str, int] = dict(settings.company_ids)
 
     def __repr__(self) -> str:
@@ -179,17 +141,14 @@ class AvaTaxBackend:
     # -- transactions --------------------------------------------------------------------------
 
     def create_transaction(self, request: TaxRequest) -> TaxResult:
-        """``CreateTransaction``. A posting (saved type with commit) looks its code up before
-        every retry; an estimate is simply sent again."""
-        posting = request.document_type.is_saved and request.commit
-        return self._create(CREATE, mapping.transaction_model(request), request, posting)
+        """``CreateTransaction``. Sent again after a transient failure even when it is a posting:
+        a second create of a committed code is refused as :class:`AlreadyCommitted`."""
+        return self._create(CREATE, mapping.transaction_model(request), request)
 
     def create_or_adjust(self, request: TaxRequest) -> TaxResult:
         """``CreateOrAdjustTransaction``: creates the code, or adjusts the document that has it
         (a committed one gets a new version). Same body, same result, so retries are safe."""
-        return self._create(
-            CREATE_OR_ADJUST, mapping.create_or_adjust_model(request), request, False
-        )
+        return self._create(CREATE_OR_ADJUST, mapping.create_or_adjust_model(request), request)
 
     def get_document(
         self, company_code: str, code: str, document_type: DocumentType
@@ -264,7 +223,7 @@ class AvaTaxBackend:
             data = self._send("POST", path, params, body, request.code)
             return result_from_model(data, backend=self.name, request=request)
 
-        return self._call(attempt, request.code, retry_if=_unsent)
+        return self._call(attempt, request.code, idempotent=False)
 
     def refund_document(
         self,
@@ -280,7 +239,8 @@ class AvaTaxBackend:
     ) -> TaxResult:
         """``RefundTransaction``: a committed ReturnInvoice ``refund_code`` against sale ``code``.
 
-        A retry first looks ``refund_code`` up, so a refund is never made twice.
+        Sent again only when the failed attempt certainly never left; after any other failure,
+        look ``refund_code`` up (``get_document``) before refunding again.
         """
         body = mapping.refund_model(
             refund_code,
@@ -294,16 +254,10 @@ class AvaTaxBackend:
         params = {"documentType": DocumentType.SALES_INVOICE.value, "$include": INCLUDE_ALL}
 
         def attempt(number: int) -> TaxResult:
-            if number > 1:
-                found = self._find(
-                    company_code, refund_code, DocumentType.RETURN_INVOICE, INCLUDE_ALL
-                )
-                if found is not None and found.get("status") == DocumentStatus.COMMITTED.value:
-                    return result_from_model(found, backend=self.name)
             data = self._send("POST", path, params, body, code)
             return result_from_model(data, backend=self.name)
 
-        return self._call(attempt, refund_code)
+        return self._call(attempt, refund_code, idempotent=False)
 
     # -- addresses and definitions -------------------------------------------------------------
 
@@ -366,28 +320,17 @@ class AvaTaxBackend:
                 version=str(data.get("version") or ""),
                 authenticated=data.get("authenticated") is True,
                 authentication_type=str(data.get("authenticationType") or ""),
+                where=self._base,
             )
 
         return self._call(attempt, "")
 
     # -- posting -------------------------------------------------------------------------------
 
-    def _create(self, path: str, body: Any, request: TaxRequest, lookup_first: bool) -> TaxResult:
+    def _create(self, path: str, body: Any, request: TaxRequest) -> TaxResult:
         include = include_for(request)
 
         def attempt(number: int) -> TaxResult:
-            if lookup_first and number > 1:
-                found = self._find(
-                    request.company_code, request.code, request.document_type, include
-                )
-                if found is not None and found.get("status") == DocumentStatus.COMMITTED.value:
-                    _log.info(
-                        "taxbridge.avatax.found_committed",
-                        code=request.code,
-                        attempt=number,
-                        backend=self.name,
-                    )
-                    return result_from_model(found, backend=self.name, request=request)
             data = self._send("POST", path, {"$include": include}, body, request.code)
             return result_from_model(data, backend=self.name, request=request)
 
@@ -474,67 +417,8 @@ class AvaTaxBackend:
             if len(values) < page:
                 return rows
 
-    def _call(
-        self,
-        attempt: Callable[[int], T],
-        code: str,
-        *,
-        retry_if: Callable[[BaseException], bool] = _transient,
-    ) -> T:
-        """Run ``attempt`` under the retry policy and the circuit breaker."""
-        settings = self.settings
-        retrying = tenacity.Retrying(
-            stop=tenacity.stop_after_attempt(settings.max_attempts)
-            | tenacity.stop_before_delay(settings.max_retry_seconds),
-            wait=self._wait,
-            retry=tenacity.retry_if_exception(retry_if),
-            sleep=self._sleep,
-            reraise=True,
-            before_sleep=lambda state: self._log_retry(state, code),
-        )
-        results: list[T] = []
-        sent = False
-        try:
-            for trial in retrying:
-                with trial:
-                    try:
-                        self._circuit.check(self.name, code)
-                        results.append(attempt(trial.retry_state.attempt_number))
-                    except BackendUnavailable as exc:
-                        # an earlier attempt that may have landed makes the whole call uncertain
-                        sent = exc.sent = sent or exc.sent
-                        raise
-        except CircuitOpen:
-            raise
-        except BackendUnavailable:
-            self._circuit.failure()
-            raise
-        except BackendError:
-            self._circuit.success()
-            raise
-        self._circuit.success()
-        return results[-1]
-
-    def _wait(self, state: tenacity.RetryCallState) -> float:
-        exc = state.outcome.exception() if state.outcome else None
-        retry_after = getattr(exc, "retry_after", None)
-        if isinstance(retry_after, (int, float)):
-            return float(retry_after)
-        backoff = tenacity.wait_random_exponential(
-            multiplier=self.settings.backoff_initial, max=self.settings.backoff_max
-        )
-        return float(backoff(state))
-
-    def _log_retry(self, state: tenacity.RetryCallState, code: str) -> None:
-        exc = state.outcome.exception() if state.outcome else None
-        _log.warning(
-            "taxbridge.avatax.retry",
-            code=code,
-            attempt=state.attempt_number,
-            wait_s=round(state.upcoming_sleep, 3),
-            error=str(exc),
-            backend=self.name,
-        )
+    def _call(self, attempt: Callable[[int], T], code: str, *, idempotent: bool = True) -> T:
+        return self._caller.call(attempt, code, idempotent=idempotent)
 
     def _send(
         self, method: str, path: str, params: Mapping[str, str] | None, body: Any, code: str
@@ -562,29 +446,17 @@ class AvaTaxBackend:
         if content is not None:
             headers["Content-Type"] = "application/json"
         started = time.perf_counter()
-        try:
-            response = self._client.request(
-                method,
-                self._base + path,
-                params=params,
-                content=content,
-                headers=headers,
-                timeout=self._timeout,
-            )
-        except httpx.TimeoutException as exc:
-            sent = not isinstance(exc, (httpx.ConnectTimeout, httpx.PoolTimeout))
-            raise BackendUnavailable(
-                f"{type(exc).__name__}: no answer within the timeout"
-                + (" (the request was sent: outcome unknown)" if sent else ""),
-                backend=self.name,
-                code=code,
-                sent=sent,
-            ) from exc
-        except httpx.TransportError as exc:
-            sent = not isinstance(exc, httpx.ConnectError)
-            raise BackendUnavailable(
-                f"{type(exc).__name__}: {exc}", backend=self.name, code=code, sent=sent
-            ) from exc
+        response = _http.request(
+            self._client,
+            method,
+            self._base + path,
+            backend=self.name,
+            code=code,
+            params=params,
+            content=content,
+            headers=headers,
+            timeout=self._timeout,
+        )
         elapsed_ms = round((time.perf_counter() - started) * 1000, 1)
         _log.debug(
             "taxbridge.avatax.http",

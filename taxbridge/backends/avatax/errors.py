@@ -7,14 +7,13 @@ subclass carrying the HTTP status, the error name and number, ``refersTo`` and t
 
 from __future__ import annotations
 
-import datetime as dt
-import email.utils
 import re
 from collections.abc import Mapping
 from typing import Any
 
 import httpx
 
+from taxbridge.backends._http import retry_after_seconds
 from taxbridge.backends.avatax.mapping import loads
 from taxbridge.errors import (
     AlreadyCommitted,
@@ -55,22 +54,6 @@ COMMITTED_CODES = frozenset({"TransactionIsCommitted"})
 """Codes saying the document is already committed (besides GetTaxError refersTo DocStatus)."""
 
 
-def retry_after_seconds(value: str | None, now: dt.datetime | None = None) -> float | None:
-    """Seconds from a ``Retry-After`` header: a number of seconds or an HTTP date."""
-    if not value:
-        return None
-    value = value.strip()
-    if re.fullmatch(r"\d+(\.\d+)?", value):
-        return float(value)
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=dt.UTC)
-    return max(0.0, (when - (now or dt.datetime.now(dt.UTC))).total_seconds())
-
-
 def _envelope(response: httpx.Response) -> Mapping[str, Any] | None:
     try:
         body = loads(response.content)
@@ -82,6 +65,15 @@ def _envelope(response: httpx.Response) -> Mapping[str, Any] | None:
 
 def _text(value: Any) -> str:
     return value.strip() if isinstance(value, str) else ""
+
+
+_LINE = re.compile(r"^Lines\[([^\]]+)\]")
+
+
+def rejected_line(refers_to: str) -> str | None:
+    """The line an error's ``refersTo`` names (``Lines[1001-1].Addresses`` -> ``1001-1``)."""
+    found = _LINE.match(refers_to)
+    return found.group(1) if found else None
 
 
 def error_from_response(response: httpx.Response, *, backend: str, code: str = "") -> BackendError:
@@ -128,4 +120,4 @@ def error_from_response(response: httpx.Response, *, backend: str, code: str = "
         error_code == "GetTaxError" and common["refers_to"] == "DocStatus"
     ):
         return AlreadyCommitted(message, **common)
-    return DocumentRejected(message, **common)
+    return DocumentRejected(message, line=rejected_line(common["refers_to"]), **common)

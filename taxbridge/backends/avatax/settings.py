@@ -17,6 +17,7 @@ from typing import Any
 import attrs
 from attrs import field, frozen
 
+from taxbridge._toml import TableReader
 from taxbridge.errors import ConfigError
 
 SANDBOX_URL = "https://sandbox-rest.avatax.com"
@@ -162,3 +163,50 @@ class AvaTaxSettings:
         """``X-Avalara-Client``: app name; app version; library name; library version; machine."""
         app_version = self.app_version or library_version
         return f"{self.app_name}; {app_version}; taxbridge; {library_version}; {self.machine_name}"
+
+
+KEYS = {
+    "environment", "base_url", "account_id", "license_key", "license_key_env", "token",
+    "token_env", "app_name", "app_version", "machine_name", "connect_timeout", "read_timeout",
+    "max_attempts", "max_retry_seconds", "backoff_initial", "backoff_max", "max_connections",
+    "circuit_failures", "circuit_reset_seconds", "company_ids", "log_bodies",
+}  # fmt: skip
+"""``[backend]`` keys of the AvaTax backend (AvaTaxSettings fields, plus ``environment``)."""
+
+
+def settings_from_table(table: Mapping[str, Any], read: TableReader) -> AvaTaxSettings:
+    """The AvaTax settings of ``[backend]``: environment or base_url, credentials, limits."""
+    data = read.table(dict(table), "backend", KEYS | {"kind", "rounding"})
+    values: dict[str, Any] = {}
+    for key in ("account_id", "license_key_env", "token_env", "app_name", "app_version",
+                "machine_name"):  # fmt: skip
+        if key in data:
+            values[key] = read.string(data, key, f"backend.{key}")
+    for key in ("license_key", "token"):
+        if key in data:
+            values[key] = Secret(read.required_string(data, key, f"backend.{key}"))
+    for key in ("connect_timeout", "read_timeout", "max_retry_seconds", "backoff_initial",
+                "backoff_max", "circuit_reset_seconds"):  # fmt: skip
+        if key in data:
+            values[key] = read.seconds(data, key, f"backend.{key}")
+    for key in ("max_attempts", "max_connections", "circuit_failures"):
+        if key in data:
+            values[key] = read.integer(data, key, f"backend.{key}", 1)
+    if "log_bodies" in data:
+        values["log_bodies"] = read.boolean(data, "log_bodies", "backend.log_bodies", False)
+    if "company_ids" in data:
+        ids = read.table(data["company_ids"], "backend.company_ids", set(data["company_ids"]))
+        for name, value in ids.items():
+            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+                raise read.fail(f"backend.company_ids.{name}", value, "is not a company id > 0")
+        values["company_ids"] = ids
+    if "base_url" in data and "environment" in data:
+        raise read.fail("backend.base_url", data["base_url"], "conflicts with environment")
+    try:
+        if "base_url" in data:
+            return AvaTaxSettings(base_url=read.string(data, "base_url", "backend.base_url"),
+                                  **values)  # fmt: skip
+        environment = read.string(data, "environment", "backend.environment", "sandbox")
+        return AvaTaxSettings.for_environment(environment, **values)
+    except ConfigError as exc:
+        raise ConfigError(exc.reason, source=read.source, key=exc.key, value=exc.value) from None

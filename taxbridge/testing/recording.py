@@ -5,6 +5,10 @@ Use it in your own tests to assert what taxbridge sent, and to rehearse outages:
     engine = RecordingBackend(LocalEngine())
     engine.outage = True            # every call raises BackendUnavailable
     engine.lose_responses = 1       # the next call reaches the engine, then its answer is lost
+
+It is transparent: it declares exactly the capabilities of the backend it wraps, so a bridge
+over it behaves as over the bare backend. A capability the inner backend lacks is refused with
+:class:`TypeError` when called directly.
 """
 
 from __future__ import annotations
@@ -12,15 +16,13 @@ from __future__ import annotations
 import datetime as dt
 from collections import Counter
 from collections.abc import Iterable
+from typing import Any
 
 from taxbridge.backends.base import (
-    AddressResolver,
-    DocumentRegister,
-    EntityUseCodeCatalog,
-    NexusCatalog,
-    RateDownload,
+    Capabilities,
+    Capability,
+    PingResult,
     TaxBackend,
-    TaxCodeCatalog,
     VoidReason,
 )
 from taxbridge.errors import BackendUnavailable
@@ -34,6 +36,8 @@ class RecordingBackend:
     def __init__(self, inner: TaxBackend, *, name: str | None = None):
         self.inner = inner
         self.name = name or inner.name
+        self.capabilities: frozenset[Capability] = frozenset(inner.capabilities)
+        self._inner = Capabilities(inner)
         self.requests: list[TaxRequest] = []
         """Every request that reached :meth:`calculate`, in order (also those that failed)."""
         self.lookups: list[str] = []
@@ -48,6 +52,11 @@ class RecordingBackend:
             raise BackendUnavailable(
                 "connection refused (simulated outage)", backend=self.name, code=code, sent=False
             )
+
+    def _offered(self, found: Any, capability: Capability) -> Any:
+        if found is None:
+            raise TypeError(f"{self.inner.name} does not offer {capability.value}")
+        return found
 
     def calculate(self, request: TaxRequest) -> TaxResult:
         """Record, then delegate unless an outage or a lost response is simulated."""
@@ -77,21 +86,21 @@ class RecordingBackend:
     def get_document(
         self, company_code: str, code: str, document_type: DocumentType
     ) -> TaxResult | None:
-        """Delegate the lookup; None when the inner backend keeps no documents."""
+        """Record the lookup and delegate it."""
+        inner = self._offered(self._inner.documents, Capability.DOCUMENTS)
         self.lookups.append(code)
         self._check_outage(code)
-        if isinstance(self.inner, DocumentRegister):
-            return self.inner.get_document(company_code, code, document_type)
-        return None
+        found: TaxResult | None = inner.get_document(company_code, code, document_type)
+        return found
 
     def commit_document(
         self, company_code: str, code: str, document_type: DocumentType
     ) -> TaxResult:
         """Delegate the commit."""
+        inner = self._offered(self._inner.documents, Capability.DOCUMENTS)
         self._check_outage(code)
-        if not isinstance(self.inner, DocumentRegister):
-            raise TypeError(f"{self.inner.name} keeps no documents")
-        return self.inner.commit_document(company_code, code, document_type)
+        committed: TaxResult = inner.commit_document(company_code, code, document_type)
+        return committed
 
     def void_document(
         self,
@@ -101,45 +110,52 @@ class RecordingBackend:
         reason: VoidReason,
     ) -> TaxResult:
         """Delegate the void."""
+        inner = self._offered(self._inner.documents, Capability.DOCUMENTS)
         self._check_outage(code)
-        if not isinstance(self.inner, DocumentRegister):
-            raise TypeError(f"{self.inner.name} keeps no documents")
-        return self.inner.void_document(company_code, code, document_type, reason)
+        voided: TaxResult = inner.void_document(company_code, code, document_type, reason)
+        return voided
 
     def active_tax_codes(self) -> frozenset[str]:
-        """Delegate; an inner backend without a catalogue has no codes."""
+        """Delegate."""
+        inner = self._offered(self._inner.tax_codes, Capability.TAX_CODES)
         self._check_outage("")
-        if isinstance(self.inner, TaxCodeCatalog):
-            return self.inner.active_tax_codes()
-        return frozenset()
+        codes: frozenset[str] = inner.active_tax_codes()
+        return codes
 
     def tax_rates_by_zip(self, regions: Iterable[str], as_of: dt.date | None = None) -> RateTable:
-        """Delegate; an inner backend without rates gives an empty table."""
+        """Delegate."""
+        inner = self._offered(self._inner.rates, Capability.RATES)
         self._check_outage("")
-        if isinstance(self.inner, RateDownload):
-            return self.inner.tax_rates_by_zip(regions, as_of)
-        return RateTable()
+        rates: RateTable = inner.tax_rates_by_zip(regions, as_of)
+        return rates
 
     def entity_use_codes(self) -> dict[str, str]:
-        """Delegate; an inner backend without the catalogue has none."""
+        """Delegate."""
+        inner = self._offered(self._inner.entity_use_codes, Capability.ENTITY_USE_CODES)
         self._check_outage("")
-        if isinstance(self.inner, EntityUseCodeCatalog):
-            return self.inner.entity_use_codes()
-        return {}
+        codes: dict[str, str] = inner.entity_use_codes()
+        return codes
 
     def company_nexus(self, company_code: str) -> frozenset[str]:
-        """Delegate; an inner backend without nexus data has none."""
+        """Delegate."""
+        inner = self._offered(self._inner.nexus, Capability.NEXUS)
         self._check_outage("")
-        if isinstance(self.inner, NexusCatalog):
-            return self.inner.company_nexus(company_code)
-        return frozenset()
+        regions: frozenset[str] = inner.company_nexus(company_code)
+        return regions
 
     def resolve_address(self, address: Address) -> Address:
-        """Delegate; an inner backend that cannot resolve accepts the address as it is."""
+        """Delegate."""
+        inner = self._offered(self._inner.addresses, Capability.ADDRESSES)
         self._check_outage("")
-        if isinstance(self.inner, AddressResolver):
-            return self.inner.resolve_address(address)
-        return address
+        resolved: Address = inner.resolve_address(address)
+        return resolved
+
+    def ping(self) -> PingResult:
+        """Delegate."""
+        inner = self._offered(self._inner.ping, Capability.PING)
+        self._check_outage("")
+        result: PingResult = inner.ping()
+        return result
 
     def close(self) -> None:
         """Close the inner backend."""

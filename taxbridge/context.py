@@ -1,0 +1,314 @@
+"""What every stage shares: the one choice of path (excluded, offline, engine), the one way a
+tax document is built, and the one write path, :meth:`StageContext.record`, which checks the
+flag move, writes the document, its log entry and any queue change in one store transaction,
+and logs the one structlog event of the stage."""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+import time
+from collections.abc import Callable, Mapping, Sequence
+
+import structlog
+
+from taxbridge.backends.base import Capabilities, TaxBackend
+from taxbridge.config import BridgeConfig
+from taxbridge.errors import (
+    BackendError,
+    DocumentNotFoundError,
+    DocumentRejected,
+    InvalidAddressError,
+)
+from taxbridge.flags import FinalTaxFlag, check_transition
+from taxbridge.models import (
+    Address,
+    DocumentEvent,
+    DocumentKind,
+    DocumentStatus,
+    DocumentType,
+    LineTax,
+    Stage,
+    TaxDocument,
+    TaxRequest,
+    TaxResult,
+)
+from taxbridge.money import ZERO, ZERO_CENTS
+from taxbridge.reference import Reference
+from taxbridge.store.base import CreditAllocation, InvoiceLink, QueueEntry, Store
+
+_log = structlog.get_logger("taxbridge")
+
+
+class Route(enum.Enum):
+    """Where a document's tax comes from."""
+
+    EXCLUDED = "excluded"
+    """Every line ships outside the nexus regions: zero tax, no engine call (flag X)."""
+    OFFLINE = "offline"
+    """The offline table: online calculation is off, the group does not interface, or the
+    backend is itself an estimator (flag blank)."""
+    ENGINE = "engine"
+    """The engine (flag N for an estimate, Y for a posting)."""
+
+
+class Outcome(enum.Enum):
+    """What a stage did to a document: the last part of its log event's name."""
+
+    CALCULATED = "calculated"
+    ESTIMATED = "estimated"
+    DEGRADED = "degraded"
+    """The engine was down or refused: the offline table estimated instead."""
+    EXCLUDED = "excluded"
+    POSTED = "posted"
+    FAILED = "failed"
+    """The posting failed: the document is U and queued."""
+    REPOSTED = "reposted"
+    REPOST_FAILED = "repost_failed"
+    ALREADY_POSTED = "already_posted"
+    UNCHANGED = "unchanged"
+    """Invoiced or posted already: checked, not changed."""
+    MARKED_MANUAL = "marked_manual"
+
+    @property
+    def is_failure(self) -> bool:
+        """Logged at warning level, and an error entry in the document's log."""
+        return self in _FAILURES
+
+
+_FAILURES = frozenset({Outcome.DEGRADED, Outcome.FAILED, Outcome.REPOST_FAILED})
+
+
+def utcnow() -> dt.datetime:
+    """The current time in UTC (the bridge's default clock)."""
+    return dt.datetime.now(dt.UTC)
+
+
+def stored_lines(lines: tuple[LineTax, ...]) -> tuple[LineTax, ...]:
+    """Lines as a document stores them: per-line jurisdiction details are left to the engine
+    (the document keeps the per-jurisdiction summary), so a returned document equals its stored
+    copy and a large invoice is not held five objects per line."""
+    if not any(line.details for line in lines):
+        return lines
+    return tuple(
+        LineTax(
+            line.number, line.amount, line.taxable, line.exempt, line.tax, line.tax_code, line.rate
+        )
+        for line in lines
+    )
+
+
+class StageContext:
+    """The parts of one bridge that every stage uses, and the write path they all share."""
+
+    def __init__(
+        self,
+        config: BridgeConfig,
+        backend: TaxBackend,
+        store: Store,
+        reference: Reference,
+        clock: Callable[[], dt.datetime] = utcnow,
+    ):
+        self.config = config
+        self.backend = backend
+        self.store = store
+        self.reference = reference
+        self.clock = clock
+        self.caps = Capabilities(backend)
+
+    # -- the path ------------------------------------------------------------------------------
+
+    def route(self, request: TaxRequest, *, online: bool) -> Route:
+        """Excluded when no line ships into a nexus region; offline when the stage may not go
+        online (or the backend is an estimator); the engine otherwise."""
+        if all(line.excluded for line in request.lines):
+            return Route.EXCLUDED
+        if not online or self.reference.estimator_only:
+            return Route.OFFLINE
+        return Route.ENGINE
+
+    def offline_estimate(self, request: TaxRequest) -> tuple[TaxResult, str]:
+        """The offline table's figure, or zero tax with a note when it has no rate either."""
+        try:
+            return self.reference.offline.calculate(request), ""
+        except DocumentRejected as exc:
+            return self.zero_result(request), f"; no offline rate ({exc.message}), tax 0"
+
+    def zero_result(self, request: TaxRequest) -> TaxResult:
+        """Zero tax on every line: an excluded document, or one nothing could estimate."""
+        lines = tuple(
+            LineTax(
+                line.number,
+                line.amount - line.discount,
+                ZERO,
+                line.amount - line.discount,
+                ZERO_CENTS,
+                line.tax_code,
+            )
+            for line in request.lines
+        )
+        total = sum((line.amount for line in lines), ZERO)
+        return TaxResult(
+            code=request.code,
+            document_type=request.document_type,
+            status=DocumentStatus.TEMPORARY,
+            date=request.date,
+            total_amount=total,
+            total_taxable=ZERO,
+            total_exempt=total,
+            total_tax=ZERO_CENTS,
+            lines=lines,
+            tax_date=request.tax_date or request.date,
+            backend="none",
+        )
+
+    # -- documents -----------------------------------------------------------------------------
+
+    def document(
+        self,
+        request: TaxRequest,
+        result: TaxResult,
+        stage: Stage,
+        flag: FinalTaxFlag,
+        message: str,
+        *,
+        orders: tuple[str, ...] = (),
+        erp_company: str = "",
+        base: TaxDocument | None = None,
+    ) -> TaxDocument:
+        """The tax document a stage stores for ``request`` and its ``result``; ``base`` is the
+        stored document it replaces (its orders, ERP company and invoice link carry over)."""
+        if request.document_type in (DocumentType.RETURN_ORDER, DocumentType.RETURN_INVOICE):
+            kind = DocumentKind.CREDIT
+        else:
+            kind = DocumentKind.INVOICE if request.document_type.is_saved else DocumentKind.ORDER
+        if base is not None:
+            orders = orders or base.orders
+            erp_company = erp_company or base.erp_company
+        return TaxDocument(
+            code=request.code,
+            kind=kind,
+            stage=stage,
+            flag=flag,
+            erp_company=erp_company or self.config.erp_company_for(request.company_code),
+            company_code=request.company_code,
+            customer_code=request.customer_code,
+            document_type=request.document_type,
+            document_date=request.date,
+            currency=request.currency,
+            total_amount=result.total_amount,
+            total_taxable=result.total_taxable,
+            total_exempt=result.total_exempt,
+            total_tax=result.total_tax,
+            lines=stored_lines(result.lines),
+            breakdown=result.summary,
+            backend=result.backend or self.backend.name,
+            last_log=message,
+            updated_at=self.clock(),
+            tax_date=result.tax_date,
+            request=request,
+            orders=orders,
+            invoice_code=base.invoice_code if base else None,
+        )
+
+    def require(self, code: str) -> TaxDocument:
+        """The stored document, or :class:`DocumentNotFoundError`."""
+        document = self.store.get(code)
+        if document is None:
+            raise DocumentNotFoundError(code)
+        return document
+
+    # -- the write path ------------------------------------------------------------------------
+
+    def record(
+        self,
+        stage: Stage,
+        document: TaxDocument,
+        flag_before: FinalTaxFlag | None,
+        outcome: Outcome,
+        *,
+        started: float,
+        enqueue: QueueEntry | None = None,
+        dequeue: bool = False,
+        invoiced: InvoiceLink | None = None,
+        credits: CreditAllocation | None = None,
+        holder: str | None = None,
+        error_event: bool = False,
+        log: Mapping[str, object] | None = None,
+    ) -> TaxDocument:
+        """Write ``document``, its log entry and its queue change in one transaction, and log
+        the stage's event. The flag move is checked first: an illegal one raises and writes
+        nothing. With ``holder``, a repost worker that lost its lease writes nothing either.
+        The log entry is an error for a failed outcome, or when ``error_event`` says so;
+        ``log`` adds fields to the structlog event."""
+        check_transition(flag_before, document.flag, code=document.code, action=stage.value)
+        event = DocumentEvent(
+            document.code,
+            document.updated_at,
+            stage,
+            flag_before,
+            document.flag,
+            document.backend,
+            document.last_log,
+            error=error_event or outcome.is_failure,
+        )
+        self.store.save(
+            [document],
+            [event],
+            enqueue=enqueue,
+            dequeue=document.code if dequeue else None,
+            invoiced=invoiced,
+            holder=holder,
+            credits=credits,
+        )
+        self.emit(stage, outcome, document, flag_before, started, **(log or {}))
+        return document
+
+    def emit(
+        self,
+        stage: Stage,
+        outcome: Outcome,
+        document: TaxDocument,
+        flag_before: FinalTaxFlag | None,
+        started: float,
+        **fields: object,
+    ) -> None:
+        """The stage's one structlog event (``taxbridge.<stage>.<outcome>``)."""
+        log = _log.warning if outcome.is_failure else _log.info
+        log(
+            f"taxbridge.{stage.value}.{outcome.value}",
+            code=document.code,
+            stage=stage.value,
+            flag_before=None if flag_before is None else flag_before.value,
+            flag_after=document.flag.value,
+            backend=self.backend.name,
+            tax=str(document.total_tax),
+            elapsed_ms=round((time.perf_counter() - started) * 1000, 3),
+            **fields,
+        )
+
+    # -- address validation --------------------------------------------------------------------
+
+    def check_addresses(self, addresses: Sequence[tuple[str, Address]], program: str | None) -> str:
+        """Address validation for ``program`` (TMSCRM/AV-DFN2 bypass, AV-DFN3 hard error).
+
+        Returns a note for the document's log: blank when valid or not checked, a warning with
+        a temporary override otherwise. A hard-error program raises InvalidAddressError.
+        """
+        rules = self.config.address_validation
+        resolver = self.caps.addresses
+        if program is None or program in rules.bypass_programs or resolver is None:
+            return ""
+        for field, address in addresses:
+            try:
+                resolver.resolve_address(address)
+            except DocumentRejected as exc:
+                if program in rules.hard_error_programs:
+                    raise InvalidAddressError(field, program, exc.message) from exc
+                return (
+                    f"address warning ({program}): {field}: {exc.message}; "
+                    "continued with a temporary override; "
+                )
+            except BackendError as exc:
+                return f"address not validated ({program}): engine unavailable ({exc.message}); "
+        return ""

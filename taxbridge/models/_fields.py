@@ -1,0 +1,224 @@
+"""attrs converters and validators of the models: each error names ``Class.field`` and the value
+as it was given (:class:`~taxbridge.errors.InvalidFieldError`).
+
+Scalar fields use ``attrs.Converter(..., takes_self=True, takes_field=True)``, which both converts
+and checks, so the value reported is the caller's own. mypy's attrs plugin accepts only named
+functions as converters, so under ``TYPE_CHECKING`` each converter is declared as one (taking
+``Any``, returning the field's type). Structural checks (instances, sequences, enumerations) are
+validators, which attrs hands the attribute and the instance.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+from collections.abc import Callable, Iterable
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+import attrs
+
+from taxbridge.errors import InvalidFieldError
+from taxbridge.money import to_decimal
+
+Check = Callable[[Any, str, str], Any]
+"""(value, owner class name, field name) -> the value to store; raises InvalidFieldError."""
+
+
+def _owner(instance: object) -> str:
+    return type(instance).__name__
+
+
+def _converter(check: Check) -> Any:
+    def convert(value: Any, instance: object, field: attrs.Attribute[Any]) -> Any:
+        return check(value, _owner(instance), field.name)
+
+    return attrs.Converter(convert, takes_self=True, takes_field=True)
+
+
+def _text(value: Any, owner: str, name: str) -> str:
+    if not isinstance(value, str):
+        raise InvalidFieldError(owner, name, value, "must be a string")
+    return value.strip()
+
+
+def _required_text(value: Any, owner: str, name: str) -> str:
+    text = _text(value, owner, name)
+    if not text:
+        raise InvalidFieldError(owner, name, value, "must not be empty")
+    return text
+
+
+def _optional_text(value: Any, owner: str, name: str) -> str | None:
+    if value is None:
+        return None
+    return _text(value, owner, name) or None
+
+
+def _money(value: Any, owner: str, name: str) -> Decimal:
+    if type(value) is Decimal and value.is_finite():
+        return value
+    return to_decimal(value, owner, name)
+
+
+def _optional_money(value: Any, owner: str, name: str) -> Decimal | None:
+    return None if value is None else _money(value, owner, name)
+
+
+def _non_negative(value: Any, owner: str, name: str) -> Decimal:
+    number = _money(value, owner, name)
+    if number < 0:
+        raise InvalidFieldError(owner, name, value, "must not be negative")
+    return number
+
+
+def _date(value: Any, owner: str, name: str) -> dt.date:
+    if isinstance(value, dt.datetime):
+        return value.date()
+    if isinstance(value, dt.date):
+        return value
+    if isinstance(value, str):
+        try:
+            return dt.date.fromisoformat(value)
+        except ValueError:
+            pass
+    raise InvalidFieldError(owner, name, value, "is not a date (YYYY-MM-DD)")
+
+
+def _optional_date(value: Any, owner: str, name: str) -> dt.date | None:
+    return None if value is None else _date(value, owner, name)
+
+
+def _flag(value: Any, owner: str, name: str) -> bool:
+    if not isinstance(value, bool):
+        raise InvalidFieldError(owner, name, value, "must be True or False")
+    return value
+
+
+def _whole(value: Any, owner: str, name: str, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidFieldError(owner, name, value, "must be an int")
+    if value < minimum:
+        raise InvalidFieldError(owner, name, value, f"must be >= {minimum}")
+    return value
+
+
+def _line_number(value: Any, owner: str, name: str) -> int:
+    return _whole(value, owner, name, 1)
+
+
+def _subline(value: Any, owner: str, name: str) -> int:
+    return _whole(value, owner, name, 0)
+
+
+if TYPE_CHECKING:
+
+    def text(value: Any) -> str:
+        """A string, stripped."""
+
+    def required_text(value: Any) -> str:
+        """A string, stripped, not empty."""
+
+    def optional_text(value: Any) -> str | None:
+        """A string, stripped; blank is None."""
+
+    def money(value: Any) -> Decimal:
+        """An exact number: Decimal, int or numeric string (never a float)."""
+
+    def optional_money(value: Any) -> Decimal | None:
+        """Money or None."""
+
+    def non_negative(value: Any) -> Decimal:
+        """Money that is not negative."""
+
+    def date(value: Any) -> dt.date:
+        """A date, or a ``YYYY-MM-DD`` string."""
+
+    def optional_date(value: Any) -> dt.date | None:
+        """A date or None."""
+
+    def flag(value: Any) -> bool:
+        """True or False (nothing truthy)."""
+
+    def line_number(value: Any) -> int:
+        """A whole number >= 1."""
+
+    def subline(value: Any) -> int:
+        """A whole number >= 0."""
+
+else:
+    text = _converter(_text)
+    required_text = _converter(_required_text)
+    optional_text = _converter(_optional_text)
+    money = _converter(_money)
+    optional_money = _converter(_optional_money)
+    non_negative = _converter(_non_negative)
+    date = _converter(_date)
+    optional_date = _converter(_optional_date)
+    flag = _converter(_flag)
+    line_number = _converter(_line_number)
+    subline = _converter(_subline)
+
+
+def as_tuple(value: Any) -> tuple[Any, ...]:
+    """A sequence as a tuple; anything else unchanged, for :func:`tuple_of` to refuse."""
+    if isinstance(value, tuple):
+        return value
+    if isinstance(value, Iterable) and not isinstance(value, (str, bytes, dict)):
+        return tuple(value)
+    return value  # type: ignore[no-any-return]
+
+
+def instance_of(kind: type[Any], *, optional: bool = False) -> Callable[..., None]:
+    """A validator: the value is a ``kind`` (or None, when ``optional``)."""
+
+    def check(instance: object, attribute: attrs.Attribute[Any], value: Any) -> None:
+        if value is None and optional:
+            return
+        if not isinstance(value, kind):
+            reason = "is missing" if value is None else f"is not a {kind.__name__}"
+            raise InvalidFieldError(_owner(instance), attribute.name, value, reason)
+
+    return check
+
+
+def tuple_of(kind: type[Any], *, min_items: int = 0) -> Callable[..., None]:
+    """A validator: a tuple of ``kind`` items, at least ``min_items`` of them."""
+
+    def check(instance: object, attribute: attrs.Attribute[Any], value: Any) -> None:
+        owner, name = _owner(instance), attribute.name
+        if not isinstance(value, tuple):
+            raise InvalidFieldError(owner, name, value, "must be a sequence")
+        for index, item in enumerate(value):
+            if not isinstance(item, kind):
+                raise InvalidFieldError(
+                    owner, f"{name}[{index}]", item, f"is not a {kind.__name__}"
+                )
+        if len(value) < min_items:
+            raise InvalidFieldError(owner, name, value, f"needs at least {min_items} item(s)")
+
+    return check
+
+
+def enum_member(kind: type[enum.Enum], value: Any) -> Any:
+    """For a converter: the member of ``kind`` from itself or its value; anything else
+    unchanged, for :func:`member_of` to refuse."""
+    if isinstance(value, kind):
+        return value
+    try:
+        return kind(value)
+    except ValueError:
+        return value
+
+
+def member_of(kind: type[enum.Enum]) -> Callable[..., None]:
+    """A validator: a member of ``kind``."""
+
+    def check(instance: object, attribute: attrs.Attribute[Any], value: Any) -> None:
+        if not isinstance(value, kind):
+            allowed = ", ".join(repr(member.value) for member in kind)
+            raise InvalidFieldError(
+                _owner(instance), attribute.name, value, f"is not one of {allowed}"
+            )
+
+    return check

@@ -1,0 +1,255 @@
+"""Final posting of invoices and credits, and the rule that posts each document exactly once.
+
+The posting-once rule, whole and only here:
+
+1. **A deterministic code.** A document is posted under its own code (``A-<invoice number>``,
+   ``B-<claim number>``), never a random one, so "is it there?" always has an answer.
+2. **Create, committed.** The backend creates the document with commit. It may send the create
+   again after a transient failure: a create of a code the engine has already committed is
+   refused, never committed twice (backends raise :class:`AlreadyCommitted`).
+3. **Look up on any doubt before posting again.** When an earlier attempt may have reached the
+   engine — its answer was lost, it failed after it was sent, or the worker making it lost its
+   lease — the repost first asks the engine for the code (:func:`in_doubt`); a committed
+   document found there *is* the answer.
+4. **AlreadyCommitted is a question.** It is answered by the same lookup: the document is
+   recorded as the engine holds it.
+
+Backends only create, look up and raise; the store only reports what happened to a queue entry.
+"""
+
+from __future__ import annotations
+
+import time
+
+import attrs
+from attrs import frozen
+
+from taxbridge.backends._calculate import merge_excluded
+from taxbridge.backends.base import Capabilities, TaxBackend
+from taxbridge.context import Outcome, Route, StageContext
+from taxbridge.errors import AlreadyCommitted, BackendError, DocumentNotFoundError
+from taxbridge.flags import FinalTaxFlag
+from taxbridge.lifecycle import order_addresses
+from taxbridge.models import DocumentStatus, Invoice, Stage, TaxDocument, TaxRequest, TaxResult
+from taxbridge.queue import RetryPolicy
+from taxbridge.rules import Context, invoice_request
+from taxbridge.store.base import CreditAllocation, InvoiceLink, QueueEntry
+
+
+@frozen
+class Posted:
+    """What posting once gave: the engine's document, and whether it was found there already
+    (an earlier attempt, or another ERP server, had committed it) rather than posted now."""
+
+    result: TaxResult
+    found: bool
+
+
+def in_doubt(entry: QueueEntry | None) -> bool:
+    """Whether an earlier attempt may have reached the engine: nothing is known of it, one may
+    have landed, or the entry was taken from a worker whose lease ran out mid-attempt."""
+    return entry is None or entry.may_have_landed or entry.taken_over_from is not None
+
+
+def look_up(backend: TaxBackend, request: TaxRequest) -> TaxResult | None:
+    """The engine's committed document of ``request.code``, or None (also when the backend keeps
+    no documents). Lines the request kept from the engine (outside nexus) are put back."""
+    register = Capabilities(backend).documents
+    if register is None:
+        return None
+    found = register.get_document(request.company_code, request.code, request.document_type)
+    if found is None or found.status is not DocumentStatus.COMMITTED:
+        return None
+    return merge_excluded(request, found)
+
+
+def post_once(backend: TaxBackend, request: TaxRequest, *, doubt: bool = False) -> Posted:
+    """Post ``request`` (a saved type with commit) so that it is committed exactly once.
+
+    With ``doubt`` the code is looked up first. A refusal because the code is already committed
+    is answered by the lookup. Any other failure is raised: the caller queues the document, and
+    its error says whether the attempt may have landed (``sent``).
+    """
+    if doubt:
+        found = look_up(backend, request)
+        if found is not None:
+            return Posted(found, found=True)
+    try:
+        return Posted(backend.calculate(request), found=False)
+    except AlreadyCommitted:
+        found = look_up(backend, request)
+        if found is None:
+            raise
+        return Posted(found, found=True)
+
+
+class Posting:
+    """Invoicing and the final call of a claim: post (Y), or store U and queue it; repost."""
+
+    def __init__(self, ctx: StageContext, retry: RetryPolicy, mapping: Context):
+        self._ctx = ctx
+        self._retry = retry
+        self._mapping = mapping
+
+    def on_invoice(self, invoice: Invoice, *, program: str | None = None) -> TaxDocument:
+        """Invoicing, the final call: post ``A-<number>`` (Y), or store it U and queue it.
+
+        Calling it again for a posted invoice returns the stored document and posts nothing.
+        An invoice whose transaction group does not interface (BNADS/AV-NX1) is calculated
+        offline and never posted.
+        """
+        ctx = self._ctx
+        request = invoice_request(ctx.config, invoice, self._mapping)
+        note = ctx.check_addresses(
+            [address for order in invoice.orders for address in order_addresses(order)], program
+        )
+        return self.post(
+            Stage.INVOICE,
+            request,
+            interfaces=all(ctx.config.interfaces(o.transaction_group) for o in invoice.orders),
+            note=note,
+            invoiced=InvoiceLink(
+                request.code, tuple(order.code for order in invoice.orders), ctx.clock()
+            ),
+            orders=tuple(order.number for order in invoice.orders),
+            erp_company=invoice.orders[0].company,
+        )
+
+    def post(
+        self,
+        stage: Stage,
+        request: TaxRequest,
+        *,
+        interfaces: bool,
+        note: str = "",
+        invoiced: InvoiceLink | None = None,
+        orders: tuple[str, ...] = (),
+        erp_company: str = "",
+        credits: CreditAllocation | None = None,
+        offline_first: bool = False,
+    ) -> TaxDocument:
+        """The final call of an invoice or a claim: post (Y), or store U and queue it; a
+        posted document is returned as stored, a U one is reposted. ``offline_first`` records
+        the offline estimate in the log before the engine's figure replaces it."""
+        ctx = self._ctx
+        started = time.perf_counter()
+        head = ctx.store.head(request.code)
+        if head is not None and head.flag.is_final:
+            existing = ctx.require(request.code)
+            ctx.emit(stage, Outcome.ALREADY_POSTED, existing, existing.flag, started)
+            return existing
+        if head is not None and head.flag is FinalTaxFlag.FAILED:
+            return self.repost(ctx.require(request.code), request, stage, credits=credits)
+
+        flag_before = head.flag if head else None
+        enqueue: QueueEntry | None = None
+        route = ctx.route(request, online=interfaces)
+        if route is Route.EXCLUDED:
+            result, flag, outcome = (
+                ctx.zero_result(request),
+                FinalTaxFlag.EXCLUDED,
+                Outcome.EXCLUDED,
+            )
+            message = "excluded: ship-to outside the nexus regions; not posted"
+        elif route is Route.OFFLINE:
+            result, offline_note = ctx.offline_estimate(request)
+            flag, outcome = FinalTaxFlag.OFFLINE, Outcome.ESTIMATED
+            why = (
+                "offline table only"
+                if ctx.reference.estimator_only
+                else "transaction group not interfaced"
+            )
+            message = f"{why}: calculated offline, not posted{offline_note}"
+        else:
+            first = ""
+            estimate = ctx.offline_estimate(request) if offline_first else None
+            if estimate is not None:
+                first = f"offline estimate {estimate[0].total_tax}{estimate[1]}; "
+            try:
+                posted = post_once(ctx.backend, request)
+                result, flag, outcome = posted.result, FinalTaxFlag.POSTED, Outcome.POSTED
+                how = "found already committed at" if posted.found else "posted to"
+                message = f"{first}{how} {ctx.backend.name}: tax {result.total_tax}"
+                if offline_first:
+                    message += " (replaces the offline figure)"
+            except BackendError as exc:
+                result, offline_note = estimate or ctx.offline_estimate(request)
+                flag, outcome = FinalTaxFlag.FAILED, Outcome.FAILED
+                message = f"posting failed: {exc}; queued for reposting{offline_note}"
+                enqueue = self._retry.entry(request.code, exc, ctx.clock())
+        document = ctx.document(
+            request, result, stage, flag, note + message, orders=orders, erp_company=erp_company
+        )
+        return ctx.record(
+            stage,
+            document,
+            flag_before,
+            outcome,
+            started=started,
+            enqueue=enqueue,
+            invoiced=invoiced,
+            credits=credits,
+            log={"error": message} if enqueue is not None else None,
+        )
+
+    def repost_entry(self, document: TaxDocument, entry: QueueEntry, holder: str) -> TaxDocument:
+        """Repost a document the queue claimed for ``holder`` (its stored request)."""
+        if document.request is None:
+            raise DocumentNotFoundError(document.code)
+        return self.repost(document, document.request, Stage.REPOST, holder=holder, entry=entry)
+
+    def repost(
+        self,
+        document: TaxDocument,
+        request: TaxRequest,
+        stage: Stage,
+        *,
+        holder: str | None = None,
+        entry: QueueEntry | None = None,
+        credits: CreditAllocation | None = None,
+    ) -> TaxDocument:
+        """U -> R by the posting rule (looking the code up first when in doubt), or stay U with
+        the next queue entry the retry schedule makes."""
+        ctx = self._ctx
+        started = time.perf_counter()
+        now = ctx.clock()
+        if entry is None:
+            entry = ctx.store.queue_entry(document.code)
+        doubt = in_doubt(entry)
+        try:
+            posted = post_once(ctx.backend, request, doubt=doubt)
+        except BackendError as exc:
+            attempts = (entry.attempts if entry else 0) + 1
+            message = f"repost attempt {attempts} failed: {exc}"
+            failed = attrs.evolve(
+                document, stage=stage, last_log=message, updated_at=now, request=request
+            )
+            return ctx.record(
+                stage,
+                failed,
+                document.flag,
+                Outcome.REPOST_FAILED,
+                started=started,
+                enqueue=self._retry.entry(document.code, exc, now, previous=entry, in_doubt=doubt),
+                holder=holder,
+                credits=credits,
+                log={"error": str(exc)},
+            )
+        result = posted.result
+        how = "found already committed at" if posted.found else "reposted to"
+        message = f"{how} {ctx.backend.name}: tax {result.total_tax}"
+        if result.total_tax != document.total_tax:
+            message += f" (the invoice carried {document.total_tax})"
+        reposted = ctx.document(
+            request, result, stage, FinalTaxFlag.REPOSTED, message, base=document
+        )
+        return ctx.record(
+            stage,
+            reposted,
+            document.flag,
+            Outcome.REPOSTED,
+            started=started,
+            dequeue=True,
+            holder=holder,
+            credits=credits,
+        )

@@ -1,0 +1,278 @@
+"""The unposted queue: its retry schedule (the only maker of queue entries), the scheduled
+repost run with leases, manual postings, history and purge.
+
+Reposting one document is the posting rule's (:meth:`taxbridge.posting.Posting.repost`); this
+module decides which documents, when, and by which worker.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import random
+import socket
+import threading
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+
+import attrs
+from attrs import frozen
+
+from taxbridge.context import Outcome, StageContext
+from taxbridge.errors import BackendError, InvalidFieldError, InvalidTransition, LeaseLost
+from taxbridge.flags import FinalTaxFlag, check_transition
+from taxbridge.models import Stage, TaxDocument
+from taxbridge.store.base import QueueEntry, SettledEntry
+
+DEFAULT_LEASE = dt.timedelta(minutes=5)
+"""How long a repost worker holds a claimed entry before another may take it."""
+
+
+@frozen
+class RetryPolicy:
+    """When a failed posting is tried again, and the only maker of queue entries.
+
+    The invoicing run's own failed attempt is due at once (the next scheduled run takes it).
+    After ``n`` failed reposts the next one waits ``base * factor ** (n - 1)``, at most ``cap``,
+    spread by up to ``jitter`` either way so workers do not retry in step: with the defaults
+    1 min, 2, 4, 8 ... up to 1 h, each ±10 %.
+    """
+
+    base: dt.timedelta = dt.timedelta(minutes=1)
+    factor: float = 2.0
+    cap: dt.timedelta = dt.timedelta(hours=1)
+    jitter: float = 0.1
+
+    def delay(self, reposts: int, rng: random.Random | None = None) -> dt.timedelta:
+        """The wait after ``reposts`` failed reposts (1 or more)."""
+        seconds = min(
+            self.base.total_seconds() * self.factor ** max(reposts - 1, 0),
+            self.cap.total_seconds(),
+        )
+        spread = (rng or random).uniform(-self.jitter, self.jitter)
+        return dt.timedelta(seconds=seconds * (1 + spread))
+
+    def entry(
+        self,
+        code: str,
+        error: BackendError,
+        now: dt.datetime,
+        *,
+        previous: QueueEntry | None = None,
+        in_doubt: bool = False,
+    ) -> QueueEntry:
+        """The queue entry of ``code`` after ``error``: its first (``previous`` None) or the
+        next. It may have landed once any attempt may have (``in_doubt``, or this error was not
+        certainly unsent); it needs a fix when the error is not retryable."""
+        attempts = (previous.attempts if previous else 0) + 1
+        return QueueEntry(
+            code=code,
+            attempts=attempts,
+            next_attempt_at=now if attempts == 1 else now + self.delay(attempts - 1),
+            last_error_code=error.error_code or type(error).__name__,
+            last_error_message=str(error),
+            retryable=error.retryable,
+            created_at=previous.created_at if previous else now,
+            updated_at=now,
+            may_have_landed=in_doubt or error.sent,
+        )
+
+
+@frozen
+class RepostSummary:
+    """What one repost run did."""
+
+    reposted: tuple[str, ...]
+    failed: tuple[str, ...]
+    skipped: tuple[str, ...] = ()
+    """Entries that need a fix and were not asked for by code."""
+    taken_over: tuple[str, ...] = ()
+    """Entries another worker holds (or took over when this worker's lease ran out)."""
+    due: tuple[str, ...] = ()
+    """With ``dry_run``: what would be reposted."""
+
+    def as_dict(self) -> dict[str, list[str]]:
+        """The summary as plain lists, for JSON."""
+        return {
+            "reposted": list(self.reposted),
+            "failed": list(self.failed),
+            "needs_fix": list(self.skipped),
+            "taken_over": list(self.taken_over),
+            "due": list(self.due),
+        }
+
+
+@frozen
+class UnpostedDocument:
+    """A U document with its queue entry (None only if the entry was settled meanwhile)."""
+
+    document: TaxDocument
+    entry: QueueEntry | None
+
+
+def worker_id() -> str:
+    """A repost worker's name: host, process and a random part (unique per run)."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+RepostOne = Callable[[TaxDocument, QueueEntry, str], TaxDocument]
+"""Reposts one claimed document as the holder named: the posting rule's repost."""
+
+
+class UnpostedQueue:
+    """Work with unposted transactions: list, repost on schedule, mark manual, history."""
+
+    def __init__(self, ctx: StageContext, repost_one: RepostOne):
+        self._ctx = ctx
+        self._repost_one = repost_one
+
+    def unposted(self, *, needs_fix: bool | None = None) -> list[UnpostedDocument]:
+        """U documents in code order with their queue entries; ``needs_fix`` keeps only those
+        that do (or do not) need a fix."""
+        store = self._ctx.store
+        found = []
+        for document in store.documents(flags=[FinalTaxFlag.FAILED]):
+            entry = store.queue_entry(document.code)
+            if needs_fix is not None and (entry is None or entry.needs_fix is not needs_fix):
+                continue
+            found.append(UnpostedDocument(document, entry))
+        return found
+
+    def due(self) -> int:
+        """How many entries a repost run would take now."""
+        return len(self._ctx.store.queue(due_at=self._ctx.clock(), needs_fix=False))
+
+    def settled(self) -> list[SettledEntry]:
+        """Queue history: documents settled R or M, oldest first, until purged."""
+        return self._ctx.store.settled()
+
+    def repost(
+        self,
+        code: str | None = None,
+        *,
+        limit: int | None = None,
+        concurrency: int = 1,
+        dry_run: bool = False,
+        worker: str | None = None,
+        lease: dt.timedelta = DEFAULT_LEASE,
+        progress: Callable[[str, str], None] | None = None,
+    ) -> RepostSummary:
+        """The scheduled job: repost due U documents (or just ``code``): U -> R, or stay U.
+
+        Entries are claimed with a lease in the store, a batch at a time, so several processes
+        or threads running this at once never take the same document; an entry whose worker
+        died is taken again once its lease runs out, and the posting rule looks its code up
+        first. Entries that need a fix are reposted only when asked for by ``code``.
+        ``progress(code, outcome)`` is called after each document.
+        """
+        if limit is not None and limit < 1:
+            raise InvalidFieldError("repost", "limit", limit, "must be at least 1")
+        if concurrency < 1:
+            raise InvalidFieldError("repost", "concurrency", concurrency, "must be at least 1")
+        ctx = self._ctx
+        holder = worker or worker_id()
+        needs_fix = tuple(e.code for e in ctx.store.queue(needs_fix=True)) if code is None else ()
+        if code is not None:
+            document = ctx.require(code)
+            if document.flag is not FinalTaxFlag.FAILED:
+                raise InvalidTransition(
+                    document.flag, FinalTaxFlag.REPOSTED, code=code, action="repost"
+                )
+        if dry_run:
+            due = (
+                [code]
+                if code is not None
+                else [e.code for e in ctx.store.queue(due_at=ctx.clock(), needs_fix=False)]
+            )
+            return RepostSummary((), (), needs_fix, due=tuple(due[:limit]))
+        outcomes: dict[str, list[str]] = {"reposted": [], "failed": [], "taken_over": []}
+
+        def one(entry: QueueEntry) -> None:
+            document = ctx.require(entry.code)
+            try:
+                after = self._repost_one(document, entry, holder)
+                outcome = "reposted" if after.flag is FinalTaxFlag.REPOSTED else "failed"
+            except LeaseLost:
+                outcome = "taken_over"
+            outcomes[outcome].append(entry.code)
+            if progress is not None:
+                progress(entry.code, outcome)
+
+        # Each thread takes its next entry from a shared batch; the thread that finds the batch
+        # empty claims the next one. A batch holds a few entries per thread, under one lease.
+        batch: deque[QueueEntry] = deque()
+        claiming = threading.Lock()
+        remaining = limit
+        exhausted = False
+
+        def next_entry() -> QueueEntry | None:
+            nonlocal remaining, exhausted
+            with claiming:
+                if not batch and not exhausted:
+                    take = concurrency * 4 if remaining is None else min(concurrency * 4, remaining)
+                    claimed = ctx.store.claim(
+                        holder, now=ctx.clock(), lease=lease, limit=take, code=code
+                    )
+                    if code is not None and not claimed:
+                        outcomes["taken_over"].append(code)
+                    if remaining is not None:
+                        remaining -= len(claimed)
+                    exhausted = not claimed or code is not None or remaining == 0
+                    batch.extend(claimed)
+                return batch.popleft() if batch else None
+
+        def drain() -> None:
+            while (entry := next_entry()) is not None:
+                one(entry)
+
+        if concurrency == 1:
+            drain()
+        else:
+            with ThreadPoolExecutor(max_workers=concurrency) as pool:
+                for future in [pool.submit(drain) for _ in range(concurrency)]:
+                    future.result()
+        return RepostSummary(
+            tuple(sorted(outcomes["reposted"])),
+            tuple(sorted(outcomes["failed"])),
+            needs_fix,
+            taken_over=tuple(sorted(outcomes["taken_over"])),
+        )
+
+    def purge(self, older_than: dt.timedelta) -> int:
+        """Delete queue history settled more than ``older_than`` ago; U entries always stay."""
+        if older_than < dt.timedelta(0):
+            raise InvalidFieldError("purge", "older_than", older_than, "must not be negative")
+        return self._ctx.store.purge(self._ctx.clock() - older_than)
+
+    def mark_manual(self, code: str, reason: str, user: str) -> TaxDocument:
+        """A U document was posted by hand outside the ERP: U -> M, with who and why logged."""
+        ctx = self._ctx
+        started = time.perf_counter()
+        document = ctx.require(code)
+        check_transition(document.flag, FinalTaxFlag.MANUAL, code=code, action="mark manual")
+        if not reason.strip() or not user.strip():
+            raise InvalidTransition(
+                document.flag,
+                FinalTaxFlag.MANUAL,
+                code=code,
+                action="mark manual without reason/user",
+            )
+        updated = attrs.evolve(
+            document,
+            flag=FinalTaxFlag.MANUAL,
+            stage=Stage.MANUAL,
+            last_log=f"posted manually outside the ERP by {user}: {reason}",
+            updated_at=ctx.clock(),
+        )
+        return ctx.record(
+            Stage.MANUAL,
+            updated,
+            document.flag,
+            Outcome.MARKED_MANUAL,
+            started=started,
+            dequeue=True,
+            log={"user": user},
+        )

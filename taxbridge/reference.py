@@ -1,0 +1,153 @@
+"""Reference data the stages read, and the end-of-day refresh that keeps it: the offline table,
+each company's nexus regions, the active tax codes and the entity use codes (BNADS/AV-NX3,
+AV-TC2, AV-EX1)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import structlog
+from attrs import frozen
+
+from taxbridge.backends.base import Capabilities, TaxBackend
+from taxbridge.backends.offline import OfflineTable
+from taxbridge.config import CANADIAN_PROVINCES, BridgeConfig
+from taxbridge.errors import BackendError
+from taxbridge.rates import RateTable, shipped_rates
+from taxbridge.store.base import ReferenceData, ReferenceStore
+
+_log = structlog.get_logger("taxbridge")
+
+
+@frozen
+class RefreshSummary:
+    """What an end-of-day refresh loaded (None: the backend does not offer that list)."""
+
+    as_of: dt.date
+    tax_codes: int | None
+    entity_use_codes: int | None
+    nexus: dict[str, tuple[str, ...]]
+    rate_regions: tuple[str, ...]
+    rate_rows: int
+
+
+class Reference:
+    """The reference data of one bridge, read from its store and refreshed from its backend.
+
+    ``offline`` estimates when the engine cannot be asked: the offline table of the store, or
+    the backend itself when it is an estimator (declares no posting).
+    """
+
+    def __init__(
+        self,
+        config: BridgeConfig,
+        backend: TaxBackend,
+        store: ReferenceStore,
+        *,
+        offline: TaxBackend | None = None,
+    ):
+        self._config = config
+        self._backend = backend
+        self._caps = Capabilities(backend)
+        self._store = store
+        self._active_codes: frozenset[str] | None = store.active_tax_codes()
+        self._nexus: dict[str, frozenset[str]] = {}
+        self.estimator_only = not self._caps.posts
+        """The backend is itself an estimator: every result is blank and nothing is posted."""
+        stored = store.offline_rates()
+        self.offline: TaxBackend = offline or (
+            backend if self.estimator_only else self._table(stored)
+        )
+        if offline is None and not len(stored):
+            try:
+                self._seed()
+            except BackendError as exc:
+                _log.warning("taxbridge.offline.seed_failed", error=str(exc))
+
+    def nexus_for(self, company_code: str) -> frozenset[str]:
+        """Configured nexus regions plus those the last refresh found at the engine."""
+        found = self._nexus.get(company_code)
+        if found is None:
+            found = self._config.nexus_regions(company_code) | self._store.nexus(company_code)
+            self._nexus[company_code] = found
+        return found
+
+    def active_tax_codes(self) -> frozenset[str] | None:
+        """The active list: refreshed from the engine, else configured, else asked for."""
+        if self._active_codes is None and self._config.tax_codes.active:
+            self._active_codes = self._config.tax_codes.active
+        catalog = self._caps.tax_codes
+        if self._active_codes is None and catalog is not None:
+            try:
+                self._active_codes = catalog.active_tax_codes()
+            except BackendError:
+                return None
+        return self._active_codes
+
+    def refresh(self, day: dt.date) -> RefreshSummary:
+        """End-of-day / end-of-month refresh from the backend, in one transaction.
+
+        Pulls the active tax codes (BNADS/AV-TC2), the entity use codes (AV-EX1), each
+        company's nexus (AV-NX3; added to the configured regions) and the offline rates of the
+        nexus regions only. A failure anywhere raises and leaves yesterday's tables in place.
+        """
+        caps = self._caps
+        tax_codes = caps.tax_codes.active_tax_codes() if caps.tax_codes else None
+        entity_use_codes = (
+            caps.entity_use_codes.entity_use_codes() if caps.entity_use_codes else None
+        )
+        companies = sorted({mapping.company_code for mapping in self._config.companies})
+        nexus = (
+            {company: caps.nexus.company_nexus(company) for company in companies}
+            if caps.nexus
+            else None
+        )
+        regions = set(self._config.all_nexus_regions)
+        for found in (nexus or {}).values():
+            regions |= found
+        us_regions = {region for region in regions if region not in CANADIAN_PROVINCES}
+        rates: RateTable | None
+        if caps.rates is not None:
+            rates = caps.rates.tax_rates_by_zip(sorted(us_regions), day)
+        elif not len(self._store.offline_rates()):
+            rates = shipped_rates().only(us_regions)
+        else:
+            rates = None
+        self._store.replace_reference(
+            ReferenceData(
+                as_of=day,
+                tax_codes=tax_codes,
+                entity_use_codes=entity_use_codes,
+                nexus=nexus,
+                rates=rates,
+            )
+        )
+        self._nexus.clear()
+        if tax_codes is not None:
+            self._active_codes = tax_codes
+        if rates is not None and not self.estimator_only:
+            self.offline = self._table(rates)
+        summary = RefreshSummary(
+            as_of=day,
+            tax_codes=len(tax_codes) if tax_codes is not None else None,
+            entity_use_codes=len(entity_use_codes) if entity_use_codes is not None else None,
+            nexus={company: tuple(sorted(found)) for company, found in (nexus or {}).items()},
+            rate_regions=tuple(sorted(rates.regions)) if rates is not None else (),
+            rate_rows=len(rates) if rates is not None else 0,
+        )
+        _log.info("taxbridge.refresh.done", as_of=day.isoformat(), rows=summary.rate_rows)
+        return summary
+
+    def _seed(self) -> None:
+        """A first offline table for the configured nexus regions, before any refresh."""
+        regions = sorted(r for r in self._config.all_nexus_regions if r not in CANADIAN_PROVINCES)
+        download = self._caps.rates
+        rates = download.tax_rates_by_zip(regions) if download else shipped_rates().only(regions)
+        self._store.replace_reference(ReferenceData(rates=rates))
+        if not self.estimator_only:
+            self.offline = self._table(rates)
+
+    def _table(self, rates: RateTable) -> OfflineTable:
+        return OfflineTable(
+            rates, rounding=self._config.rounding, provinces=self._config.provinces()
+        )
