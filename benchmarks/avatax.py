@@ -24,10 +24,10 @@ from decimal import Decimal
 import structlog
 
 from taxbridge.backends.avatax import AvaTaxBackend, AvaTaxSettings, Secret
-from taxbridge.testing.fake_avatax import FakeAvaTax, serve, transaction_body
 from taxbridge.backends.avatax.mapping import dumps, result_from_model, transaction_model
 from taxbridge.backends.local import LocalEngine
 from taxbridge.models import Address, DocumentStatus, DocumentType, TaxLine, TaxRequest
+from taxbridge.testing.fake_avatax import FakeAvaTax, serve, transaction_body
 
 SHIP_FROM = Address("822 Reed St", "Philadelphia", "PA", "19147")
 SHIP_TO = Address("350 5th Ave", "New York", "NY", "10118")

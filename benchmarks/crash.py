@@ -27,8 +27,8 @@ from repost import ACCOUNT, KEY, queue_documents  # the script's folder is on sy
 
 from taxbridge import FinalTaxFlag, SQLiteStore, TaxBridge
 from taxbridge.backends.avatax import AvaTaxBackend, AvaTaxSettings, Secret
-from taxbridge.testing.fake_avatax import FakeAvaTax, serve
 from taxbridge.config import default_config
+from taxbridge.testing.fake_avatax import FakeAvaTax, serve
 
 LEASE_SECONDS = 0.2
 

@@ -38,8 +38,8 @@ from taxbridge import (
     TaxBridge,
 )
 from taxbridge.backends.avatax import AvaTaxBackend, AvaTaxSettings, Secret
-from taxbridge.testing.fake_avatax import FakeAvaTax, serve
 from taxbridge.config import default_config
+from taxbridge.testing.fake_avatax import FakeAvaTax, serve
 
 KEY = "bench-key"
 ACCOUNT = "1100000000"

@@ -14,12 +14,12 @@ import datetime as dt
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from taxbridge import factory
 from taxbridge.backends.base import Capabilities, PingResult, TaxBackend
 from taxbridge.claims import Claims
 from taxbridge.config import BridgeConfig, load_config
 from taxbridge.context import StageContext, utcnow
 from taxbridge.exemptions import Exemptions
+from taxbridge.factory import build
 from taxbridge.lifecycle import Inquiry, Lifecycle, PendingCheck
 from taxbridge.models import Claim, Exemption, Invoice, Order, Quotation, TaxDocument
 from taxbridge.posting import Posting
@@ -77,7 +77,7 @@ class TaxBridge:
     @classmethod
     def from_settings(cls, config: BridgeConfig) -> TaxBridge:
         """Build a bridge, its backend and its store from a config object."""
-        backend, store = factory.build(config)
+        backend, store = build(config)
         return cls(config, backend, store)
 
     def close(self) -> None:

@@ -27,9 +27,9 @@ from taxbridge import (
     TaxBridge,
 )
 from taxbridge.backends.avatax import AvaTaxBackend, AvaTaxSettings, Secret
-from taxbridge.testing.fake_avatax import FakeAvaTax
 from taxbridge.config import default_config
 from taxbridge.models import TaxRequest, TaxResult
+from taxbridge.testing.fake_avatax import FakeAvaTax
 
 DAY = dt.date(2026, 11, 20)
 WAREHOUSE = Address("822 Reed St", "Philadelphia", "PA", "19147")

@@ -41,7 +41,6 @@ from taxbridge.backends.avatax import (
     Secret,
 )
 from taxbridge.backends.avatax.errors import retry_after_seconds
-from taxbridge.testing.fake_avatax import FakeAvaTax, error_body, serve
 from taxbridge.backends.avatax.mapping import dumps, encode_code, transaction_model
 from taxbridge.backends.base import VoidReason
 from taxbridge.config import default_config, parse_config_text
@@ -57,7 +56,6 @@ from taxbridge.errors import (
     MalformedResponse,
 )
 from taxbridge.flags import FinalTaxFlag as F
-from taxbridge.posting import post_once
 from taxbridge.models import (
     Address,
     DocumentStatus,
@@ -66,6 +64,8 @@ from taxbridge.models import (
     TaxLine,
     TaxRequest,
 )
+from taxbridge.posting import post_once
+from taxbridge.testing.fake_avatax import FakeAvaTax, error_body, serve
 
 INVOICE = DocumentType.SALES_INVOICE
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -97,3 +98,34 @@ def test_a_bad_config_exits_2_naming_the_key(
     )
     assert main(["unposted", "--config", str(path)]) == 2
     assert "nexus[0].region: 'XX'" in capsys.readouterr().err
+
+
+def test_unposted_history_lists_what_settled(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from conftest import invoice, order
+
+    from taxbridge import LocalEngine, RecordingBackend, SQLiteStore, TaxBridge
+    from taxbridge.config import default_config
+
+    db = tmp_path / "ops.db"
+    engine = RecordingBackend(LocalEngine())
+    engine.outage = True
+    with TaxBridge(default_config(str(db)), engine, SQLiteStore(db)) as bridge:
+        bridge.on_invoice(invoice("1", order()))
+        bridge.on_invoice(invoice("2", order("1002")))
+        engine.outage = False
+        bridge.repost("A-1")
+    assert main(["unposted", "--history", "--db", str(db), "--json"]) == 0
+    assert [(r["code"], r["outcome"]) for r in json.loads(capsys.readouterr().out)] == [
+        ("A-1", "R")
+    ]
+    assert main(["unposted", "--history", "--db", str(db)]) == 0
+    assert "1 settled" in capsys.readouterr().out
+
+
+def test_ping_of_an_embedded_backend_has_nothing_to_reach(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["ping", "--db", str(tmp_path / "p.db")]) == 0
+    assert "backend local: embedded, nothing to reach" in capsys.readouterr().out

@@ -2,11 +2,26 @@
 
 from __future__ import annotations
 
+import datetime as dt
+from decimal import Decimal
 from pathlib import Path
 
+import attrs
 import pytest
 
 from taxbridge import ConfigError, TaxBridge, UnknownCompanyError, load_config
+from taxbridge.config import (
+    AddressValidation,
+    CanadianRate,
+    CompanyMapping,
+    ExemptionSettings,
+    GLAccount,
+    LevyItem,
+    NexusRegion,
+    PendingRules,
+    TaxCodeMap,
+    default_config,
+)
 
 GOOD = """
 [store]
@@ -222,3 +237,89 @@ def test_the_shipped_example_sets_every_section_and_loads() -> None:
     assert config.canadian_rates
     assert config.gl_accounts
     assert config.gl_account("NY") == "2310-NY"
+
+
+class TestBuiltInCode:
+    """Config classes built in code are checked as a file is, naming the class field."""
+
+    @pytest.mark.parametrize(
+        ("make", "message"),
+        [
+            (lambda: NexusRegion("XX"), "NexusRegion.region: 'XX' is not a US state"),
+            (
+                lambda: CanadianRate("ON", hst=Decimal("13")),
+                "CanadianRate.hst: '13' is not a rate below 1",
+            ),
+            (
+                lambda: CanadianRate("ON", gst=Decimal("0.05"), hst=Decimal("0.13")),
+                "CanadianRate.hst: '0.13' and gst cannot both apply",
+            ),
+            (
+                lambda: CompanyMapping("", "ACME"),
+                "CompanyMapping.erp_company: '' must not be empty",
+            ),
+            (
+                lambda: TaxCodeMap(active=frozenset({"P0000000"})),
+                "TaxCodeMap.freight: 'FR020100' is not in tax_codes.active",
+            ),
+            (
+                lambda: LevyItem(
+                    "CA", "L", "NT", Decimal("1"), dt.date(2026, 2, 1), dt.date(2026, 1, 1)
+                ),
+                "LevyItem.expiry: '2026-01-01' is before the effective date",
+            ),
+            (
+                lambda: AddressValidation(frozenset({"A"}), frozenset({"A"})),
+                "AddressValidation.hard_error_programs: 'A' is also in bypass_programs",
+            ),
+            (
+                lambda: ExemptionSettings(mode="certs"),
+                "ExemptionSettings.mode: 'certs' is not one of",
+            ),
+            (lambda: PendingRules(expiry_warning_days=-1), "PendingRules.expiry_warning_days: -1"),
+            (lambda: GLAccount("NY", " "), "GLAccount.liability_account: ' ' must not be empty"),
+        ],
+    )
+    def test_a_section_names_its_field_and_value(self, make, message: str) -> None:
+        with pytest.raises(ConfigError) as caught:
+            make()
+        assert str(caught.value).startswith(message)
+
+    @pytest.mark.parametrize(
+        ("changes", "message"),
+        [
+            ({"companies": ()}, "<code>: companies: needs at least one [[companies]] entry"),
+            (
+                {"nexus": (NexusRegion("NY", company_code="NOPE"),)},
+                "<code>: nexus[0].company_code: 'NOPE' is not in the company map",
+            ),
+            ({"backend": "taxjar"}, "<code>: backend.kind: 'taxjar' is not one of 'local'"),
+            ({"store": "oracle"}, "<code>: store.kind: 'oracle' is not one of 'sqlite'"),
+            ({"backend": "avatax"}, "<code>: backend_settings: None is not AvaTaxSettings"),
+            ({"max_detail_lines": -1}, "<code>: max_detail_lines: -1 is not a whole number"),
+            (
+                {"gl_accounts": (GLAccount("NY", "1"), GLAccount("NY", "2"))},
+                "<code>: gl_accounts[1].region: 'NY' has an account already",
+            ),
+        ],
+    )
+    def test_the_whole_config_is_checked_too(self, changes, message: str) -> None:
+        with pytest.raises(ConfigError) as caught:
+            attrs.evolve(default_config(), **changes)
+        assert str(caught.value).startswith(message)
+
+    def test_a_region_is_upper_cased_and_settings_default_by_their_plugin(self) -> None:
+        assert NexusRegion("ny").region == "NY"
+        config = default_config()
+        assert (config.backend, config.backend_settings, config.store) == ("local", None, "sqlite")
+        assert config.store_settings.path == "taxbridge.db"
+        assert config.with_store_file("x.db").store_settings.path == "x.db"
+
+
+def test_store_keys_belong_to_the_store_kind(tmp_path: Path) -> None:
+    text = GOOD.replace('[store]\npath = "data/tax.db"', '[store]\nkind = "sqlite"\nurl = "x"')
+    with pytest.raises(ConfigError, match=r"store\.url: unknown key"):
+        load_config(_write(tmp_path, text))
+    text = GOOD.replace('[store]\npath = "data/tax.db"', '[store]\nkind = "oracle"')
+    with pytest.raises(ConfigError, match=r"store\.kind: 'oracle' is not one of 'sqlite'"):
+        load_config(_write(tmp_path, text))

@@ -105,3 +105,23 @@ def test_bad_input_at_a_stage_stores_nothing(bridge, engine) -> None:
         bridge.on_invoice(invoice("1", order(), order("1002", customer=Customer("C2"))))
     assert bridge.store.documents() == []
     assert engine.calls == 0
+
+
+class TestTaxLine:
+    def test_an_engine_line_made_from_an_order_line_is_checked_like_any_other(self) -> None:
+        from taxbridge.models import TaxLine
+
+        made = TaxLine.from_order_line(line(), tax_code=" P0000000 ", ship_to=None, excluded=False)
+        assert (made.number, made.tax_code, made.amount) == ("P1-1", "P0000000", line().amount)
+        with pytest.raises(InvalidFieldError, match="TaxLine.tax_code: 7 must be a string"):
+            TaxLine.from_order_line(line(), tax_code=7, ship_to=None, excluded=False)  # type: ignore[arg-type]
+        with pytest.raises(InvalidFieldError, match="TaxLine.amount: 1.5 is a float"):
+            TaxLine.from_order_line(
+                line(),
+                tax_code="P",
+                ship_to=None,
+                excluded=False,
+                amount=1.5,  # type: ignore[arg-type]
+            )
+        with pytest.raises(InvalidFieldError, match="TaxLine.ship_to: 'NYC' is not a Address"):
+            TaxLine.from_order_line(line(), tax_code="P", ship_to="NYC", excluded=False)  # type: ignore[arg-type]

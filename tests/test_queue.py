@@ -18,7 +18,14 @@ from taxbridge import FinalTaxFlag as F
 from taxbridge import LocalEngine, RecordingBackend, RetryPolicy, SQLiteStore, TaxBridge
 from taxbridge.cli import main
 from taxbridge.config import default_config
-from taxbridge.errors import InvalidFieldError, LeaseLost
+from taxbridge.errors import (
+    AuthenticationFailed,
+    BackendUnavailable,
+    CircuitOpen,
+    DocumentRejected,
+    InvalidFieldError,
+    LeaseLost,
+)
 from taxbridge.models import Address
 
 T0 = dt.datetime(2026, 11, 21, 8, 0, tzinfo=dt.UTC)
@@ -358,3 +365,55 @@ def test_an_outage_of_30_simulated_minutes_drains_with_the_expected_attempts(eng
         flags = [event.flag_after for event in store.events(code)]
         assert flags == [F.FAILED] * 6 + [F.REPOSTED], code
         assert engine.commit_counts[code] == 1
+
+
+class TestRetrySchedule:
+    """The queue's schedule is the only maker of queue entries; what it keeps comes from the
+    error classes (retryable) and the error itself (sent)."""
+
+    def test_the_first_failure_is_due_at_once_and_each_repost_waits_longer(self) -> None:
+        policy = RetryPolicy(jitter=0.0)
+        entry = policy.entry("A-1", BackendUnavailable("down", sent=False), T0)
+        assert (entry.attempts, entry.next_attempt_at, entry.created_at) == (1, T0, T0)
+        waits = []
+        for minute in range(1, 9):
+            now = T0 + dt.timedelta(minutes=minute)
+            entry = policy.entry("A-1", BackendUnavailable("down", sent=False), now, previous=entry)
+            waits.append((entry.next_attempt_at - now).total_seconds() / 60)
+        assert waits == [1, 2, 4, 8, 16, 32, 60, 60]
+        assert (entry.attempts, entry.created_at) == (9, T0)
+
+    def test_a_rejection_needs_a_fix_and_the_rest_are_retried(self) -> None:
+        policy = RetryPolicy()
+        assert policy.entry("A-1", DocumentRejected("bad ZIP"), T0).needs_fix
+        for error in (
+            BackendUnavailable("down"),
+            CircuitOpen("open", sent=False),
+            AuthenticationFailed("401"),
+        ):
+            assert not policy.entry("A-1", error, T0).needs_fix, error
+
+    def test_may_have_landed_is_sticky_and_only_a_certainly_unsent_history_clears_it(
+        self,
+    ) -> None:
+        policy = RetryPolicy()
+        unsent = BackendUnavailable("refused", sent=False)
+        first = policy.entry("A-1", unsent, T0)
+        assert not first.may_have_landed
+        assert policy.entry(
+            "A-1", BackendUnavailable("read timeout"), T0, previous=first
+        ).may_have_landed
+        assert policy.entry("A-1", unsent, T0, previous=first, in_doubt=True).may_have_landed
+        assert policy.entry("A-1", DocumentRejected("bad"), T0).may_have_landed
+
+    def test_the_error_is_kept_by_name_and_message(self) -> None:
+        entry = RetryPolicy().entry(
+            "A-1", DocumentRejected("Zip is not valid", error_code="GetTaxError"), T0
+        )
+        assert (entry.last_error_code, entry.last_error_message) == (
+            "GetTaxError",
+            "Zip is not valid [GetTaxError]",
+        )
+        assert RetryPolicy().entry("A-1", BackendUnavailable("x"), T0).last_error_code == (
+            "BackendUnavailable"
+        )

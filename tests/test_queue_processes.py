@@ -15,8 +15,8 @@ from conftest import FAKE_ACCOUNT, FAKE_KEY, invoice, order
 
 from taxbridge import FinalTaxFlag as F
 from taxbridge import LocalEngine, RecordingBackend, SQLiteStore, TaxBridge
-from taxbridge.testing.fake_avatax import FakeAvaTax, serve
 from taxbridge.config import default_config
+from taxbridge.testing.fake_avatax import FakeAvaTax, serve
 
 WORKER = Path(__file__).with_name("repost_worker.py")
 

@@ -11,6 +11,7 @@ from typing import Any
 import attrs
 from attrs import field, frozen
 
+from taxbridge._toml import TableReader
 from taxbridge.backends import backend_plugin
 from taxbridge.config.sections import (
     AddressValidation,
@@ -29,18 +30,22 @@ from taxbridge.config.sections import (
 from taxbridge.errors import ConfigError, UnknownCompanyError, UnknownTransactionGroupError
 from taxbridge.money import RoundingLevel
 from taxbridge.rates import ProvinceRate
-from taxbridge.store import SQLiteSettings, store_plugin
+from taxbridge.store import store_plugin
+
+
+def _refused(instance: object, key: str, value: Any, reason: str) -> ConfigError:
+    source = getattr(instance, "source", "")
+    return ConfigError(f"{shown(value)} {reason}", source=source, key=key, value=value)
 
 
 def _tuple_of(kind: type[Any]) -> Callable[[Any, attrs.Attribute[Any], Any], None]:
     def check(instance: object, attribute: attrs.Attribute[Any], value: Any) -> None:
+        if not isinstance(value, tuple):
+            raise _refused(instance, attribute.name, value, "is not a sequence")
         for index, item in enumerate(value):
             if not isinstance(item, kind):
-                raise ConfigError(
-                    f"{shown(item)} is not a {kind.__name__}",
-                    key=f"{attribute.name}[{index}]",
-                    value=item,
-                )
+                key = f"{attribute.name}[{index}]"
+                raise _refused(instance, key, item, f"is not a {kind.__name__}")
 
     return check
 
@@ -48,9 +53,7 @@ def _tuple_of(kind: type[Any]) -> Callable[[Any, attrs.Attribute[Any], Any], Non
 def _instance(kind: type[Any]) -> Callable[[Any, attrs.Attribute[Any], Any], None]:
     def check(instance: object, attribute: attrs.Attribute[Any], value: Any) -> None:
         if not isinstance(value, kind):
-            raise ConfigError(
-                f"{shown(value)} is not a {kind.__name__}", key=attribute.name, value=value
-            )
+            raise _refused(instance, attribute.name, value, f"is not a {kind.__name__}")
 
     return check
 
@@ -61,12 +64,12 @@ def _as_tuple(value: Any) -> tuple[Any, ...]:
 
 def _flag(instance: object, attribute: attrs.Attribute[Any], value: Any) -> None:
     if not isinstance(value, bool):
-        raise ConfigError(f"{value!r} is not true or false", key=attribute.name, value=value)
+        raise _refused(instance, attribute.name, value, "is not true or false")
 
 
 def _count(instance: object, attribute: attrs.Attribute[Any], value: Any) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ConfigError(f"{value!r} is not a whole number >= 0", key=attribute.name, value=value)
+        raise _refused(instance, attribute.name, value, "is not a whole number >= 0")
 
 
 @frozen
@@ -254,7 +257,7 @@ class BridgeConfig:
 
     def with_store_file(self, path: str) -> BridgeConfig:
         """This config on the SQLite file ``path`` (the command line's ``--db``)."""
-        return attrs.evolve(self, store="sqlite", store_settings=SQLiteSettings(path))
+        return attrs.evolve(self, store="sqlite", store_settings=sqlite_file(path))
 
 
 def _at(key: str, value: Any, reason: str) -> ConfigError:
@@ -269,6 +272,11 @@ def _unique(keys: Iterable[Any], path: str, suffix: str, reason: str) -> None:
         seen.add(key)
 
 
+def sqlite_file(path: str) -> Any:
+    """The settings of the embedded store on the file ``path``, read by its plugin."""
+    return store_plugin("sqlite").settings({"path": path}, TableReader("<code>"))
+
+
 DEFAULT_NEXUS = ("CA", "FL", "IL", "MN", "NJ", "NY", "PA", "TX", "WA")
 """The nine taxing states of the shipped rate table."""
 
@@ -280,6 +288,6 @@ def default_config(store_path: str | None = None) -> BridgeConfig:
     return BridgeConfig(
         companies=(CompanyMapping(erp_company="01", company_code="DEFAULT"),),
         nexus=tuple(NexusRegion(region) for region in DEFAULT_NEXUS),
-        store_settings=SQLiteSettings(store_path) if store_path else None,
+        store_settings=sqlite_file(store_path) if store_path else None,
         tax_codes=TaxCodeMap(by_classification={"CLOTH": "PC040100", "BOOK": "PB100000"}),
     )

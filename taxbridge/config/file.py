@@ -18,7 +18,7 @@ from attrs import evolve
 
 from taxbridge._toml import TableReader
 from taxbridge.backends import BACKENDS, backend_plugin
-from taxbridge.config.core import BridgeConfig
+from taxbridge.config.core import BridgeConfig, sqlite_file
 from taxbridge.config.sections import (
     AddressValidation,
     CanadianRate,
@@ -37,7 +37,7 @@ from taxbridge.config.sections import (
 from taxbridge.errors import ConfigError
 from taxbridge.models import PendCode
 from taxbridge.money import RoundingLevel
-from taxbridge.store import STORES, SQLiteSettings, store_plugin
+from taxbridge.store import STORES, store_plugin
 
 _TOP = {
     "store",
@@ -340,4 +340,4 @@ def example_config(store_path: str | None = None) -> BridgeConfig:
     config = parse_config_text(example_config_text(), source="taxbridge.toml")
     if store_path is None:
         return config
-    return evolve(config, store="sqlite", store_settings=SQLiteSettings(store_path))
+    return evolve(config, store="sqlite", store_settings=sqlite_file(store_path))

@@ -15,6 +15,7 @@ from taxbridge.models import (
     DocumentEvent,
     DocumentKind,
     DocumentType,
+    Exemption,
     JurisdictionTax,
     JurisdictionType,
     LineTax,
@@ -23,7 +24,7 @@ from taxbridge.models import (
     TaxLine,
     TaxRequest,
 )
-from taxbridge.store.base import QueueEntry
+from taxbridge.store.base import CreditAllocation, QueueEntry
 
 
 def _address(address: Address | None) -> dict[str, str] | None:
@@ -332,4 +333,49 @@ def queue_entry_from_row(row: tuple[Any, ...], taken_over_from: str | None = Non
         lease_expires_at=None if row[9] is None else dt.datetime.fromisoformat(str(row[9])),
         may_have_landed=bool(row[10]),
         taken_over_from=taken_over_from,
+    )
+
+
+CREDIT_COLUMNS = "credit_code, seq, invoice_code, invoice_line, amount, tax"
+
+
+def credit_rows(credits: CreditAllocation) -> list[tuple[Any, ...]]:
+    """What a credit takes off its invoice, a row per line in :data:`CREDIT_COLUMNS` order."""
+    return [
+        (
+            credits.credit_code,
+            seq,
+            credits.invoice_code,
+            line.invoice_line,
+            str(line.amount),
+            str(line.tax),
+        )
+        for seq, line in enumerate(credits.lines)
+    ]
+
+
+EXEMPTION_COLUMNS = "customer_code, region, effective, exemption_no, entity_use_code, expiry"
+
+
+def exemption_row(exemption: Exemption) -> tuple[Any, ...]:
+    """An exemption database entry as a row in :data:`EXEMPTION_COLUMNS` order."""
+    return (
+        exemption.customer_code,
+        exemption.region,
+        exemption.effective.isoformat(),
+        exemption.exemption_no,
+        exemption.entity_use_code,
+        exemption.expiry.isoformat() if exemption.expiry else None,
+    )
+
+
+def exemption_from_row(row: tuple[Any, ...]) -> Exemption:
+    """An exemption database entry from a row in :data:`EXEMPTION_COLUMNS` order."""
+    return Exemption(
+        customer_code=row[0],
+        region=row[1],
+        effective=dt.date.fromisoformat(row[2]),
+        exemption_no=row[3],
+        entity_use_code=row[4],
+        expiry=dt.date.fromisoformat(row[5]) if row[5] else None,
     )

@@ -20,14 +20,19 @@ from taxbridge.flags import FinalTaxFlag
 from taxbridge.models import DocumentEvent, DocumentKind, Exemption, Stage, TaxDocument
 from taxbridge.rates import RATE_COLUMNS, RateTable, ZipRate
 from taxbridge.store._codec import (
+    CREDIT_COLUMNS,
     DOCUMENT_COLUMNS,
     EVENT_COLUMNS,
+    EXEMPTION_COLUMNS,
     QUEUE_COLUMNS,
     DocumentRows,
+    credit_rows,
     document_from_rows,
     document_rows,
     event_from_row,
     event_row,
+    exemption_from_row,
+    exemption_row,
     queue_entry_from_row,
     queue_row,
 )
@@ -176,20 +181,8 @@ class SQLiteStore:
                     "DELETE FROM credit_allocations WHERE credit_code = ?", (credits.credit_code,)
                 )
                 conn.executemany(
-                    "INSERT INTO credit_allocations "
-                    "(credit_code, seq, invoice_code, invoice_line, amount, tax) "
-                    "VALUES (?, ?, ?, ?, ?, ?)",
-                    [
-                        (
-                            credits.credit_code,
-                            seq,
-                            credits.invoice_code,
-                            line.invoice_line,
-                            str(line.amount),
-                            str(line.tax),
-                        )
-                        for seq, line in enumerate(credits.lines)
-                    ],
+                    f"INSERT INTO credit_allocations ({CREDIT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)",
+                    credit_rows(credits),
                 )
 
     def credited(
@@ -515,15 +508,9 @@ class SQLiteStore:
         """Add or replace an exemption (keyed by customer, region and effective date)."""
         with self._write() as conn:
             conn.execute(
-                "INSERT OR REPLACE INTO exemptions VALUES (?, ?, ?, ?, ?, ?)",
-                (
-                    exemption.customer_code,
-                    exemption.region,
-                    exemption.effective.isoformat(),
-                    exemption.exemption_no,
-                    exemption.entity_use_code,
-                    exemption.expiry.isoformat() if exemption.expiry else None,
-                ),
+                f"INSERT OR REPLACE INTO exemptions ({EXEMPTION_COLUMNS}) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                exemption_row(exemption),
             )
 
     def delete_exemption(self, customer_code: str, region: str, effective: dt.date) -> bool:
@@ -537,29 +524,14 @@ class SQLiteStore:
 
     def exemptions(self, customer_code: str | None = None) -> list[Exemption]:
         """Exemptions of one customer (or all), by customer, region and effective date."""
-        sql = (
-            "SELECT customer_code, region, effective, exemption_no, entity_use_code, expiry "
-            "FROM exemptions"
-        )
+        sql = f"SELECT {EXEMPTION_COLUMNS} FROM exemptions"
         params: tuple[str, ...] = ()
         if customer_code is not None:
             sql += " WHERE customer_code = ?"
             params = (customer_code,)
         with self._lock:
             rows = self._conn.execute(sql + " ORDER BY 1, 2, 3", params).fetchall()
-        return [
-            Exemption(
-                customer_code=row[0],
-                region=row[1],
-                effective=dt.date.fromisoformat(row[2]),
-                exemption_no=row[3],
-                entity_use_code=row[4],
-                expiry=dt.date.fromisoformat(row[5]) if row[5] else None,
-            )
-            for row in rows
-        ]
-
-    # -- meta ----------------------------------------------------------------------------------
+        return [exemption_from_row(row) for row in rows]
 
     def get_meta(self, key: str) -> str | None:
         """A store-level setting, or None."""
@@ -584,16 +556,14 @@ class SQLiteSettings:
     def __attrs_post_init__(self) -> None:
         if not isinstance(self.path, str) or not self.path.strip():
             raise _bad("path", self.path, "must be a file path")
-        if not isinstance(self.timeout, (int, float)) or isinstance(self.timeout, bool):
-            raise _bad("timeout", self.timeout, "is not a number of seconds > 0")
-        if self.timeout <= 0:
+        number = isinstance(self.timeout, (int, float)) and not isinstance(self.timeout, bool)
+        if not number or self.timeout <= 0:
             raise _bad("timeout", self.timeout, "is not a number of seconds > 0")
 
 
 def _bad(field: str, value: Any, reason: str) -> ConfigError:
-    return ConfigError(
-        f"{value!r} {reason}", key=f"SQLiteSettings.{field}", value=value, field=field
-    )
+    message = f"{value!r} {reason}"
+    return ConfigError(message, key=f"SQLiteSettings.{field}", value=value, field=field)
 
 
 class SQLitePlugin:

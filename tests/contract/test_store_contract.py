@@ -1,0 +1,379 @@
+"""The store contract: every store implementation passes the same tests.
+
+A new store plugs in by adding one entry to ``IMPLEMENTATIONS``: a function that opens a store
+on fresh data under ``tmp_path``, and a second connection to the same data (for the tests of
+leases between processes or servers).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Iterator
+from decimal import Decimal
+from pathlib import Path
+
+import attrs
+import pytest
+
+from taxbridge import FinalTaxFlag as F
+from taxbridge.backends import LocalEngine
+from taxbridge.errors import BackendUnavailable, DocumentRejected, LeaseLost
+from taxbridge.models import (
+    Address,
+    CreditedLine,
+    DocumentEvent,
+    DocumentKind,
+    DocumentType,
+    Exemption,
+    Stage,
+    TaxDocument,
+    TaxLine,
+    TaxRequest,
+)
+from taxbridge.queue import RetryPolicy
+from taxbridge.rates import shipped_rates
+from taxbridge.store import SQLiteStore
+from taxbridge.store.base import (
+    CreditAllocation,
+    InvoiceLink,
+    QueueEntry,
+    ReferenceData,
+    SettledEntry,
+    Store,
+)
+
+Opener = Callable[[], Store]
+
+IMPLEMENTATIONS: dict[str, Callable[[Path], Opener]] = {
+    "sqlite": lambda folder: lambda: SQLiteStore(folder / "contract.db"),
+}
+"""Store kind -> (a folder -> a function opening a connection to one store's data there)."""
+
+T0 = dt.datetime(2026, 11, 21, 8, 0, tzinfo=dt.UTC)
+LEASE = dt.timedelta(minutes=5)
+NYC = Address("350 5th Ave", "New York", "NY", "10118")
+WAREHOUSE = Address("822 Reed St", "Philadelphia", "PA", "19147")
+ENGINE = LocalEngine()
+RETRY = RetryPolicy(jitter=0.0)
+
+
+@pytest.fixture(params=sorted(IMPLEMENTATIONS))
+def opener(request: pytest.FixtureRequest, tmp_path: Path) -> Opener:
+    return IMPLEMENTATIONS[request.param](tmp_path)
+
+
+@pytest.fixture
+def store(opener: Opener) -> Iterator[Store]:
+    opened = opener()
+    yield opened
+    opened.close()
+
+
+def document(
+    code: str = "A-1",
+    *,
+    flag: F = F.POSTED,
+    amount: str = "100.00",
+    kind: DocumentKind = DocumentKind.INVOICE,
+    orders: tuple[str, ...] = (),
+) -> TaxDocument:
+    """A document as a stage stores it, calculated by the local engine."""
+    document_type = {
+        DocumentKind.INVOICE: DocumentType.SALES_INVOICE,
+        DocumentKind.ORDER: DocumentType.SALES_ORDER,
+        DocumentKind.CREDIT: DocumentType.RETURN_INVOICE,
+    }[kind]
+    sign = -1 if kind is DocumentKind.CREDIT else 1
+    request = TaxRequest(
+        code=code,
+        document_type=document_type,
+        company_code="DEFAULT",
+        customer_code="C001",
+        date=dt.date(2026, 11, 20),
+        ship_from=WAREHOUSE,
+        ship_to=NYC,
+        lines=(
+            TaxLine("P1-1", Decimal(amount) * sign, item_code="SKU-1", description="Atlas"),
+            TaxLine("P1-2", Decimal("9.95") * sign, tax_code="FR020100", freight=True),
+        ),
+    )
+    result = ENGINE.calculate(request)
+    return TaxDocument(
+        code=code,
+        kind=kind,
+        stage=Stage.INVOICE,
+        flag=flag,
+        erp_company="01",
+        company_code="DEFAULT",
+        customer_code="C001",
+        document_type=document_type,
+        document_date=request.date,
+        currency="USD",
+        total_amount=result.total_amount,
+        total_taxable=result.total_taxable,
+        total_exempt=result.total_exempt,
+        total_tax=result.total_tax,
+        lines=result.lines,
+        breakdown=result.summary,
+        backend="local",
+        last_log=f"{flag} by the contract suite",
+        updated_at=T0,
+        tax_date=result.tax_date,
+        request=request,
+        orders=orders,
+    )
+
+
+def event(doc: TaxDocument, before: F | None = None, message: str = "") -> DocumentEvent:
+    return DocumentEvent(
+        doc.code, doc.updated_at, doc.stage, before, doc.flag, doc.backend, message or doc.last_log
+    )
+
+
+def failed(store: Store, code: str, *, error: Exception | None = None) -> QueueEntry:
+    """Store ``code`` as U with its first queue entry, as the invoicing run does."""
+    entry = RETRY.entry(code, error or BackendUnavailable("down", sent=False), T0)
+    doc = document(code, flag=F.FAILED)
+    store.save([doc], [event(doc)], enqueue=entry)
+    return entry
+
+
+class TestDocuments:
+    def test_a_document_round_trips_with_lines_breakdown_request_and_orders(self, store) -> None:
+        doc = document(orders=("1001", "1013"))
+        store.save([doc], [event(doc)])
+        assert store.get("A-1") == doc
+        assert store.get("A-1").request == doc.request
+        head = store.head("A-1")
+        assert (head.code, head.kind, head.stage, head.flag, head.invoice_code) == (
+            "A-1",
+            DocumentKind.INVOICE,
+            Stage.INVOICE,
+            F.POSTED,
+            None,
+        )
+
+    def test_money_keeps_every_digit(self, store) -> None:
+        doc = attrs.evolve(document(), total_amount=Decimal("12345678901234.5678"))
+        store.save([doc], [event(doc)])
+        assert store.get("A-1").total_amount == Decimal("12345678901234.5678")
+
+    def test_unknown_codes_are_none(self, store) -> None:
+        assert store.get("A-404") is None
+        assert store.head("A-404") is None
+        assert store.events("A-404") == []
+
+    def test_saving_again_replaces_the_document_and_appends_to_its_log(self, store) -> None:
+        first = document(flag=F.CALCULATED, amount="100.00")
+        store.save([first], [event(first)])
+        second = document(flag=F.POSTED, amount="50.00")
+        store.save([second], [event(second, F.CALCULATED, "posted")])
+        assert store.get("A-1") == second
+        assert len(store.get("A-1").lines) == 2
+        log = store.events("A-1")
+        assert [(e.flag_before, e.flag_after, e.message) for e in log] == [
+            (None, F.CALCULATED, first.last_log),
+            (F.CALCULATED, F.POSTED, "posted"),
+        ]
+
+    def test_documents_are_listed_in_code_order_by_flag_and_kind(self, store) -> None:
+        for doc in (
+            document("A-2", flag=F.FAILED),
+            document("A-1"),
+            document("O-1", flag=F.CALCULATED, kind=DocumentKind.ORDER),
+        ):
+            store.save([doc], [event(doc)])
+        assert [d.code for d in store.documents()] == ["A-1", "A-2", "O-1"]
+        assert [d.code for d in store.documents(flags=[F.FAILED, F.CALCULATED])] == ["A-2", "O-1"]
+        assert [d.code for d in store.documents(kind=DocumentKind.ORDER)] == ["O-1"]
+
+    def test_an_invoice_stamps_its_orders_once(self, store) -> None:
+        for code in ("O-1001", "O-1013"):
+            order = document(code, flag=F.CALCULATED, kind=DocumentKind.ORDER)
+            store.save([order], [event(order)])
+        invoice = document("A-9001", orders=("1001", "1013"))
+        link = InvoiceLink("A-9001", ("O-1001", "O-1013", "O-404"), T0)
+        store.save([invoice], [event(invoice)], invoiced=link)
+        store.save([invoice], [event(invoice)], invoiced=link)
+        for code in ("O-1001", "O-1013"):
+            head = store.head(code)
+            assert (head.invoice_code, head.stage, head.flag) == (
+                "A-9001",
+                Stage.INVOICE,
+                F.CALCULATED,
+            )
+            assert [e.message for e in store.events(code)][-1] == "invoiced as A-9001"
+            assert len(store.events(code)) == 2
+        assert store.get("O-404") is None
+
+    def test_credits_sum_per_invoice_line_and_a_credit_replaces_its_own(self, store) -> None:
+        invoice = document("A-1")
+        store.save([invoice], [event(invoice)])
+        for code, amount in (("B-1", "40.00"), ("B-2", "10.00")):
+            credit = document(code, kind=DocumentKind.CREDIT, amount=amount)
+            taken = CreditAllocation(
+                code, "A-1", (CreditedLine("P1-1", Decimal(amount), Decimal("3.55")),)
+            )
+            store.save([credit], [event(credit)], credits=taken)
+        assert store.credited("A-1") == {"P1-1": (Decimal("50.00"), Decimal("7.10"))}
+        assert store.credited("A-1", excluding="B-2") == {
+            "P1-1": (Decimal("40.00"), Decimal("3.55"))
+        }
+        again = CreditAllocation(
+            "B-2", "A-1", (CreditedLine("P1-2", Decimal("9.95"), Decimal("0.88")),)
+        )
+        credit = document("B-2", kind=DocumentKind.CREDIT)
+        store.save([credit], [event(credit)], credits=again)
+        assert store.credited("A-1") == {
+            "P1-1": (Decimal("40.00"), Decimal("3.55")),
+            "P1-2": (Decimal("9.95"), Decimal("0.88")),
+        }
+
+    def test_a_failed_write_leaves_nothing_half_written(self, store) -> None:
+        doc = document(flag=F.FAILED)
+        entry = failed(store, "A-1")
+        changed = attrs.evolve(doc, flag=F.REPOSTED, last_log="half")
+        broken = attrs.evolve(event(changed), message=None)  # the log refuses it
+        with pytest.raises(Exception):  # noqa: B017, PT011 - each database has its own error
+            store.save([changed], [broken], dequeue="A-1")
+        assert store.get("A-1").flag is F.FAILED
+        assert len(store.events("A-1")) == 1
+        assert store.queue_entry("A-1") == entry
+
+
+class TestQueue:
+    def test_an_entry_is_written_with_its_document_and_read_back(self, store) -> None:
+        entry = failed(store, "A-1")
+        assert store.queue_entry("A-1") == entry
+        assert store.queue() == [entry]
+        assert entry.may_have_landed is False
+
+    def test_due_and_needs_fix_filter_the_open_entries(self, store) -> None:
+        failed(store, "A-1")
+        failed(store, "A-2", error=DocumentRejected("bad ZIP"))
+        later = attrs.evolve(
+            RETRY.entry("A-3", BackendUnavailable("x"), T0), next_attempt_at=T0 + LEASE
+        )
+        doc = document("A-3", flag=F.FAILED)
+        store.save([doc], [event(doc)], enqueue=later)
+        assert [e.code for e in store.queue(due_at=T0)] == ["A-1", "A-2"]
+        assert [e.code for e in store.queue(needs_fix=True)] == ["A-2"]
+        assert [e.code for e in store.queue(due_at=T0, needs_fix=False)] == ["A-1"]
+
+    def test_two_connections_never_claim_the_same_entry(self, store, opener) -> None:
+        codes = [f"A-{n}" for n in range(1, 8)]
+        for code in codes:
+            failed(store, code)
+        other = opener()
+        try:
+            first = store.claim("a", now=T0, lease=LEASE, limit=3)
+            second = other.claim("b", now=T0, lease=LEASE)
+        finally:
+            other.close()
+        assert [e.code for e in first] == codes[:3]
+        assert sorted(e.code for e in first + second) == codes
+        assert {e.claimed_by for e in second} == {"b"}
+        assert {e.lease_expires_at for e in second} == {T0 + LEASE}
+        assert store.claim("c", now=T0, lease=LEASE) == []
+
+    def test_needs_fix_is_claimed_only_by_code(self, store) -> None:
+        failed(store, "A-1", error=DocumentRejected("bad ZIP"))
+        assert store.claim("a", now=T0, lease=LEASE) == []
+        assert [e.code for e in store.claim("a", now=T0, lease=LEASE, code="A-1")] == ["A-1"]
+
+    def test_an_expired_lease_is_taken_over_and_reported_a_live_one_is_not(self, store) -> None:
+        failed(store, "A-1")
+        (held,) = store.claim("died", now=T0, lease=LEASE)
+        assert held.taken_over_from is None
+        assert store.claim("b", now=T0 + dt.timedelta(minutes=4), lease=LEASE, code="A-1") == []
+        (taken,) = store.claim("b", now=T0 + LEASE, lease=LEASE)
+        assert (taken.claimed_by, taken.taken_over_from) == ("b", "died")
+        (again,) = store.claim("b", now=T0 + LEASE, lease=LEASE, code="A-1")
+        assert again.taken_over_from is None  # its own claim
+
+    def test_a_worker_that_lost_its_lease_writes_nothing(self, store) -> None:
+        failed(store, "A-1")
+        store.claim("slow", now=T0, lease=LEASE)
+        store.claim("fast", now=T0 + LEASE, lease=LEASE)
+        doc = document("A-1", flag=F.REPOSTED)
+        with pytest.raises(LeaseLost, match="slow"):
+            store.save([doc], [event(doc, F.FAILED)], dequeue="A-1", holder="slow")
+        assert store.get("A-1").flag is F.FAILED
+        store.save([doc], [event(doc, F.FAILED)], dequeue="A-1", holder="fast")
+        assert store.get("A-1").flag is F.REPOSTED
+
+    def test_settling_keeps_history_until_purged_open_entries_always_stay(self, store) -> None:
+        failed(store, "A-1")
+        failed(store, "A-2")
+        done = attrs.evolve(document("A-1", flag=F.REPOSTED), updated_at=T0 + LEASE)
+        store.save([done], [event(done, F.FAILED)], dequeue="A-1")
+        assert store.queue_entry("A-1") is None
+        assert store.settled() == [SettledEntry("A-1", "R", T0 + LEASE)]
+        assert store.settled()[0] == ("A-1", "R", T0 + LEASE)
+        assert store.purge(T0) == 0
+        assert store.purge(T0 + dt.timedelta(days=1)) == 1
+        assert store.settled() == []
+        assert [e.code for e in store.queue()] == ["A-2"]
+
+    def test_a_new_entry_replaces_the_old_one_and_clears_the_claim(self, store) -> None:
+        first = failed(store, "A-1")
+        store.claim("w", now=T0, lease=LEASE)
+        nxt = RETRY.entry("A-1", BackendUnavailable("read timeout"), T0, previous=first)
+        doc = document("A-1", flag=F.FAILED)
+        store.save([doc], [event(doc, F.FAILED)], enqueue=nxt, holder="w")
+        assert store.queue_entry("A-1") == nxt
+        assert (nxt.attempts, nxt.may_have_landed, nxt.claimed_by) == (2, True, None)
+
+
+class TestReference:
+    def test_the_refreshed_tables_are_empty_before_the_first_refresh(self, store) -> None:
+        assert store.active_tax_codes() is None
+        assert store.entity_use_codes() == {}
+        assert store.nexus("DEFAULT") == frozenset()
+        assert len(store.offline_rates()) == 0
+
+    def test_each_part_is_replaced_and_the_others_kept(self, store) -> None:
+        store.replace_reference(
+            ReferenceData(
+                as_of=dt.date(2026, 11, 20),
+                tax_codes=frozenset({"P0000000", "NT"}),
+                entity_use_codes={"G": "Resale"},
+                nexus={"DEFAULT": frozenset({"NY", "CA"})},
+                rates=shipped_rates().only({"NY"}),
+            )
+        )
+        store.replace_reference(ReferenceData(tax_codes=frozenset({"FR020100"})))
+        assert store.active_tax_codes() == {"FR020100"}
+        assert store.entity_use_codes() == {"G": "Resale"}
+        assert store.nexus("DEFAULT") == {"NY", "CA"}
+        assert store.offline_rates().to_csv() == shipped_rates().only({"NY"}).to_csv()
+
+    def test_a_replacement_that_fails_halfway_keeps_the_old_tables(self, store) -> None:
+        store.replace_reference(ReferenceData(rates=shipped_rates().only({"NY"})))
+
+        class Broken:
+            def __iter__(self):
+                yield from shipped_rates().only({"CA"})
+                raise RuntimeError("download broke halfway")
+
+        with pytest.raises(RuntimeError):
+            store.replace_reference(
+                ReferenceData(tax_codes=frozenset({"X"}), rates=Broken())  # type: ignore[arg-type]
+            )
+        assert store.offline_rates().regions == {"NY"}
+        assert store.active_tax_codes() is None
+
+
+class TestExemptions:
+    def test_entries_are_added_replaced_listed_and_removed(self, store) -> None:
+        ny = Exemption("C001", "NY", "2026-01-01", exemption_no="NY-1", expiry="2027-06-30")
+        ca = Exemption("C001", "CA", "2026-01-01", entity_use_code="G")
+        other = Exemption("C002", "NY", "2026-01-01", exemption_no="X")
+        for entry in (ny, ca, other):
+            store.save_exemption(entry)
+        store.save_exemption(attrs.evolve(ny, exemption_no="NY-2"))
+        assert store.exemptions("C001") == [ca, attrs.evolve(ny, exemption_no="NY-2")]
+        assert len(store.exemptions()) == 3
+        assert store.delete_exemption("C001", "CA", dt.date(2026, 1, 1))
+        assert not store.delete_exemption("C001", "CA", dt.date(2026, 1, 1))
+        assert [e.region for e in store.exemptions("C001")] == ["NY"]
