@@ -14,7 +14,7 @@ import datetime as dt
 import enum
 from collections.abc import Callable, Iterable
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import attrs
 
@@ -29,10 +29,86 @@ def _owner(instance: object) -> str:
     return type(instance).__name__
 
 
-def _converter(check: Check) -> Any:
-    def convert(value: Any, instance: object, field: attrs.Attribute[Any]) -> Any:
-        return check(value, _owner(instance), field.name)
+Field: TypeAlias = "attrs.Attribute[Any]"
 
+
+def _slow(check: Check, value: Any, instance: object, field: Field) -> Any:
+    return check(value, _owner(instance), field.name)
+
+
+# Every stage maps every line, so each converter tests the plain case inline (one call) and
+# hands anything else to its full check, which converts it or raises naming the field.
+
+
+def _text_c(value: Any, instance: object, field: Field) -> Any:
+    if value.__class__ is str:
+        return value.strip()
+    return _slow(_text, value, instance, field)
+
+
+def _required_c(value: Any, instance: object, field: Field) -> Any:
+    if value.__class__ is str and (stripped := value.strip()):
+        return stripped
+    return _slow(_required_text, value, instance, field)
+
+
+def _optional_text_c(value: Any, instance: object, field: Field) -> Any:
+    if value is None:
+        return None
+    if value.__class__ is str:
+        return value.strip() or None
+    return _slow(_optional_text, value, instance, field)
+
+
+def _money_c(value: Any, instance: object, field: Field) -> Any:
+    if value.__class__ is Decimal and value.is_finite():
+        return value
+    return _slow(_money, value, instance, field)
+
+
+def _optional_money_c(value: Any, instance: object, field: Field) -> Any:
+    if value is None or (value.__class__ is Decimal and value.is_finite()):
+        return value
+    return _slow(_optional_money, value, instance, field)
+
+
+def _non_negative_c(value: Any, instance: object, field: Field) -> Any:
+    if value.__class__ is Decimal and value.is_finite() and value >= 0:
+        return value
+    return _slow(_non_negative, value, instance, field)
+
+
+def _date_c(value: Any, instance: object, field: Field) -> Any:
+    if value.__class__ is dt.date:
+        return value
+    return _slow(_date, value, instance, field)
+
+
+def _optional_date_c(value: Any, instance: object, field: Field) -> Any:
+    if value is None or value.__class__ is dt.date:
+        return value
+    return _slow(_optional_date, value, instance, field)
+
+
+def _flag_c(value: Any, instance: object, field: Field) -> Any:
+    if value is True or value is False:
+        return value
+    return _slow(_flag, value, instance, field)
+
+
+def _line_number_c(value: Any, instance: object, field: Field) -> Any:
+    if value.__class__ is int and value >= 1:
+        return value
+    return _slow(_line_number, value, instance, field)
+
+
+def _subline_c(value: Any, instance: object, field: Field) -> Any:
+    if value.__class__ is int and value >= 0:
+        return value
+    return _slow(_subline, value, instance, field)
+
+
+def _converter(convert: Callable[[Any, object, Field], Any]) -> Any:
     return attrs.Converter(convert, takes_self=True, takes_field=True)
 
 
@@ -56,8 +132,6 @@ def _optional_text(value: Any, owner: str, name: str) -> str | None:
 
 
 def _money(value: Any, owner: str, name: str) -> Decimal:
-    if type(value) is Decimal and value.is_finite():
-        return value
     return to_decimal(value, owner, name)
 
 
@@ -147,17 +221,17 @@ if TYPE_CHECKING:
         """A whole number >= 0."""
 
 else:
-    text = _converter(_text)
-    required_text = _converter(_required_text)
-    optional_text = _converter(_optional_text)
-    money = _converter(_money)
-    optional_money = _converter(_optional_money)
-    non_negative = _converter(_non_negative)
-    date = _converter(_date)
-    optional_date = _converter(_optional_date)
-    flag = _converter(_flag)
-    line_number = _converter(_line_number)
-    subline = _converter(_subline)
+    text = _converter(_text_c)
+    required_text = _converter(_required_c)
+    optional_text = _converter(_optional_text_c)
+    money = _converter(_money_c)
+    optional_money = _converter(_optional_money_c)
+    non_negative = _converter(_non_negative_c)
+    date = _converter(_date_c)
+    optional_date = _converter(_optional_date_c)
+    flag = _converter(_flag_c)
+    line_number = _converter(_line_number_c)
+    subline = _converter(_subline_c)
 
 
 def as_tuple(value: Any) -> tuple[Any, ...]:

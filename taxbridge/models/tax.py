@@ -164,17 +164,17 @@ class TaxLine:
         """The engine line of an order line (``number``, ``amount`` and ``ref1`` when it is one
         part of a split freight line)."""
         return cls(
-            number=number or line.engine_number,
-            amount=line.amount if amount is None else amount,
-            quantity=line.quantity,
-            item_code=line.item_code,
-            description=line.description,
-            discount=line.discount,
-            tax_code=tax_code,
-            freight=line.freight,
-            ship_to=ship_to,
-            excluded=excluded,
-            ref1=ref1,
+            number or line.engine_number,
+            line.amount if amount is None else amount,
+            line.quantity,
+            line.item_code,
+            line.description,
+            line.discount,
+            tax_code,
+            line.freight,
+            ship_to,
+            excluded,
+            ref1,
         )
 
 
