@@ -55,6 +55,7 @@ BASE = {
     "taxbridge.rates",
     "taxbridge.logs",
     "taxbridge._toml",
+    "taxbridge._registry",
 }
 CONCRETE = ("taxbridge.backends.local", "taxbridge.backends.avatax", "taxbridge.store.sqlite")
 

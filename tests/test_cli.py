@@ -46,20 +46,28 @@ def test_inquiry_of_an_unknown_code_exits_2(
     assert "no tax document 'A-404'" in capsys.readouterr().err
 
 
-def test_repost_and_mark_manual_from_the_shell(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def _two_unposted(db: Path, *, repost: str | None = None) -> None:
+    """A store with invoices A-1 and A-2 posted during an outage (U); ``repost`` one after."""
     from conftest import invoice, order
 
     from taxbridge import LocalEngine, RecordingBackend, SQLiteStore, TaxBridge
     from taxbridge.config import default_config
 
-    db = tmp_path / "ops.db"
     engine = RecordingBackend(LocalEngine())
     engine.outage = True
     with TaxBridge(default_config(str(db)), engine, SQLiteStore(db)) as bridge:
         bridge.on_invoice(invoice("1", order()))
         bridge.on_invoice(invoice("2", order("1002")))
+        engine.outage = False
+        if repost is not None:
+            bridge.repost(repost)
+
+
+def test_repost_and_mark_manual_from_the_shell(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db = tmp_path / "ops.db"
+    _two_unposted(db)
     assert (
         main(["mark-manual", "A-2", "--reason", "keyed by hand", "--user", "ops", "--db", str(db)])
         == 0
@@ -103,19 +111,8 @@ def test_a_bad_config_exits_2_naming_the_key(
 def test_unposted_history_lists_what_settled(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from conftest import invoice, order
-
-    from taxbridge import LocalEngine, RecordingBackend, SQLiteStore, TaxBridge
-    from taxbridge.config import default_config
-
     db = tmp_path / "ops.db"
-    engine = RecordingBackend(LocalEngine())
-    engine.outage = True
-    with TaxBridge(default_config(str(db)), engine, SQLiteStore(db)) as bridge:
-        bridge.on_invoice(invoice("1", order()))
-        bridge.on_invoice(invoice("2", order("1002")))
-        engine.outage = False
-        bridge.repost("A-1")
+    _two_unposted(db, repost="A-1")
     assert main(["unposted", "--history", "--db", str(db), "--json"]) == 0
     assert [(r["code"], r["outcome"]) for r in json.loads(capsys.readouterr().out)] == [
         ("A-1", "R")

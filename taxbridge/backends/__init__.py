@@ -8,8 +8,7 @@ A new engine is one folder ``backends/<name>/`` whose package exposes a
 
 from __future__ import annotations
 
-import importlib
-
+from taxbridge._registry import plugin
 from taxbridge.backends.base import (
     AddressResolver,
     BackendPlugin,
@@ -28,7 +27,6 @@ from taxbridge.backends.base import (
 )
 from taxbridge.backends.local import LocalEngine
 from taxbridge.backends.offline import OfflineTable
-from taxbridge.errors import ConfigError
 
 BACKENDS: dict[str, str] = {
     "local": "taxbridge.backends.local",
@@ -40,11 +38,8 @@ BACKENDS: dict[str, str] = {
 
 def backend_plugin(kind: str) -> BackendPlugin:
     """The plugin of a registered backend kind; ConfigError naming ``backend.kind`` otherwise."""
-    if kind not in BACKENDS:
-        allowed = ", ".join(repr(name) for name in BACKENDS)
-        raise ConfigError(f"{kind!r} is not one of {allowed}", key="backend.kind", value=kind)
-    plugin: BackendPlugin = importlib.import_module(BACKENDS[kind]).PLUGIN
-    return plugin
+    found: BackendPlugin = plugin(BACKENDS, kind, "backend.kind")
+    return found
 
 
 __all__ = [

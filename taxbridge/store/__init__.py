@@ -6,9 +6,7 @@ one line in :data:`STORES`; ``[store] kind = "<name>"`` then selects it.
 
 from __future__ import annotations
 
-import importlib
-
-from taxbridge.errors import ConfigError
+from taxbridge._registry import plugin
 from taxbridge.store.base import (
     DocumentStore,
     ExemptionStore,
@@ -30,11 +28,8 @@ STORES: dict[str, str] = {
 
 def store_plugin(kind: str) -> StorePlugin:
     """The plugin of a registered store kind; ConfigError naming ``store.kind`` otherwise."""
-    if kind not in STORES:
-        allowed = ", ".join(repr(name) for name in STORES)
-        raise ConfigError(f"{kind!r} is not one of {allowed}", key="store.kind", value=kind)
-    plugin: StorePlugin = importlib.import_module(STORES[kind]).PLUGIN
-    return plugin
+    found: StorePlugin = plugin(STORES, kind, "store.kind")
+    return found
 
 
 __all__ = [
