@@ -73,17 +73,39 @@ class InvalidFieldError(TaxBridgeError, ValueError):
         super().__init__(f"{owner}.{field}: {value!r} {reason}")
 
 
-class InvalidTransition(TaxBridgeError, ValueError):
-    """A final-tax-flag change that the flag table does not allow."""
+def _flag_text(flag: object) -> str:
+    """A flag as users know it: its letter (``U``), ``blank``, or ``none`` for no document."""
+    return "none" if flag is None else str(flag)
 
-    def __init__(self, current: object, target: object, *, code: str = "", action: str = ""):
+
+class InvalidTransition(TaxBridgeError, ValueError):
+    """A final-tax-flag change that the flag table does not allow; the message shows flag
+    letters and, with ``reason``, says what is allowed."""
+
+    def __init__(
+        self,
+        current: object,
+        target: object,
+        *,
+        code: str = "",
+        action: str = "",
+        reason: str = "",
+    ):
         self.current = current
         self.target = target
         self.code = code
         self.action = action
-        what = f"{action} of " if action else ""
+        self.reason = reason
         doc = f"{code}: " if code else ""
-        super().__init__(f"{doc}{what}final tax flag {current!r} -> {target!r} is not allowed")
+        if reason:
+            message = f"{doc}{action or 'change'} refused: {reason}"
+        else:
+            what = f"{action}: " if action else ""
+            message = (
+                f"{doc}{what}final tax flag {_flag_text(current)} -> {_flag_text(target)} "
+                "is not allowed"
+            )
+        super().__init__(message)
 
 
 class UnknownCompanyError(TaxBridgeError, LookupError):

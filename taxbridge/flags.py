@@ -82,12 +82,18 @@ def check_transition(
     action: str = "",
 ) -> FinalTaxFlag:
     """Return ``target`` if ``current -> target`` is legal, else raise InvalidTransition."""
-    if target not in TRANSITIONS[current]:
-        raise InvalidTransition(current, target, code=code, action=action)
+    allowed = TRANSITIONS[current]
+    if target not in allowed:
+        now = "no document" if current is None else f"{code or 'the document'} is {current}"
+        could = ", ".join(sorted(str(flag) for flag in allowed)) or "nothing: it is settled"
+        reason = f"final tax flag {current or 'none'} -> {target} is not allowed ({now}; "
+        reason += f"it can become {could})"
+        raise InvalidTransition(current, target, code=code, action=action, reason=reason)
     return target
 
 
 def check_recalculable(current: FinalTaxFlag, *, code: str = "") -> None:
     """Raise :class:`InvalidTransition` unless Recal is allowed from ``current`` (blank or N)."""
     if current not in RECALCULABLE:
-        raise InvalidTransition(current, "recalculated", code=code, action="Recal")
+        reason = f"only a blank or N document can be recalculated; {code or 'it'} is {current}"
+        raise InvalidTransition(current, "recalculated", code=code, action="Recal", reason=reason)

@@ -10,7 +10,12 @@ import structlog
 from attrs import frozen
 
 from taxbridge.context import Outcome, Route, StageContext
-from taxbridge.errors import BackendError, DocumentNotFoundError, DocumentRejected
+from taxbridge.errors import (
+    BackendError,
+    DocumentNotFoundError,
+    DocumentRejected,
+    InvalidTransition,
+)
 from taxbridge.exemptions import Exemptions
 from taxbridge.flags import RECALCULABLE, FinalTaxFlag, check_recalculable
 from taxbridge.models import (
@@ -120,6 +125,15 @@ class Lifecycle:
     def recalculate(self, code: str) -> TaxDocument:
         """Recal: calculate a blank or N document again with the engine."""
         existing = self._ctx.require(code)
+        if existing.invoice_code:
+            raise InvalidTransition(
+                existing.flag,
+                "recalculated",
+                code=code,
+                action="Recal",
+                reason=f"{code} is invoiced as {existing.invoice_code}; an invoiced order is "
+                "history and is not recalculated",
+            )
         check_recalculable(existing.flag, code=code)
         if existing.request is None:
             raise DocumentNotFoundError(code)

@@ -23,7 +23,7 @@ from attrs import frozen
 
 from taxbridge.context import Outcome, StageContext
 from taxbridge.errors import BackendError, InvalidFieldError, InvalidTransition, LeaseLost
-from taxbridge.flags import FinalTaxFlag, check_transition
+from taxbridge.flags import FinalTaxFlag
 from taxbridge.models import Stage, TaxDocument
 from taxbridge.store.base import QueueEntry, SettledEntry
 
@@ -179,7 +179,11 @@ class UnpostedQueue:
             document = ctx.require(code)
             if document.flag is not FinalTaxFlag.FAILED:
                 raise InvalidTransition(
-                    document.flag, FinalTaxFlag.REPOSTED, code=code, action="repost"
+                    document.flag,
+                    FinalTaxFlag.REPOSTED,
+                    code=code,
+                    action="repost",
+                    reason=f"only a U document can be reposted; {code} is {document.flag}",
                 )
         if dry_run:
             due = (
@@ -252,13 +256,21 @@ class UnpostedQueue:
         ctx = self._ctx
         started = time.perf_counter()
         document = ctx.require(code)
-        check_transition(document.flag, FinalTaxFlag.MANUAL, code=code, action="mark manual")
+        if document.flag is not FinalTaxFlag.FAILED:
+            raise InvalidTransition(
+                document.flag,
+                FinalTaxFlag.MANUAL,
+                code=code,
+                action="mark manual",
+                reason=f"only a U document can be marked manual; {code} is {document.flag}",
+            )
         if not reason.strip() or not user.strip():
             raise InvalidTransition(
                 document.flag,
                 FinalTaxFlag.MANUAL,
                 code=code,
-                action="mark manual without reason/user",
+                action="mark manual",
+                reason="say who posted it by hand and why (user and reason must not be blank)",
             )
         updated = attrs.evolve(
             document,

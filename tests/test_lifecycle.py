@@ -268,8 +268,18 @@ class TestRepostAndManual:
 
     def test_mark_manual_is_refused_unless_u(self, bridge) -> None:
         bridge.on_invoice(invoice("6005", order()))
-        with pytest.raises(InvalidTransition):
+        with pytest.raises(InvalidTransition) as caught:
             bridge.mark_manual("A-6005", "why", "jane")
+        assert str(caught.value) == (
+            "A-6005: mark manual refused: only a U document can be marked manual; A-6005 is Y"
+        )
+
+    def test_flag_messages_show_letters_and_what_is_allowed(self, bridge) -> None:
+        bridge.on_invoice(invoice("6006", order()))
+        with pytest.raises(InvalidTransition) as caught:
+            bridge.repost("A-6006")
+        assert "only a U document can be reposted; A-6006 is Y" in str(caught.value)
+        assert "FinalTaxFlag" not in str(caught.value)
 
 
 class TestRecalAndInquiry:
@@ -281,6 +291,18 @@ class TestRecalAndInquiry:
         bridge.on_invoice(invoice("7001", order()))
         with pytest.raises(InvalidTransition, match="Recal"):
             bridge.recalculate("A-7001")
+
+    def test_an_invoiced_order_is_history_and_is_not_recalculated(self, bridge) -> None:
+        bridge.on_entry(order("1054"))
+        bridge.on_invoice(invoice("9054", order("1054")))
+        before = bridge.inquiry("O-1054").document
+        assert before.invoice_code == "A-9054"
+        with pytest.raises(InvalidTransition) as caught:
+            bridge.recalculate("O-1054")
+        assert "O-1054 is invoiced as A-9054" in str(caught.value)
+        short = order("1054", lines=(line(1, "10.00"),))
+        assert bridge.on_pick(short) == before  # its link and its figures never change
+        assert bridge.inquiry("O-1054").document == before
 
     def test_inquiry_shows_breakdown_flag_and_log(self, bridge) -> None:
         bridge.on_entry(order())
