@@ -60,7 +60,11 @@ class TaxBridge:
         self.retry = retry or RetryPolicy()
         self.reference = Reference(config, backend, store, offline=offline)
         self.exemption_db = Exemptions(config, store, clock)
-        mapping = Context(nexus=self.reference.nexus_for, exemptions=self.exemption_db.evidence_for)
+        mapping = Context(
+            nexus=self.reference.nexus_for,
+            exemptions=self.exemption_db.evidence_for,
+            zip_states=self.reference.zip_states,
+        )
         ctx = StageContext(config, backend, store, self.reference, clock)
         self.lifecycle = Lifecycle(ctx, self.exemption_db, mapping)
         self.posting = Posting(ctx, self.retry, mapping)

@@ -20,6 +20,7 @@ from attrs import field, frozen
 from taxbridge.errors import ConfigError
 from taxbridge.models import JurisdictionType
 from taxbridge.money import ZERO
+from taxbridge.regions import US_STATES
 
 RATE_COLUMNS = (
     "ZIP_CODE",
@@ -38,20 +39,7 @@ RATE_COLUMNS = (
     "TAX_SHIPPING_AND_HANDLING_TOGETHER",
 )
 
-STATE_NAMES: Mapping[str, str] = {
-    "AL": "ALABAMA", "AK": "ALASKA", "AZ": "ARIZONA", "AR": "ARKANSAS", "CA": "CALIFORNIA",
-    "CO": "COLORADO", "CT": "CONNECTICUT", "DE": "DELAWARE", "DC": "DISTRICT OF COLUMBIA",
-    "FL": "FLORIDA", "GA": "GEORGIA", "HI": "HAWAII", "ID": "IDAHO", "IL": "ILLINOIS",
-    "IN": "INDIANA", "IA": "IOWA", "KS": "KANSAS", "KY": "KENTUCKY", "LA": "LOUISIANA",
-    "ME": "MAINE", "MD": "MARYLAND", "MA": "MASSACHUSETTS", "MI": "MICHIGAN", "MN": "MINNESOTA",
-    "MS": "MISSISSIPPI", "MO": "MISSOURI", "MT": "MONTANA", "NE": "NEBRASKA", "NV": "NEVADA",
-    "NH": "NEW HAMPSHIRE", "NJ": "NEW JERSEY", "NM": "NEW MEXICO", "NY": "NEW YORK",
-    "NC": "NORTH CAROLINA", "ND": "NORTH DAKOTA", "OH": "OHIO", "OK": "OKLAHOMA", "OR": "OREGON",
-    "PA": "PENNSYLVANIA", "RI": "RHODE ISLAND", "SC": "SOUTH CAROLINA", "SD": "SOUTH DAKOTA",
-    "TN": "TENNESSEE", "TX": "TEXAS", "UT": "UTAH", "VT": "VERMONT", "VA": "VIRGINIA",
-    "WA": "WASHINGTON", "WV": "WEST VIRGINIA", "WI": "WISCONSIN", "WY": "WYOMING",
-    "PR": "PUERTO RICO",
-}  # fmt: skip
+STATE_NAMES: Mapping[str, str] = US_STATES
 """US states (and DC, PR) by postal abbreviation."""
 
 Jurisdiction = tuple[str, JurisdictionType, str, str, Decimal]
@@ -233,6 +221,10 @@ class RateTable:
     def has_zip(self, zip5: str) -> bool:
         """True when the ZIP is in the table (in any state)."""
         return zip5 in self._by_zip
+
+    def states_of(self, zip5: str) -> frozenset[str]:
+        """The states the table places ``zip5`` in (empty: the table does not know it)."""
+        return frozenset(rate.state for rate in self._by_zip.get(zip5, ()))
 
     def state_only(self, state: str) -> ZipRate | None:
         """A row carrying only the state's own rate: the estimate for a ZIP the table lacks."""

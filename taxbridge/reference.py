@@ -55,6 +55,8 @@ class Reference:
         self.estimator_only = not self._caps.posts
         """The backend is itself an estimator: every result is blank and nothing is posted."""
         stored = store.offline_rates()
+        self._rates = stored
+        self._shipped = shipped_rates()
         self.offline: TaxBackend = offline or (
             backend if self.estimator_only else self._table(stored)
         )
@@ -71,6 +73,11 @@ class Reference:
             found = self._config.nexus_regions(company_code) | self._store.nexus(company_code)
             self._nexus[company_code] = found
         return found
+
+    def zip_states(self, zip5: str) -> frozenset[str]:
+        """The states the local rate data (the offline table and the shipped table) places
+        ``zip5`` in; empty when it does not know the ZIP."""
+        return self._rates.states_of(zip5) | self._shipped.states_of(zip5)
 
     def active_tax_codes(self) -> frozenset[str] | None:
         """The active list: refreshed from the engine, else configured, else asked for."""
@@ -125,8 +132,10 @@ class Reference:
         self._nexus.clear()
         if tax_codes is not None:
             self._active_codes = tax_codes
-        if rates is not None and not self.estimator_only:
-            self.offline = self._table(rates)
+        if rates is not None:
+            self._rates = rates
+            if not self.estimator_only:
+                self.offline = self._table(rates)
         summary = RefreshSummary(
             as_of=day,
             tax_codes=len(tax_codes) if tax_codes is not None else None,
@@ -144,6 +153,7 @@ class Reference:
         download = self._caps.rates
         rates = download.tax_rates_by_zip(regions) if download else shipped_rates().only(regions)
         self._store.replace_reference(ReferenceData(rates=rates))
+        self._rates = rates
         if not self.estimator_only:
             self.offline = self._table(rates)
 

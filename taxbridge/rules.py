@@ -51,6 +51,34 @@ class Context:
     """Company code -> nexus regions (configured plus refreshed)."""
     exemptions: Callable[[str], Sequence[Exemption]] = lambda customer: ()
     """Customer code -> exemption database entries."""
+    zip_states: Callable[[str], frozenset[str]] = lambda zip5: frozenset()
+    """ZIP5 -> the states the local rate data places it in (empty: it does not know it)."""
+
+
+def checked_zips(request: TaxRequest, context: Context) -> TaxRequest:
+    """``request``, once no US address in it has a ZIP the local rate data places only in other
+    states (a mistyped state would otherwise be taxed as, or excluded as, the wrong one)."""
+    addresses = [("ship_from", request.ship_from), ("ship_to", request.ship_to)]
+    addresses += [
+        (f"line {line.number} ship_to", line.ship_to)
+        for line in request.lines
+        if line.ship_to is not None
+    ]
+    seen: set[Address] = set()
+    for where, address in addresses:
+        if address.country != "US" or address in seen:
+            continue
+        seen.add(address)
+        states = context.zip_states(address.zip5)
+        if states and address.region not in states:
+            raise InvalidFieldError(
+                "Address",
+                "postal_code",
+                address.postal_code,
+                f"is not a ZIP of {address.region} ({where} of {request.code}): the local rate "
+                f"data places it in {', '.join(sorted(states))}",
+            )
+    return request
 
 
 def exemption_evidence(
@@ -189,7 +217,7 @@ def _request(
 ) -> TaxRequest:
     evidence = exemption_evidence(config, order.customer, order.ship_to.region, date, context)
     limit = config.max_detail_lines
-    return TaxRequest(
+    request = TaxRequest(
         code=code,
         document_type=document_type,
         company_code=company_code,
@@ -206,6 +234,7 @@ def _request(
         purchase_order_no=order.purchase_order_no,
         include_details=not limit or len(lines) < limit,
     )
+    return checked_zips(request, context)
 
 
 def claim_request(
@@ -351,7 +380,7 @@ def _unallocated_request(
     evidence = exemption_evidence(config, claim.customer, ship_to.region, claim.claim_date, context)
     limit = config.max_detail_lines
     lines = tuple(_returned_line(config, line, excluded) for line in claim.lines)
-    return TaxRequest(
+    request = TaxRequest(
         code=claim.code,
         document_type=document_type,
         company_code=company_code,
@@ -367,6 +396,7 @@ def _unallocated_request(
         reference_code=claim.reference,
         include_details=not limit or len(lines) < limit,
     )
+    return checked_zips(request, context)
 
 
 def quotation_request(
@@ -429,7 +459,7 @@ def quotation_request(
         )
         for line in quotation.lines
     )
-    return TaxRequest(
+    request = TaxRequest(
         code=quotation.quote_number,
         document_type=DocumentType.SALES_ORDER,
         company_code=company_code,
@@ -444,6 +474,7 @@ def quotation_request(
         business_identification_no=vat,
         discount=discount,
     )
+    return checked_zips(request, context)
 
 
 def _quotation_ship_from(quotation: Quotation, org_address: Address | None) -> Address:

@@ -56,6 +56,7 @@ BASE = {
     "taxbridge.logs",
     "taxbridge._toml",
     "taxbridge._registry",
+    "taxbridge.regions",
 }
 CONCRETE = ("taxbridge.backends.local", "taxbridge.backends.avatax", "taxbridge.store.sqlite")
 

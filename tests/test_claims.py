@@ -24,7 +24,9 @@ from taxbridge import FinalTaxFlag as F
 from taxbridge.models import DocumentKind, DocumentType, Exemption, PendCode, Stage
 
 LATER = DAY + dt.timedelta(days=40)
-BAD = Address("1 Main St", "New York", "NJ", "10118")  # ZIP not in the state: rejected
+BAD = Address(
+    "1 Main St", "Schenectady", "NY", "12345"
+)  # a ZIP the engine has no rate for: rejected
 
 
 def _claim(number: str = "7001", *lines: ClaimLine, **kwargs: object) -> Claim:

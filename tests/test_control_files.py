@@ -38,7 +38,7 @@ from taxbridge.models import Exemption
 F = FinalTaxFlag
 LA = Address("200 N Spring St", "Los Angeles", "CA", "90012")
 TORONTO = Address("100 Queen St W", "Toronto", "ON", "M5H 2N2", country="CA")
-BAD_ZIP = Address("1 Main St", "New York", "NJ", "10118")  # a NY ZIP in NJ
+BAD_ZIP = Address("1 Main St", "Schenectady", "NY", "12345")  # a ZIP the engine cannot resolve
 
 
 def _bridge(store, engine=None, **changes) -> TaxBridge:

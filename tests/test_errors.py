@@ -53,7 +53,7 @@ def test_an_avatax_refers_to_names_the_rejected_line(refers_to: str, line: str |
 
 
 def test_the_pending_check_names_the_line_the_engine_rejected(bridge) -> None:
-    elsewhere = Address("1 Main St", "New York", "NJ", "10118")  # ZIP not in the state
+    elsewhere = Address("1 Main St", "Schenectady", "NY", "12345")  # no rate for this ZIP
     checked = bridge.on_pending_check(order(lines=(line(1), line(2, ship_to=elsewhere))))
     (reason,) = [r for r in checked.reasons if r.code is PendCode.TAX_VALIDATION]
     assert reason.line == "P1-2"

@@ -14,6 +14,7 @@ from taxbridge import (
     Address,
     Customer,
     FinalTaxFlag,
+    InvalidFieldError,
     InvalidTransition,
     LocalEngine,
     OfflineTable,
@@ -129,10 +130,30 @@ class TestPendingCheck:
         assert check.document.flag is F.CALCULATED
 
     def test_an_address_the_engine_rejects_pends_for_tax_validation(self, bridge) -> None:
-        wrong_state = Address("1 Main St", "New York", "NJ", "10118")
-        check = bridge.on_pending_check(order(ship_to=wrong_state))
+        no_rate = Address("1 Main St", "Schenectady", "NY", "12345")
+        check = bridge.on_pending_check(order(ship_to=no_rate))
         assert [reason.code for reason in check.reasons] == [PendCode.TAX_VALIDATION]
-        assert "not valid for the state" in check.reasons[0].message
+        assert "has no tax jurisdiction" in check.reasons[0].message
+
+    def test_a_mistyped_state_is_refused_before_anything_is_stored(self, bridge, engine) -> None:
+        wrong_state = Address("1 Main St", "New York", "NJ", "10118")
+        with pytest.raises(InvalidFieldError) as caught:
+            bridge.on_pending_check(order(ship_to=wrong_state))
+        assert (caught.value.field, caught.value.value) == ("postal_code", "10118")
+        assert "is not a ZIP of NJ" in str(caught.value)
+        assert "places it in NY" in str(caught.value)
+        with pytest.raises(InvalidFieldError, match="is not a ZIP of NJ"):
+            bridge.on_invoice(invoice("5099", order(ship_to=wrong_state)))
+        assert bridge.store.documents() == []
+        assert engine.calls == 0
+
+    def test_a_state_that_does_not_exist_is_refused_and_lower_case_is_read_as_upper(self) -> None:
+        with pytest.raises(InvalidFieldError) as caught:
+            Address("1 Main St", "Nowhere", "ZZ", "12345")
+        assert str(caught.value) == "Address.region: 'ZZ' is not a US state or territory"
+        with pytest.raises(InvalidFieldError, match="is not a Canadian province"):
+            Address("1 Main St", "Toronto", "NY", "M5V 2T6", country="CA")
+        assert Address("822 Reed St", "Philadelphia", "pa", "19147", country="us") == WAREHOUSE
 
     def test_an_obsolete_line_tax_code_pends_naming_the_line(self, bridge) -> None:
         check = bridge.on_pending_check(order(lines=(line(1), line(2, tax_code="OLD0001"))))
@@ -186,7 +207,7 @@ class TestInvoice:
         assert bridge.inquiry("A-5003").last_log == doc.last_log
 
     def test_a_rejected_invoice_is_queued_as_needing_a_fix(self, bridge) -> None:
-        bad = Address("1 Main St", "New York", "NJ", "10118")
+        bad = Address("1 Main St", "Schenectady", "NY", "12345")
         doc = bridge.on_invoice(invoice("5004", order(ship_to=bad)))
         assert doc.flag is F.FAILED
         entry = bridge.store.queue_entry("A-5004")
@@ -250,7 +271,8 @@ class TestRepostAndManual:
         assert [e.flag_after for e in doc.events] == [F.FAILED, F.FAILED, F.REPOSTED]
 
     def test_needs_fix_entries_wait_for_an_operator(self, bridge) -> None:
-        bridge.on_invoice(invoice("6002", order(ship_to=Address("1 Main", "NYC", "NJ", "10118"))))
+        no_rate = Address("1 Main", "Schenectady", "NY", "12345")
+        bridge.on_invoice(invoice("6002", order(ship_to=no_rate)))
         assert bridge.repost().skipped == ("A-6002",)
 
     def test_repost_of_a_posted_document_is_refused(self, bridge) -> None:

@@ -30,7 +30,9 @@ from taxbridge.models import Address
 
 T0 = dt.datetime(2026, 11, 21, 8, 0, tzinfo=dt.UTC)
 LEASE = dt.timedelta(minutes=5)
-BAD = Address("1 Main St", "New York", "NJ", "10118")  # ZIP not in the state: rejected
+BAD = Address(
+    "1 Main St", "Schenectady", "NY", "12345"
+)  # a ZIP the engine has no rate for: rejected
 
 
 class Clock:

@@ -15,12 +15,11 @@ from attrs import field, frozen
 
 from taxbridge.errors import ConfigError, InvalidFieldError
 from taxbridge.models import Address, PendCode
-from taxbridge.rates import STATE_NAMES
+from taxbridge.regions import CANADIAN_PROVINCES as _PROVINCES
+from taxbridge.regions import US_STATES
 
-CANADIAN_PROVINCES = frozenset(
-    {"AB", "BC", "MB", "NB", "NL", "NS", "NT", "NU", "ON", "PE", "QC", "SK", "YT"}
-)
-REGIONS = frozenset(STATE_NAMES) | CANADIAN_PROVINCES
+CANADIAN_PROVINCES = frozenset(_PROVINCES)
+REGIONS = frozenset(US_STATES) | CANADIAN_PROVINCES
 """Regions a nexus entry may name: US states (with DC and PR) and Canadian provinces."""
 
 

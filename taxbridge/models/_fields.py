@@ -46,6 +46,12 @@ def _text_c(value: Any, instance: object, field: Field) -> Any:
     return _slow(_text, value, instance, field)
 
 
+def _code_c(value: Any, instance: object, field: Field) -> Any:
+    if value.__class__ is str:
+        return value.strip().upper()
+    return _slow(_code, value, instance, field)
+
+
 def _required_c(value: Any, instance: object, field: Field) -> Any:
     if value.__class__ is str and (stripped := value.strip()):
         return stripped
@@ -116,6 +122,10 @@ def _text(value: Any, owner: str, name: str) -> str:
     if not isinstance(value, str):
         raise InvalidFieldError(owner, name, value, "must be a string")
     return value.strip()
+
+
+def _code(value: Any, owner: str, name: str) -> str:
+    return _text(value, owner, name).upper()
 
 
 def _required_text(value: Any, owner: str, name: str) -> str:
@@ -190,6 +200,9 @@ if TYPE_CHECKING:
     def text(value: Any) -> str:
         """A string, stripped."""
 
+    def code(value: Any) -> str:
+        """A code: a string, stripped and upper-cased (``pa`` is ``PA``)."""
+
     def required_text(value: Any) -> str:
         """A string, stripped, not empty."""
 
@@ -222,6 +235,7 @@ if TYPE_CHECKING:
 
 else:
     text = _converter(_text_c)
+    code = _converter(_code_c)
     required_text = _converter(_required_c)
     optional_text = _converter(_optional_text_c)
     money = _converter(_money_c)

@@ -13,11 +13,13 @@ from attrs import field, frozen
 from taxbridge.errors import InvalidFieldError
 from taxbridge.models import _fields as _f
 from taxbridge.money import ZERO
+from taxbridge.regions import BY_COUNTRY
 
 _REGION = re.compile(r"^[A-Z]{2}$")
 _COUNTRY = re.compile(r"^[A-Z]{2}$")
 _CURRENCY = re.compile(r"^[A-Z]{3}$")
 _US_ZIP = re.compile(r"^\d{5}(-?\d{4})?$")
+_ANY_REGION = frozenset().union(*BY_COUNTRY.values())
 
 
 @frozen
@@ -26,17 +28,22 @@ class Address:
 
     line1: str = field(converter=_f.text)
     city: str = field(converter=_f.text)
-    region: str = field(converter=_f.text)
+    region: str = field(converter=_f.code)
+    """Upper-cased as given (``pa`` is ``PA``); a US or Canadian region must be a real one."""
     postal_code: str = field(converter=_f.text)
-    country: str = field(default="US", converter=_f.text)
+    country: str = field(default="US", converter=_f.code)
     line2: str = field(default="", converter=_f.text)
     line3: str = field(default="", converter=_f.text)
 
     def __attrs_post_init__(self) -> None:
-        if not _REGION.match(self.region):
-            raise InvalidFieldError("Address", "region", self.region, "is not a 2-letter region")
         if not _COUNTRY.match(self.country):
             raise InvalidFieldError("Address", "country", self.country, "is not a 2-letter code")
+        known = BY_COUNTRY.get(self.country)
+        if known is not None and self.region not in known:
+            what = "US state or territory" if self.country == "US" else "Canadian province"
+            raise InvalidFieldError("Address", "region", self.region, f"is not a {what}")
+        if not _REGION.match(self.region):
+            raise InvalidFieldError("Address", "region", self.region, "is not a 2-letter region")
         if not self.postal_code:
             raise InvalidFieldError("Address", "postal_code", self.postal_code, "is empty")
         if self.country == "US" and not _US_ZIP.match(self.postal_code):
@@ -76,7 +83,7 @@ class Exemption:
     """An entry of the customer exemption database (BNW150), valid in one region and period."""
 
     customer_code: str = field(converter=_f.required_text)
-    region: str = field(converter=_f.required_text)
+    region: str = field(converter=_f.code)
     effective: dt.date = field(converter=_f.date)
     exemption_no: str | None = field(default=None, converter=_f.optional_text)
     entity_use_code: str | None = field(default=None, converter=_f.optional_text)
@@ -84,8 +91,10 @@ class Exemption:
     expiry: dt.date | None = field(default=None, converter=_f.optional_date)
 
     def __attrs_post_init__(self) -> None:
-        if not _REGION.match(self.region):
-            raise InvalidFieldError("Exemption", "region", self.region, "is not a 2-letter region")
+        if self.region not in _ANY_REGION:
+            raise InvalidFieldError(
+                "Exemption", "region", self.region, "is not a US state or Canadian province"
+            )
         if not (self.exemption_no or self.entity_use_code):
             raise InvalidFieldError(
                 "Exemption", "exemption_no", self.exemption_no, "or entity_use_code is required"
