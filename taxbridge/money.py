@@ -15,6 +15,10 @@ from typing import Any
 from taxbridge.errors import InvalidFieldError
 
 CENT = Decimal("0.01")
+LIMIT = Decimal("1e13")
+"""Amounts and quantities must stay below this in size. AvaTax reads them as JSON numbers of
+format double (the reference schemas say so), which keep every cent only below about 9 * 10**13;
+ten trillion is far above any sale and leaves that margin."""
 ZERO = Decimal("0")
 ZERO_CENTS = Decimal("0.00")
 
@@ -56,6 +60,8 @@ def to_decimal(value: Any, owner: str, field: str) -> Decimal:
         )
     if not result.is_finite():
         raise InvalidFieldError(owner, field, value, "is not a finite number")
+    if not -LIMIT < result < LIMIT:
+        raise InvalidFieldError(owner, field, value, "is too large (the limit is 10**13)")
     return result
 
 

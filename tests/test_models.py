@@ -19,6 +19,15 @@ class TestOrderLine:
         )
         assert str(caught.value) == "OrderLine.quantity: '-2' must not be negative"
 
+    @pytest.mark.parametrize("field", ["amount", "quantity", "discount"])
+    def test_amounts_and_quantities_of_ten_trillion_and_more_are_refused(self, field: str) -> None:
+        values = {"quantity": "1", "amount": "10", field: "1e28"}
+        with pytest.raises(InvalidFieldError) as caught:
+            OrderLine("P1", 1, "SKU", **values)  # type: ignore[arg-type]
+        assert (caught.value.field, caught.value.value) == (field, "1e28")
+        assert "too large" in str(caught.value)
+        assert OrderLine("P1", 1, "SKU", quantity=1, amount="9999999999999.99").amount
+
     def test_float_amount_is_refused(self) -> None:
         with pytest.raises(InvalidFieldError, match=r"OrderLine.amount: 19.99 is a float"):
             OrderLine("P1", 1, "SKU", quantity=1, amount=19.99)  # type: ignore[arg-type]

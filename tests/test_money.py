@@ -54,6 +54,8 @@ def test_allocate_always_sums_to_the_rounded_total(raw: list[Decimal]) -> None:
         ("abc", "is not a number"),
         ("NaN", "finite"),
         ([1], "list"),
+        ("1e28", "too large"),
+        ("-10000000000000", "too large"),
     ],
 )
 def test_to_decimal_refuses_what_is_not_an_exact_number(value: object, reason: str) -> None:

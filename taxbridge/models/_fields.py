@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 import attrs
 
 from taxbridge.errors import InvalidFieldError
-from taxbridge.money import to_decimal
+from taxbridge.money import LIMIT, to_decimal
 
 Check = Callable[[Any, str, str], Any]
 """(value, owner class name, field name) -> the value to store; raises InvalidFieldError."""
@@ -67,19 +67,21 @@ def _optional_text_c(value: Any, instance: object, field: Field) -> Any:
 
 
 def _money_c(value: Any, instance: object, field: Field) -> Any:
-    if value.__class__ is Decimal and value.is_finite():
+    if value.__class__ is Decimal and value.is_finite() and -LIMIT < value < LIMIT:
         return value
     return _slow(_money, value, instance, field)
 
 
 def _optional_money_c(value: Any, instance: object, field: Field) -> Any:
-    if value is None or (value.__class__ is Decimal and value.is_finite()):
+    if value is None or (
+        value.__class__ is Decimal and value.is_finite() and -LIMIT < value < LIMIT
+    ):
         return value
     return _slow(_optional_money, value, instance, field)
 
 
 def _non_negative_c(value: Any, instance: object, field: Field) -> Any:
-    if value.__class__ is Decimal and value.is_finite() and value >= 0:
+    if value.__class__ is Decimal and value.is_finite() and 0 <= value < LIMIT:
         return value
     return _slow(_non_negative, value, instance, field)
 
