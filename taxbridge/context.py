@@ -16,6 +16,7 @@ from taxbridge.backends.base import Capabilities, TaxBackend
 from taxbridge.config import BridgeConfig
 from taxbridge.errors import (
     BackendError,
+    ConcurrentChange,
     DocumentNotFoundError,
     DocumentRejected,
     InvalidAddressError,
@@ -35,7 +36,7 @@ from taxbridge.models import (
 )
 from taxbridge.money import ZERO, ZERO_CENTS
 from taxbridge.reference import Reference
-from taxbridge.store.base import CreditAllocation, InvoiceLink, QueueEntry, Store
+from taxbridge.store.base import CreditAllocation, Expected, InvoiceLink, QueueEntry, Store
 
 _log = structlog.get_logger("taxbridge")
 
@@ -235,12 +236,19 @@ class StageContext:
         holder: str | None = None,
         error_event: bool = False,
         log: Mapping[str, object] | None = None,
+        keep_current: bool = True,
     ) -> TaxDocument:
         """Write ``document``, its log entry and its queue change in one transaction, and log
         the stage's event. The flag move is checked first: an illegal one raises and writes
         nothing. With ``holder``, a repost worker that lost its lease writes nothing either.
         The log entry is an error for a failed outcome, or when ``error_event`` says so;
-        ``log`` adds fields to the structlog event."""
+        ``log`` adds fields to the structlog event.
+
+        Inside the transaction the stored document must still be as the stage read it (flag
+        ``flag_before``, no invoice link): when another process wrote it meanwhile, nothing is
+        written and, with ``keep_current``, the document as it now stands is returned (a
+        settled document is never reopened); otherwise :class:`ConcurrentChange` is raised.
+        """
         check_transition(flag_before, document.flag, code=document.code, action=stage.value)
         event = DocumentEvent(
             document.code,
@@ -252,15 +260,23 @@ class StageContext:
             document.last_log,
             error=error_event or outcome.is_failure,
         )
-        self.store.save(
-            [document],
-            [event],
-            enqueue=enqueue,
-            dequeue=document.code if dequeue else None,
-            invoiced=invoiced,
-            holder=holder,
-            credits=credits,
-        )
+        try:
+            self.store.save(
+                [document],
+                [event],
+                enqueue=enqueue,
+                dequeue=document.code if dequeue else None,
+                invoiced=invoiced,
+                holder=holder,
+                credits=credits,
+                expected=Expected(flag_before),
+            )
+        except ConcurrentChange as exc:
+            if not keep_current:
+                raise
+            current = self.require(document.code)
+            self.emit(stage, Outcome.UNCHANGED, current, current.flag, started, changed=str(exc))
+            return current
         self.emit(stage, outcome, document, flag_before, started, **(log or {}))
         return document
 

@@ -11,6 +11,7 @@
     ├── InvalidAddressError (ValueError)     a hard-error program met an invalid address
     ├── DocumentNotFoundError (LookupError)  no stored tax document with that code
     ├── LeaseLost                            a repost worker's claim ran out and was taken over
+    ├── ConcurrentChange                     a document changed between a stage's read and write
     └── BackendError                         a tax backend failed; carries backend, code, status
         ├── BackendUnavailable               timeout, connection, 429, 5xx    retryable, transient
         │   ├── MalformedResponse            the answer could not be read     retryable, transient
@@ -156,6 +157,20 @@ class LeaseLost(TaxBridgeError):
         self.current = current
         now = f"now held by {current!r}" if current else "no longer open"
         super().__init__(f"{code}: the lease of {holder!r} ran out; the entry is {now}")
+
+
+class ConcurrentChange(TaxBridgeError):
+    """A document changed between a stage reading it and writing it (another process or server
+    wrote it meanwhile); nothing was written."""
+
+    def __init__(self, code: str, expected: str, found: str):
+        self.code = code
+        self.expected = expected
+        self.found = found
+        super().__init__(
+            f"{code}: changed while this stage ran (it read {expected}, it is now {found}); "
+            "nothing was written"
+        )
 
 
 class BackendError(TaxBridgeError):

@@ -19,6 +19,7 @@ Backends only create, look up and raise; the store only reports what happened to
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 
 import attrs
@@ -27,11 +28,11 @@ from attrs import frozen
 from taxbridge.backends._calculate import merge_excluded
 from taxbridge.backends.base import Capabilities, TaxBackend
 from taxbridge.context import Outcome, Route, StageContext
-from taxbridge.errors import AlreadyCommitted, BackendError, DocumentNotFoundError
+from taxbridge.errors import AlreadyCommitted, BackendError, DocumentNotFoundError, LeaseLost
 from taxbridge.flags import FinalTaxFlag
 from taxbridge.lifecycle import order_addresses
 from taxbridge.models import DocumentStatus, Invoice, Stage, TaxDocument, TaxRequest, TaxResult
-from taxbridge.queue import RetryPolicy
+from taxbridge.queue import DEFAULT_LEASE, RetryPolicy, worker_id
 from taxbridge.rules import Context, invoice_request
 from taxbridge.store.base import CreditAllocation, InvoiceLink, QueueEntry
 
@@ -86,10 +87,18 @@ def post_once(backend: TaxBackend, request: TaxRequest, *, doubt: bool = False) 
 class Posting:
     """Invoicing and the final call of a claim: post (Y), or store U and queue it; repost."""
 
-    def __init__(self, ctx: StageContext, retry: RetryPolicy, mapping: Context):
+    def __init__(
+        self,
+        ctx: StageContext,
+        retry: RetryPolicy,
+        mapping: Context,
+        *,
+        lease: dt.timedelta = DEFAULT_LEASE,
+    ):
         self._ctx = ctx
         self._retry = retry
         self._mapping = mapping
+        self._lease = lease
 
     def on_invoice(self, invoice: Invoice, *, program: str | None = None) -> TaxDocument:
         """Invoicing, the final call: post ``A-<number>`` (Y), or store it U and queue it.
@@ -139,7 +148,7 @@ class Posting:
             ctx.emit(stage, Outcome.ALREADY_POSTED, existing, existing.flag, started)
             return existing
         if head is not None and head.flag is FinalTaxFlag.FAILED:
-            return self.repost(ctx.require(request.code), request, stage, credits=credits)
+            return self._repost_for_the_erp(stage, request, credits, started)
 
         flag_before = head.flag if head else None
         enqueue: QueueEntry | None = None
@@ -191,6 +200,45 @@ class Posting:
             credits=credits,
             log={"error": message} if enqueue is not None else None,
         )
+
+    def _repost_for_the_erp(
+        self,
+        stage: Stage,
+        request: TaxRequest,
+        credits: CreditAllocation | None,
+        started: float,
+    ) -> TaxDocument:
+        """The ERP invoices a U document again: repost it as a queue worker would, under a
+        lease of its own. While a repost worker holds the entry it is left to that worker, and
+        a lease lost midway writes nothing: a document settled meanwhile is never reopened."""
+        ctx = self._ctx
+        holder = f"{stage.value}:{worker_id()}"
+        claimed = ctx.store.claim(holder, now=ctx.clock(), lease=self._lease, code=request.code)
+        if not claimed:
+            current = ctx.require(request.code)
+            held = ctx.store.queue_entry(request.code)
+            ctx.emit(
+                stage,
+                Outcome.UNCHANGED,
+                current,
+                current.flag,
+                started,
+                held_by=held.claimed_by if held else None,
+            )
+            return current
+        try:
+            return self.repost(
+                ctx.require(request.code),
+                request,
+                stage,
+                holder=holder,
+                entry=claimed[0],
+                credits=credits,
+            )
+        except LeaseLost as exc:
+            current = ctx.require(request.code)
+            ctx.emit(stage, Outcome.UNCHANGED, current, current.flag, started, lease=str(exc))
+            return current
 
     def repost_entry(self, document: TaxDocument, entry: QueueEntry, holder: str) -> TaxDocument:
         """Repost a document the queue claimed for ``holder`` (its stored request)."""

@@ -287,4 +287,5 @@ class UnpostedQueue:
             started=started,
             dequeue=True,
             log={"user": user},
+            keep_current=False,
         )

@@ -11,6 +11,7 @@ import random
 import threading
 from pathlib import Path
 
+import attrs
 import pytest
 from conftest import NYC, invoice, order
 
@@ -22,11 +23,13 @@ from taxbridge.errors import (
     AuthenticationFailed,
     BackendUnavailable,
     CircuitOpen,
+    ConcurrentChange,
     DocumentRejected,
     InvalidFieldError,
     LeaseLost,
 )
 from taxbridge.models import Address
+from taxbridge.store.base import Expected
 
 T0 = dt.datetime(2026, 11, 21, 8, 0, tzinfo=dt.UTC)
 LEASE = dt.timedelta(minutes=5)
@@ -419,3 +422,60 @@ class TestRetrySchedule:
         assert RetryPolicy().entry("A-1", BackendUnavailable("x"), T0).last_error_code == (
             "BackendUnavailable"
         )
+
+
+class TestErpAndWorkers:
+    """The ERP invoicing a U document again respects a repost worker's lease, and a settled
+    document is never reopened."""
+
+    def test_the_erp_leaves_a_document_a_worker_holds_to_that_worker(
+        self, bridge, engine, store
+    ) -> None:
+        (code,) = _fail(bridge, engine, 1)
+        store.claim("worker", now=T0, lease=LEASE)
+        calls = engine.calls
+        again = bridge.on_invoice(invoice("1", order("1001")))
+        assert again.flag is F.FAILED
+        assert engine.calls == calls
+        assert [e.flag_after for e in store.events(code)] == [F.FAILED]
+        assert store.queue_entry(code).claimed_by == "worker"
+
+    def test_a_document_a_worker_settled_meanwhile_is_never_reopened(self, store, clock) -> None:
+        local = LocalEngine()
+
+        class Interleaved(RecordingBackend):
+            """The ERP's attempt hangs; meanwhile a repost worker settles the document."""
+
+            during = None
+
+            def calculate(self, request):
+                if self.during is not None:
+                    settle, self.during = self.during, None
+                    settle()
+                    raise BackendUnavailable("read timed out", code=request.code)
+                return super().calculate(request)
+
+        erp_engine = Interleaved(local)
+        erp = TaxBridge(default_config(), erp_engine, store, clock=clock)
+        worker = TaxBridge(default_config(), RecordingBackend(local), store, clock=clock)
+        erp_engine.outage = True
+        assert erp.on_invoice(invoice("1", order())).flag is F.FAILED
+        erp_engine.outage = False
+
+        def worker_settles() -> None:
+            clock.advance(minutes=6)  # the ERP's lease runs out while it waits
+            assert worker.repost(worker="w").reposted == ("A-1",)
+
+        erp_engine.during = worker_settles
+        again = erp.on_invoice(invoice("1", order()))
+        assert again.flag is F.REPOSTED
+        assert [e.flag_after for e in store.events("A-1")] == [F.FAILED, F.REPOSTED]
+        assert store.queue_entry("A-1") is None
+        assert local.commit_counts["A-1"] == 1
+
+    def test_a_stage_that_finds_the_document_changed_writes_nothing(self, bridge, store) -> None:
+        posted = bridge.on_invoice(invoice("1", order()))
+        stale = attrs.evolve(posted, flag=F.FAILED)
+        with pytest.raises(ConcurrentChange, match="it read U, it is now Y"):
+            store.save([stale], [], expected=Expected(F.FAILED))
+        assert store.get("A-1") == posted

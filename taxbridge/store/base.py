@@ -80,6 +80,22 @@ class DocumentHead:
 
 
 @frozen
+class Expected:
+    """What a write expects of the stored document, checked inside its transaction: its flag
+    (None: no document yet) and the invoice it is linked to (None: none)."""
+
+    flag: FinalTaxFlag | None
+    invoice_code: str | None = None
+
+    def describe(self) -> str:
+        """The state as a person reads it: ``U``, ``N invoiced as A-1``, ``no document``."""
+        if self.flag is None:
+            return "no document"
+        linked = f" invoiced as {self.invoice_code}" if self.invoice_code else ""
+        return f"{self.flag}{linked}"
+
+
+@frozen
 class InvoiceLink:
     """Order documents invoiced under one invoice code: stamped in the invoice's transaction."""
 
@@ -124,11 +140,14 @@ class DocumentStore(Protocol):
         invoiced: InvoiceLink | None = None,
         holder: str | None = None,
         credits: CreditAllocation | None = None,
+        expected: Expected | None = None,
     ) -> None:
         """Write documents (with lines and breakdown), events and the queue change atomically.
 
         ``dequeue`` settles the entry (kept as history until purged). With ``holder``, the entry
         must still be claimed by that repost worker, else ``LeaseLost`` and nothing is written.
+        With ``expected``, each document must still be as the stage read it, else
+        ``ConcurrentChange`` and nothing is written.
         With ``invoiced``, the stored order documents it names get the invoice code, stage
         ``invoice`` and a log entry, unless they already carry that code. With ``credits``, what
         the credit takes off its invoice's lines replaces what it took before.

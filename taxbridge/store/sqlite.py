@@ -15,7 +15,7 @@ from typing import Any
 from attrs import frozen
 
 from taxbridge._toml import TableReader
-from taxbridge.errors import ConfigError, LeaseLost
+from taxbridge.errors import ConcurrentChange, ConfigError, LeaseLost
 from taxbridge.flags import FinalTaxFlag
 from taxbridge.models import DocumentEvent, DocumentKind, Exemption, Stage, TaxDocument
 from taxbridge.rates import RATE_COLUMNS, RateTable, ZipRate
@@ -40,6 +40,7 @@ from taxbridge.store._sqlite_schema import MIGRATIONS
 from taxbridge.store.base import (
     CreditAllocation,
     DocumentHead,
+    Expected,
     InvoiceLink,
     QueueEntry,
     ReferenceData,
@@ -144,12 +145,15 @@ class SQLiteStore:
         invoiced: InvoiceLink | None = None,
         holder: str | None = None,
         credits: CreditAllocation | None = None,
+        expected: Expected | None = None,
     ) -> None:
         """Write documents, events, a queue change, invoiced orders and what a credit takes
         off its invoice's lines, in one transaction.
 
         With ``holder``, the queue entry changed must still be claimed by that worker and not
-        settled; otherwise :class:`LeaseLost` is raised and nothing is written.
+        settled; with ``expected``, each document must still have the flag and invoice link the
+        stage read. Otherwise :class:`LeaseLost` or :class:`ConcurrentChange` is raised and
+        nothing is written.
         """
         # rows are built before the write lock is taken: other threads wait only for SQLite
         rows = [document_rows(doc) for doc in documents]
@@ -158,6 +162,9 @@ class SQLiteStore:
             if holder is not None:
                 code = enqueue.code if enqueue is not None else dequeue
                 self._check_holder(conn, str(code), holder)
+            if expected is not None:
+                for doc in documents:
+                    self._check_expected(conn, doc.code, expected)
             for written in rows:
                 self._write_document(conn, written)
             conn.executemany(
@@ -328,6 +335,15 @@ class SQLiteStore:
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, '')",
             queue_row(entry),
         )
+
+    @staticmethod
+    def _check_expected(conn: sqlite3.Connection, code: str, expected: Expected) -> None:
+        row = conn.execute(
+            "SELECT flag, invoice_code FROM documents WHERE code = ?", (code,)
+        ).fetchone()
+        found = Expected(None) if row is None else Expected(FinalTaxFlag(row[0]), row[1] or None)
+        if found != expected:
+            raise ConcurrentChange(code, expected.describe(), found.describe())
 
     @staticmethod
     def _check_holder(conn: sqlite3.Connection, code: str, holder: str) -> None:

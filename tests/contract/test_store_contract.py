@@ -35,6 +35,7 @@ from taxbridge.rates import shipped_rates
 from taxbridge.store import SQLiteStore
 from taxbridge.store.base import (
     CreditAllocation,
+    Expected,
     InvoiceLink,
     QueueEntry,
     ReferenceData,
@@ -228,6 +229,28 @@ class TestDocuments:
             "P1-1": (Decimal("40.00"), Decimal("3.55")),
             "P1-2": (Decimal("9.95"), Decimal("0.88")),
         }
+
+    def test_a_write_expecting_what_is_no_longer_there_writes_nothing(self, store) -> None:
+        first = document(flag=F.CALCULATED)
+        store.save([first], [event(first)], expected=Expected(None))
+        with pytest.raises(ConcurrentChange, match="it read no document, it is now N"):
+            store.save([first], [event(first)], expected=Expected(None))
+        posted = document(flag=F.POSTED)
+        store.save([posted], [event(posted, F.CALCULATED)], expected=Expected(F.CALCULATED))
+        failed_doc = document(flag=F.FAILED)
+        with pytest.raises(ConcurrentChange, match="it read N, it is now Y"):
+            store.save([failed_doc], [event(failed_doc)], expected=Expected(F.CALCULATED))
+        assert store.get("A-1") == posted
+        assert len(store.events("A-1")) == 2
+
+    def test_a_write_expecting_no_invoice_link_finds_an_invoiced_order(self, store) -> None:
+        order = document("O-1", flag=F.CALCULATED, kind=DocumentKind.ORDER)
+        store.save([order], [event(order)])
+        invoice = document("A-1")
+        store.save([invoice], [event(invoice)], invoiced=InvoiceLink("A-1", ("O-1",), T0))
+        with pytest.raises(ConcurrentChange, match="it is now N invoiced as A-1"):
+            store.save([order], [event(order)], expected=Expected(F.CALCULATED))
+        assert store.head("O-1").invoice_code == "A-1"
 
     def test_a_failed_write_leaves_nothing_half_written(self, store) -> None:
         doc = document(flag=F.FAILED)
