@@ -17,7 +17,7 @@ import pytest
 
 from taxbridge import FinalTaxFlag as F
 from taxbridge.backends import LocalEngine
-from taxbridge.errors import BackendUnavailable, DocumentRejected, LeaseLost
+from taxbridge.errors import BackendUnavailable, ConcurrentChange, DocumentRejected, LeaseLost
 from taxbridge.models import (
     Address,
     CreditedLine,
