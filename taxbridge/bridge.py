@@ -19,12 +19,11 @@ from taxbridge.claims import Claims
 from taxbridge.config import BridgeConfig, load_config
 from taxbridge.context import StageContext, utcnow
 from taxbridge.exemptions import Exemptions
-from taxbridge.factory import build
+from taxbridge.factory import build, build_backend
 from taxbridge.lifecycle import Inquiry, Lifecycle, PendingCheck
 from taxbridge.models import Claim, Exemption, Invoice, Order, Quotation, TaxDocument
 from taxbridge.posting import Posting
 from taxbridge.queue import (
-    DEFAULT_LEASE,
     RepostSummary,
     RetryPolicy,
     UnpostedDocument,
@@ -40,7 +39,9 @@ class TaxBridge:
     """Tax for an ERP's order lifecycle over a pluggable backend and a durable store.
 
     ``offline`` replaces the offline table the bridge builds from its store; ``clock`` and
-    ``retry`` (the unposted queue's schedule) are there for tests and tuning.
+    ``retry`` (the unposted queue's schedule) are there for tests and tuning. A store with no
+    offline table yet gets one when the bridge starts (from the engine when it hands out
+    rates), unless ``seed_offline`` is off: a bridge that only reads never calls the engine.
     """
 
     def __init__(
@@ -52,13 +53,14 @@ class TaxBridge:
         offline: TaxBackend | None = None,
         clock: Callable[[], dt.datetime] = utcnow,
         retry: RetryPolicy | None = None,
+        seed_offline: bool = True,
     ):
         self.config = config
         self.backend = backend
         self.store = store
         self.clock = clock
         self.retry = retry or RetryPolicy()
-        self.reference = Reference(config, backend, store, offline=offline)
+        self.reference = Reference(config, backend, store, offline=offline, seed=seed_offline)
         self.exemption_db = Exemptions(config, store, clock)
         mapping = Context(
             nexus=self.reference.nexus_for,
@@ -67,7 +69,7 @@ class TaxBridge:
         )
         ctx = StageContext(config, backend, store, self.reference, clock)
         self.lifecycle = Lifecycle(ctx, self.exemption_db, mapping)
-        self.posting = Posting(ctx, self.retry, mapping)
+        self.posting = Posting(ctx, self.retry, mapping, lease=config.lease)
         self.claims = Claims(ctx, self.lifecycle, self.posting, self.exemption_db, mapping)
         self.queue = UnpostedQueue(ctx, self.posting.repost_entry)
         self._ctx = ctx
@@ -79,10 +81,24 @@ class TaxBridge:
         return cls.from_settings(load_config(path))
 
     @classmethod
-    def from_settings(cls, config: BridgeConfig) -> TaxBridge:
-        """Build a bridge, its backend and its store from a config object."""
-        backend, store = build(config)
-        return cls(config, backend, store)
+    def from_settings(
+        cls, config: BridgeConfig, *, create: bool = True, read_only: bool = False
+    ) -> TaxBridge:
+        """Build a bridge, its backend and its store from a config object. Without ``create``
+        the store must exist already; ``read_only`` never calls the engine while starting."""
+        backend, store = build(config, create=create)
+        return cls(config, backend, store, seed_offline=not read_only)
+
+    @staticmethod
+    def ping_engine(config: BridgeConfig) -> tuple[str, PingResult | None]:
+        """The backend's name and whether it answers and knows our credentials (None: a
+        backend with nothing to reach); no store is opened."""
+        backend = build_backend(config)
+        try:
+            pingable = Capabilities(backend).ping
+            return backend.name, pingable.ping() if pingable is not None else None
+        finally:
+            backend.close()
 
     def close(self) -> None:
         """Close the backend and the store."""
@@ -180,17 +196,18 @@ class TaxBridge:
         concurrency: int = 1,
         dry_run: bool = False,
         worker: str | None = None,
-        lease: dt.timedelta = DEFAULT_LEASE,
+        lease: dt.timedelta | None = None,
         progress: Callable[[str, str], None] | None = None,
     ) -> RepostSummary:
-        """The scheduled job: repost due U documents (or just ``code``): U -> R, or stay U."""
+        """The scheduled job: repost due U documents (or just ``code``): U -> R, or stay U.
+        Each claim lasts ``lease`` (default ``[queue] lease_seconds``)."""
         return self.queue.repost(
             code,
             limit=limit,
             concurrency=concurrency,
             dry_run=dry_run,
             worker=worker,
-            lease=lease,
+            lease=lease or self.config.lease,
             progress=progress,
         )
 

@@ -1,4 +1,5 @@
-"""The ``taxbridge`` command: thin argument parsing over the library, tables on stdout."""
+"""The ``taxbridge`` command: thin argument parsing over the library, tables on stdout, logs and
+errors on stderr."""
 
 from __future__ import annotations
 
@@ -8,12 +9,30 @@ import json
 import os
 import sys
 from collections.abc import Sequence
+from importlib.metadata import PackageNotFoundError, version
 
 from taxbridge.bridge import TaxBridge
 from taxbridge.config import BridgeConfig, default_config, example_config_text, load_config
 from taxbridge.demo import DEMO_DB, run_demo
 from taxbridge.errors import BackendError, ConfigError, TaxBridgeError
-from taxbridge.logs import configure
+from taxbridge.logs import LEVELS, configure
+
+DESCRIPTION = """\
+Sales tax for an ERP's orders, invoices and claims, over a tax engine (the embedded local
+engine, or AvaTax). These commands are for operations: look a tax document up, work the list
+of documents whose posting failed (flag U), repost them, mark one posted by hand, refresh the
+offline rates at the end of the day. The ERP itself calls the library.
+
+Every command but demo works on an existing store: name it with --db FILE or --config FILE
+(or TAXBRIDGE_CONFIG, or TAXBRIDGE_DB); "taxbridge demo" writes one to try them on.
+"""
+
+
+def _version() -> str:
+    try:
+        return version("taxbridge")
+    except PackageNotFoundError:  # a source tree that was never installed
+        return "0.0.0"
 
 
 def _config(args: argparse.Namespace) -> BridgeConfig:
@@ -21,11 +40,33 @@ def _config(args: argparse.Namespace) -> BridgeConfig:
     ``--db`` puts it on that SQLite file."""
     config_path = args.config or os.environ.get("TAXBRIDGE_CONFIG")
     config = load_config(config_path) if config_path else default_config()
-    return config.with_store_file(args.db) if args.db else config
+    return config.with_store_file(args.db) if args.db is not None else config
 
 
-def _bridge(args: argparse.Namespace) -> TaxBridge:
-    return TaxBridge.from_settings(_config(args))
+def _bridge(args: argparse.Namespace, *, read_only: bool = False) -> TaxBridge:
+    """The bridge on the store the options name, which must exist; ``read_only`` commands
+    never call the engine."""
+    return TaxBridge.from_settings(_config(args), create=False, read_only=read_only)
+
+
+def _when(moment: dt.datetime, now: dt.datetime) -> str:
+    """A time as a person reads it: ``now``, ``in 4 min``, ``2026-11-21 09:30 UTC``."""
+    ahead = (moment - now).total_seconds()
+    if ahead <= 0:
+        return "now"
+    if ahead < 3600:
+        return f"in {max(1, round(ahead / 60))} min"
+    return moment.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _span(span: dt.timedelta) -> str:
+    """A duration as a person says it: ``90 days``, ``12 hours``, ``30 minutes``."""
+    seconds = int(span.total_seconds())
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
+        if seconds and seconds % size == 0:
+            count = seconds // size
+            return f"{count} {unit}{'s' if count != 1 else ''}"
+    return f"{seconds} seconds"
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -33,7 +74,7 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _inquiry(args: argparse.Namespace) -> int:
-    with _bridge(args) as bridge:
+    with _bridge(args, read_only=True) as bridge:
         found = bridge.inquiry(args.code)
     doc = found.document
     print(f"Document      {doc.code} ({doc.kind.value}, {doc.document_type.value})")
@@ -71,34 +112,44 @@ def _inquiry(args: argparse.Namespace) -> int:
 
 
 def _unposted(args: argparse.Namespace) -> int:
-    with _bridge(args) as bridge:
+    with _bridge(args, read_only=True) as bridge:
         if args.history:
             return _history(bridge, args.json)
+        now = bridge.clock()
+        found = bridge.unposted_entries(needs_fix=True if args.needs_fix else None)
+    if args.json:
         rows = [
             {
-                "code": found.document.code,
-                "customer": found.document.customer_code,
-                "tax": str(found.document.total_tax),
-                "attempts": entry.attempts if entry else 0,
-                "needs_fix": entry.needs_fix if entry else None,
-                "next_attempt_at": entry.next_attempt_at.isoformat() if entry else None,
-                "last_error_code": entry.last_error_code if entry else "",
-                "last_error": entry.last_error_message if entry else found.document.last_log,
+                "code": item.document.code,
+                "customer": item.document.customer_code,
+                "tax": str(item.document.total_tax),
+                "attempts": item.entry.attempts if item.entry else 0,
+                "needs_fix": item.entry.needs_fix if item.entry else None,
+                "next_attempt_at": item.entry.next_attempt_at.isoformat() if item.entry else None,
+                "last_error_code": item.entry.last_error_code if item.entry else "",
+                "last_error": (
+                    item.entry.last_error_message if item.entry else item.document.last_log
+                ),
             }
-            for found in bridge.unposted_entries(needs_fix=True if args.needs_fix else None)
-            for entry in (found.entry,)
+            for item in found
         ]
-    if args.json:
         print(json.dumps(rows, indent=2))
         return 0
-    print(f"{'code':<12} {'customer':<9} {'tax':>9} {'tries':>5}  {'next try':<25} last error")
-    for row in rows:
-        state = "needs fix: " if row["needs_fix"] else ""
+    print(f"{'code':<12} {'customer':<9} {'tax':>9} {'tries':>5}  {'next try':<22} last error")
+    for item in found:
+        doc, entry = item.document, item.entry
+        if entry is None:
+            when, tries, error = "", 0, doc.last_log
+        else:
+            tries, error = entry.attempts, entry.last_error_message
+            when = "needs a fix (skipped)" if entry.needs_fix else _when(entry.next_attempt_at, now)
         print(
-            f"{row['code']:<12} {row['customer']:<9} {row['tax']:>9} {row['attempts']:>5}  "
-            f"{row['next_attempt_at'] or '':<25} {state}{row['last_error']}"
+            f"{doc.code:<12} {doc.customer_code:<9} {doc.total_tax!s:>9} {tries:>5}  "
+            f"{when:<22} {error}"
         )
-    print(f"{len(rows)} unposted")
+    fixes = sum(1 for item in found if item.entry is not None and item.entry.needs_fix)
+    note = ": repost skips them until fixed (then taxbridge repost --code CODE)" if fixes else ""
+    print(f"{len(found)} unposted, {fixes} needing a fix{note}")
     return 0
 
 
@@ -148,6 +199,7 @@ def _repost(args: argparse.Namespace) -> int:
                 limit=args.limit,
                 concurrency=args.concurrency,
                 dry_run=args.dry_run,
+                lease=args.lease,
                 progress=None if args.json else bar,
             )
         finally:
@@ -166,18 +218,26 @@ def _repost(args: argparse.Namespace) -> int:
 
 
 def _duration(text: str) -> dt.timedelta:
-    """``90d``, ``12h`` or ``30m``."""
-    units = {"d": "days", "h": "hours", "m": "minutes"}
+    """``90d``, ``12h``, ``30m`` or ``45s``."""
+    units = {"d": "days", "h": "hours", "m": "minutes", "s": "seconds"}
     number, unit = text[:-1], text[-1:]
-    if unit not in units or not number.isdigit():
-        raise argparse.ArgumentTypeError(f"{text!r} is not a duration like 90d, 12h or 30m")
+    if unit not in units or not number.isdigit() or len(number) > 6:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a duration like 90d, 12h, 30m or 45s")
     return dt.timedelta(**{units[unit]: int(number)})
 
 
+def _lease(text: str) -> dt.timedelta:
+    lease = _duration(text)
+    if not dt.timedelta(seconds=1) <= lease <= dt.timedelta(days=1):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a lease from 1s to 1d")
+    return lease
+
+
 def _purge(args: argparse.Namespace) -> int:
-    with _bridge(args) as bridge:
+    with _bridge(args, read_only=True) as bridge:
         removed = bridge.purge(args.older_than)
-    print(f"purged {removed} settled queue entries older than {args.older_than}")
+    entries = "entry" if removed == 1 else "entries"
+    print(f"purged {removed} settled queue {entries} older than {_span(args.older_than)}")
     return 0
 
 
@@ -202,13 +262,12 @@ def _refresh(args: argparse.Namespace) -> int:
 
 
 def _ping(args: argparse.Namespace) -> int:
-    with _bridge(args) as bridge:
-        name = bridge.backend.name
-        try:
-            result = bridge.ping()
-        except BackendError as exc:
-            print(f"taxbridge ping: {name} unreachable: {exc}", file=sys.stderr)
-            return 1
+    config = _config(args)
+    try:
+        name, result = TaxBridge.ping_engine(config)
+    except BackendError as exc:
+        print(f"taxbridge ping: {config.backend} unreachable: {exc}", file=sys.stderr)
+        return 1
     if result is None:
         print(f"backend {name}: embedded, nothing to reach")
         return 0
@@ -223,7 +282,7 @@ def _config_example(args: argparse.Namespace) -> int:
 
 
 def _mark_manual(args: argparse.Namespace) -> int:
-    with _bridge(args) as bridge:
+    with _bridge(args, read_only=True) as bridge:
         doc = bridge.mark_manual(args.code, args.reason, args.user)
     print(f"{doc.code}: flag {doc.flag.value}  {doc.last_log}")
     return 0
@@ -231,41 +290,76 @@ def _mark_manual(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``taxbridge`` command."""
-    parser = argparse.ArgumentParser(prog="taxbridge", description=__doc__)
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--config", help="TOML config file (default: $TAXBRIDGE_CONFIG)")
-    common.add_argument("--db", help="SQLite store file (overrides the config's store.path)")
-    common.add_argument(
-        "--log-level", help="structlog level to stderr (default: warning; error for the demo)"
+    parser = argparse.ArgumentParser(
+        prog="taxbridge",
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    commands = parser.add_subparsers(dest="command", required=True)
+    parser.add_argument("--version", action="version", version=f"taxbridge {_version()}")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--config", metavar="FILE", help="TOML config file (default: $TAXBRIDGE_CONFIG)"
+    )
+    common.add_argument(
+        "--db",
+        metavar="FILE",
+        help="the SQLite store file (instead of the config's [store]; default: $TAXBRIDGE_DB "
+        "or ./taxbridge.db)",
+    )
+    common.add_argument(
+        "--log-level",
+        choices=LEVELS,
+        help="what is logged to stderr (default: warning; error for the demo)",
+    )
+    common.add_argument(
+        "--log-json", action="store_true", help="log JSON lines to stderr instead of text"
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     demo = commands.add_parser(
-        "demo", parents=[common], help="run a realistic day on the embedded defaults"
+        "demo",
+        parents=[common],
+        help="run a realistic day on the embedded defaults into a demo store",
+        description="Run fifty orders through every stage, with two engine outages, into "
+        f"--db (default {DEMO_DB}); a file that is not a demo store is left alone.",
     )
     demo.set_defaults(run=_demo)
 
     inquiry = commands.add_parser(
         "inquiry", parents=[common], help="show a tax document: breakdown, flag, log"
     )
-    inquiry.add_argument("code", help="document code, e.g. A-9001 or O-1001")
-    inquiry.add_argument("--lines", type=int, default=20, help="lines to show (default 20)")
+    inquiry.add_argument("code", help="document code, e.g. A-9001 (invoice) or O-1001 (order)")
+    inquiry.add_argument(
+        "--lines", type=int, default=20, metavar="N", help="lines to show (default 20)"
+    )
     inquiry.set_defaults(run=_inquiry)
 
     unposted = commands.add_parser(
         "unposted", parents=[common], help="list documents whose posting failed (U)"
     )
     unposted.add_argument("--json", action="store_true", help="print JSON")
-    unposted.add_argument("--needs-fix", action="store_true", help="only those needing a fix")
+    unposted.add_argument(
+        "--needs-fix",
+        action="store_true",
+        help="only those the engine rejected (repost skips them until fixed)",
+    )
     unposted.add_argument(
         "--history", action="store_true", help="settled entries (R, M) instead, until purged"
     )
     unposted.set_defaults(run=_unposted)
 
     repost = commands.add_parser("repost", parents=[common], help="repost due U documents (U -> R)")
-    repost.add_argument("--code", help="repost this document only (e.g. after a fix)")
-    repost.add_argument("--limit", type=int, help="repost at most this many documents")
-    repost.add_argument("--concurrency", type=int, default=1, help="worker threads (default 1)")
+    repost.add_argument("--code", help="repost this document only, due or not (e.g. after a fix)")
+    repost.add_argument("--limit", type=int, metavar="N", help="repost at most N documents")
+    repost.add_argument(
+        "--concurrency", type=int, default=1, metavar="N", help="worker threads (default 1)"
+    )
+    repost.add_argument(
+        "--lease",
+        type=_lease,
+        metavar="DURATION",
+        help="how long this run holds each entry, e.g. 2m (default: [queue] lease_seconds)",
+    )
     repost.add_argument("--dry-run", action="store_true", help="list what is due; post nothing")
     repost.add_argument("--json", action="store_true", help="print the summary as JSON")
     repost.set_defaults(run=_repost)
@@ -273,7 +367,13 @@ def build_parser() -> argparse.ArgumentParser:
     purge = commands.add_parser(
         "purge", parents=[common], help="delete settled queue history (never a U entry)"
     )
-    purge.add_argument("--older-than", type=_duration, required=True, help="e.g. 90d, 12h, 30m")
+    purge.add_argument(
+        "--older-than",
+        type=_duration,
+        required=True,
+        metavar="DURATION",
+        help="settled longer ago than this, e.g. 90d, 12h, 30m",
+    )
     purge.set_defaults(run=_purge)
 
     refresh = commands.add_parser(
@@ -281,7 +381,9 @@ def build_parser() -> argparse.ArgumentParser:
         parents=[common],
         help="end-of-day refresh: tax codes, entity use codes, nexus and offline rates",
     )
-    refresh.add_argument("--as-of", help="business date (YYYY-MM-DD; default today)")
+    refresh.add_argument(
+        "--as-of", metavar="DATE", help="business date, YYYY-MM-DD (default today)"
+    )
     refresh.set_defaults(run=_refresh)
 
     ping = commands.add_parser(
@@ -292,14 +394,18 @@ def build_parser() -> argparse.ArgumentParser:
     example = commands.add_parser(
         "config-example", help="print the annotated example taxbridge.toml"
     )
-    example.set_defaults(run=_config_example, config=None, db=None, log_level=None)
+    example.set_defaults(run=_config_example, config=None, db=None, log_level=None, log_json=False)
 
     manual = commands.add_parser(
-        "mark-manual", parents=[common], help="flag a U document as posted by hand (M)"
+        "mark-manual", parents=[common], help="flag a U document as posted by hand (U -> M)"
     )
-    manual.add_argument("code")
-    manual.add_argument("--reason", required=True)
-    manual.add_argument("--user", default=os.environ.get("USER", "operator"))
+    manual.add_argument("code", help="the U document keyed into the engine by hand, e.g. A-9031")
+    manual.add_argument("--reason", required=True, help="why, for the document's log")
+    manual.add_argument(
+        "--user",
+        default=os.environ.get("USER", "operator"),
+        help="who posted it by hand (default: $USER)",
+    )
     manual.set_defaults(run=_mark_manual)
     return parser
 
@@ -307,7 +413,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``taxbridge`` console script."""
     args = build_parser().parse_args(argv)
-    configure(args.log_level or ("error" if args.command == "demo" else "warning"))
+    configure(
+        args.log_level or ("error" if args.command == "demo" else "warning"), json=args.log_json
+    )
     try:
         code: int = args.run(args)
     except ConfigError as exc:

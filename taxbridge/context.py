@@ -10,8 +10,6 @@ import enum
 import time
 from collections.abc import Callable, Mapping, Sequence
 
-import structlog
-
 from taxbridge.backends.base import Capabilities, TaxBackend
 from taxbridge.config import BridgeConfig
 from taxbridge.errors import (
@@ -22,6 +20,7 @@ from taxbridge.errors import (
     InvalidAddressError,
 )
 from taxbridge.flags import FinalTaxFlag, check_transition
+from taxbridge.logs import get_logger
 from taxbridge.models import (
     Address,
     DocumentEvent,
@@ -38,7 +37,7 @@ from taxbridge.money import ZERO, ZERO_CENTS
 from taxbridge.reference import Reference
 from taxbridge.store.base import CreditAllocation, Expected, InvoiceLink, QueueEntry, Store
 
-_log = structlog.get_logger("taxbridge")
+_log = get_logger("taxbridge")
 
 
 class Route(enum.Enum):

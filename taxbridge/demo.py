@@ -3,8 +3,9 @@
 Twelve customers (one exempt, one shipping to Oregon, which is not a nexus region), fifty orders
 through entry, pending check, pick (one short pick), despatch and invoice (two orders merged into
 one invoice), with a simulated engine outage during entry and another during invoicing. Then the
-engine comes back and the unposted invoices are reposted: U turns R. Last, half of an invoice
-line is credited (a claim allocated to the invoice) and a prospect is quoted.
+engine comes back and the unposted invoices are reposted: U turns R. One invoice, to a ZIP the
+engine has no rate for, stays U needing a fix: the operator's to settle. Last, half of an
+invoice line is credited (a claim allocated to the invoice) and a prospect is quoted.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from taxbridge.models import (
     Invoice,
     Order,
     OrderLine,
+    PendCode,
     Quotation,
     QuotationLine,
     TaxDocument,
@@ -40,6 +42,8 @@ DEMO_DB = "taxbridge-demo.db"
 """The demo's store file when none is named."""
 DAY = dt.date(2026, 11, 20)
 WAREHOUSE = Address("822 Reed St", "Philadelphia", "PA", "19147")
+NO_RATE = Address("1 Erie Blvd", "Schenectady", "NY", "12345")
+"""Order 1050's ship-to: a ZIP the engine has no rate for, so its invoice needs a fix."""
 
 
 def _customer(code: str, name: str, *address: str, **exemption: str) -> Customer:
@@ -172,6 +176,7 @@ def run_demo(db_path: str, echo: Callable[[str], None] = print) -> int:
     engine = RecordingBackend(LocalEngine(), name="local")
     bridge = TaxBridge(example_config(db_path), engine, store)
     orders = {number: _order(number) for number in range(1001, 1051)}
+    orders[1050] = attrs.evolve(orders[1050], ship_to=NO_RATE)
 
     echo(f"taxbridge demo: {len(orders)} orders, {len(CUSTOMERS)} customers, store {db_path}")
     echo("")
@@ -188,10 +193,12 @@ def run_demo(db_path: str, echo: Callable[[str], None] = print) -> int:
         check = bridge.on_pending_check(order)
         for reason in check.reasons:
             echo(f"  order {number} pends: {reason.code.value}: {reason.message}")
-        if check.pends:
+        if any(reason.code is PendCode.OBSOLETE_TAX_CODE for reason in check.reasons):
             orders[number] = fixed = _fixed_tax_code(order)
             again = bridge.on_pending_check(fixed)
             echo(f"  order {number} fixed and checked again: pends={again.pends}")
+        elif check.pends:
+            echo(f"  order {number} approved over the pend by a supervisor")
 
     echo("Pick (order 1007 short-picked) and despatch")
     orders[1007] = _short_pick(orders[1007])
@@ -276,7 +283,11 @@ def run_demo(db_path: str, echo: Callable[[str], None] = print) -> int:
         f"{bridge.store.get('Q-7001') is not None}"
     )
     echo("")
-    echo(f"Try: taxbridge inquiry A-9001 --db {db_path}   (or B-5001 for the credit)")
+    where = Path(db_path).resolve()
+    left = ", ".join(doc.code for doc in bridge.unposted()) or "none"
+    echo(f"The demo wrote its store to {where}; still U (needing a fix): {left}. Try:")
+    echo(f"  taxbridge inquiry A-9001 --db {db_path}      (or B-5001, the credit)")
+    echo(f"  taxbridge unposted --db {db_path}")
     bridge.close()
     return 0 if not summary.failed else 1
 

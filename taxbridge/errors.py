@@ -12,6 +12,7 @@
     ├── DocumentNotFoundError (LookupError)  no stored tax document with that code
     ├── LeaseLost                            a repost worker's claim ran out and was taken over
     ├── ConcurrentChange                     a document changed between a stage's read and write
+    ├── StoreError                           the store cannot be opened, read or written
     └── BackendError                         a tax backend failed; carries backend, code, status
         ├── BackendUnavailable               timeout, connection, 429, 5xx    retryable, transient
         │   ├── MalformedResponse            the answer could not be read     retryable, transient
@@ -157,6 +158,17 @@ class LeaseLost(TaxBridgeError):
         self.current = current
         now = f"now held by {current!r}" if current else "no longer open"
         super().__init__(f"{code}: the lease of {holder!r} ran out; the entry is {now}")
+
+
+class StoreError(TaxBridgeError):
+    """The store failed: it cannot be opened or written, or a read or write of it failed.
+    ``path`` names the store; ``busy`` says another process held it too long (the same call
+    may pass later)."""
+
+    def __init__(self, message: str, *, path: str = "", busy: bool = False):
+        self.path = path
+        self.busy = busy
+        super().__init__(f"store {path}: {message}" if path else f"store: {message}")
 
 
 class ConcurrentChange(TaxBridgeError):

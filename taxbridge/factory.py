@@ -16,22 +16,36 @@ class _LazyStore:
     """Opens the store the first time it is needed: a backend whose credential is missing
     fails before a store file is created."""
 
-    def __init__(self, config: BridgeConfig):
+    def __init__(self, config: BridgeConfig, create: bool):
         self._config = config
+        self._create = create
         self.store: Store | None = None
 
     def get(self) -> Store:
         if self.store is None:
-            self.store = store_plugin(self._config.store).open(self._config.store_settings)
+            plugin = store_plugin(self._config.store)
+            self.store = plugin.open(self._config.store_settings, create=self._create)
         return self.store
 
     def offline_rates(self) -> RateTable:
         return self.get().offline_rates()
 
 
-def build(config: BridgeConfig) -> tuple[TaxBackend, Store]:
-    """The backend and the store ``config`` names, the backend first."""
-    lazy = _LazyStore(config)
+def build_backend(config: BridgeConfig, context: BuildContext | None = None) -> TaxBackend:
+    """The backend ``config`` names (an offline table from the shipped rates when no store
+    is given to read its table from)."""
+    context = context or BuildContext(
+        rounding=config.rounding,
+        provinces=config.provinces(),
+        nexus_regions=config.all_nexus_regions,
+    )
+    return backend_plugin(config.backend).build(config.backend_settings, context)
+
+
+def build(config: BridgeConfig, *, create: bool = True) -> tuple[TaxBackend, Store]:
+    """The backend and the store ``config`` names, the backend first; without ``create`` the
+    store must exist already."""
+    lazy = _LazyStore(config, create)
     context = BuildContext(
         rounding=config.rounding,
         provinces=config.provinces(),
@@ -39,7 +53,7 @@ def build(config: BridgeConfig) -> tuple[TaxBackend, Store]:
         stored_rates=lazy.offline_rates,
     )
     try:
-        backend = backend_plugin(config.backend).build(config.backend_settings, context)
+        backend = build_backend(config, context)
     except BaseException:
         if lazy.store is not None:
             lazy.store.close()

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import time
 
-import structlog
 from attrs import frozen
 
 from taxbridge.context import Outcome, Route, StageContext
@@ -18,6 +17,7 @@ from taxbridge.errors import (
 )
 from taxbridge.exemptions import Exemptions
 from taxbridge.flags import RECALCULABLE, FinalTaxFlag, check_recalculable
+from taxbridge.logs import get_logger
 from taxbridge.models import (
     Address,
     DocumentEvent,
@@ -30,7 +30,7 @@ from taxbridge.models import (
 )
 from taxbridge.rules import Context, order_request
 
-_log = structlog.get_logger("taxbridge")
+_log = get_logger("taxbridge")
 
 
 @frozen

@@ -1,8 +1,16 @@
-"""Structured logging: the ``taxbridge`` logger, a secret-redacting processor, and CLI set-up.
+"""Structured logging that stays silent until the host asks for it.
 
 taxbridge logs one event per stage per document (``taxbridge.invoice.posted``) with the code,
-stage, flag before and after, backend and elapsed milliseconds. Add :func:`redact_secrets` to
-your own structlog processors so that no credential reaches a log sink, at any level.
+stage, flag before and after, backend and elapsed milliseconds. Where they go is the host's
+choice:
+
+* a host that configured structlog gets them through its own processors (add
+  :func:`redact_secrets` to them, so that no credential reaches a sink);
+* otherwise they go to the standard ``logging`` module, logger ``taxbridge`` (a
+  ``NullHandler`` is attached, so nothing is printed until the host configures logging), with
+  the event's fields as ``extra`` on the record and credentials already redacted.
+
+The ``taxbridge`` command configures its own output, on stderr (:func:`configure`).
 """
 
 from __future__ import annotations
@@ -16,15 +24,15 @@ from typing import Any
 import structlog
 
 REDACTED = "**redacted**"
+LEVELS = ("debug", "info", "warning", "error")
+"""The levels the command line accepts."""
+
 _SECRET_KEY = re.compile(
     r"(password|passwd|secret|license_?key|licen[cs]e|token|authorization|api_?key|credential)",
     re.IGNORECASE,
 )
 
-
-def get_logger() -> Any:
-    """The ``taxbridge`` structlog logger."""
-    return structlog.get_logger("taxbridge")
+logging.getLogger("taxbridge").addHandler(logging.NullHandler())
 
 
 def redact_secrets(
@@ -41,6 +49,42 @@ def _redact(data: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
         elif isinstance(value, MutableMapping):
             data[key] = _redact(dict(value))
     return data
+
+
+class _Logger:
+    """Logs through structlog when the host configured it, else through stdlib ``logging``."""
+
+    def __init__(self, name: str):
+        self._name = name
+        self._stdlib = structlog.wrap_logger(
+            logging.getLogger(name),
+            processors=[redact_secrets, structlog.stdlib.render_to_log_kwargs],
+            wrapper_class=structlog.stdlib.BoundLogger,
+        )
+
+    def _target(self) -> Any:
+        return structlog.get_logger(self._name) if structlog.is_configured() else self._stdlib
+
+    def debug(self, event: str, **fields: Any) -> None:
+        """Log at debug level."""
+        self._target().debug(event, **fields)
+
+    def info(self, event: str, **fields: Any) -> None:
+        """Log at info level."""
+        self._target().info(event, **fields)
+
+    def warning(self, event: str, **fields: Any) -> None:
+        """Log at warning level."""
+        self._target().warning(event, **fields)
+
+    def error(self, event: str, **fields: Any) -> None:
+        """Log at error level."""
+        self._target().error(event, **fields)
+
+
+def get_logger(name: str = "taxbridge") -> Any:
+    """A taxbridge logger (``taxbridge`` or a child such as ``taxbridge.avatax``)."""
+    return _Logger(name)
 
 
 def configure(level: str = "warning", *, json: bool = False) -> None:

@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import datetime as dt
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import attrs
 from attrs import frozen
@@ -28,7 +30,13 @@ from attrs import frozen
 from taxbridge.backends._calculate import merge_excluded
 from taxbridge.backends.base import Capabilities, TaxBackend
 from taxbridge.context import Outcome, Route, StageContext
-from taxbridge.errors import AlreadyCommitted, BackendError, DocumentNotFoundError, LeaseLost
+from taxbridge.errors import (
+    AlreadyCommitted,
+    BackendError,
+    DocumentNotFoundError,
+    LeaseLost,
+    StoreError,
+)
 from taxbridge.flags import FinalTaxFlag
 from taxbridge.lifecycle import order_addresses
 from taxbridge.models import DocumentStatus, Invoice, Stage, TaxDocument, TaxRequest, TaxResult
@@ -82,6 +90,24 @@ def post_once(backend: TaxBackend, request: TaxRequest, *, doubt: bool = False) 
         if found is None:
             raise
         return Posted(found, found=True)
+
+
+@contextmanager
+def _said_when_committed(committed: bool, document: TaxDocument) -> Iterator[None]:
+    """A store failure after the engine committed the document says so: nothing is lost, and
+    invoicing or reposting it again adopts the engine's document instead of posting it twice."""
+    try:
+        yield
+    except StoreError as exc:
+        if not committed:
+            raise
+        raise StoreError(
+            f"{document.code} is committed at {document.backend} (tax {document.total_tax}) "
+            f"but could not be stored: {exc}; once the store is fixed, invoice or repost it "
+            "again and the engine's document is adopted, not posted twice",
+            path=exc.path,
+            busy=exc.busy,
+        ) from exc
 
 
 class Posting:
@@ -189,17 +215,18 @@ class Posting:
         document = ctx.document(
             request, result, stage, flag, note + message, orders=orders, erp_company=erp_company
         )
-        return ctx.record(
-            stage,
-            document,
-            flag_before,
-            outcome,
-            started=started,
-            enqueue=enqueue,
-            invoiced=invoiced,
-            credits=credits,
-            log={"error": message} if enqueue is not None else None,
-        )
+        with _said_when_committed(outcome is Outcome.POSTED, document):
+            return ctx.record(
+                stage,
+                document,
+                flag_before,
+                outcome,
+                started=started,
+                enqueue=enqueue,
+                invoiced=invoiced,
+                credits=credits,
+                log={"error": message} if enqueue is not None else None,
+            )
 
     def _repost_for_the_erp(
         self,
@@ -291,13 +318,14 @@ class Posting:
         reposted = ctx.document(
             request, result, stage, FinalTaxFlag.REPOSTED, message, base=document
         )
-        return ctx.record(
-            stage,
-            reposted,
-            document.flag,
-            Outcome.REPOSTED,
-            started=started,
-            dequeue=True,
-            holder=holder,
-            credits=credits,
-        )
+        with _said_when_committed(True, reposted):
+            return ctx.record(
+                stage,
+                reposted,
+                document.flag,
+                Outcome.REPOSTED,
+                started=started,
+                dequeue=True,
+                holder=holder,
+                credits=credits,
+            )

@@ -5,15 +5,15 @@ from __future__ import annotations
 import enum
 import time
 
-import structlog
 from attrs import frozen
 
 from taxbridge.context import Route, StageContext
 from taxbridge.errors import BackendUnavailable
+from taxbridge.logs import get_logger
 from taxbridge.models import Quotation, TaxRequest, TaxResult
 from taxbridge.rules import Context, quotation_request
 
-_log = structlog.get_logger("taxbridge")
+_log = get_logger("taxbridge")
 
 
 class QuoteSource(enum.StrEnum):

@@ -6,17 +6,17 @@ from __future__ import annotations
 
 import datetime as dt
 
-import structlog
 from attrs import frozen
 
 from taxbridge.backends.base import Capabilities, TaxBackend
 from taxbridge.backends.offline import OfflineTable
 from taxbridge.config import CANADIAN_PROVINCES, BridgeConfig
 from taxbridge.errors import BackendError
+from taxbridge.logs import get_logger
 from taxbridge.rates import RateTable, shipped_rates
 from taxbridge.store.base import ReferenceData, ReferenceStore
 
-_log = structlog.get_logger("taxbridge")
+_log = get_logger("taxbridge")
 
 
 @frozen
@@ -45,6 +45,7 @@ class Reference:
         store: ReferenceStore,
         *,
         offline: TaxBackend | None = None,
+        seed: bool = True,
     ):
         self._config = config
         self._backend = backend
@@ -60,7 +61,7 @@ class Reference:
         self.offline: TaxBackend = offline or (
             backend if self.estimator_only else self._table(stored)
         )
-        if offline is None and not len(stored):
+        if offline is None and seed and not len(stored):
             try:
                 self._seed()
             except BackendError as exc:

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from taxbridge.cli import main
+from taxbridge.store import SQLiteStore
 
 
 def test_demo_runs_a_day_and_reposts_u_to_r(
@@ -16,9 +17,10 @@ def test_demo_runs_a_day_and_reposts_u_to_r(
     db = tmp_path / "demo.db"
     assert main(["demo", "--db", str(db)]) == 0
     out = capsys.readouterr().out
-    assert "flags: Y=41, U=4, X=4" in out
-    assert "flags now: Y=41, R=4, X=4" in out
+    assert "flags: Y=40, U=5, X=4" in out
+    assert "flags now: Y=40, U=1, R=4, X=4" in out
     assert "order 1017 pends: obsolete_tax_code" in out
+    assert f"The demo wrote its store to {db.resolve()}; still U (needing a fix): A-9049" in out
 
     assert main(["inquiry", "A-9001", "--db", str(db)]) == 0
     out = capsys.readouterr().out
@@ -26,15 +28,38 @@ def test_demo_runs_a_day_and_reposts_u_to_r(
     assert "Final flag    Y" in out
 
     assert main(["unposted", "--db", str(db), "--json"]) == 0
-    assert capsys.readouterr().out.strip() == "[]"
+    assert [row["code"] for row in json.loads(capsys.readouterr().out)] == ["A-9049"]
     assert main(["demo", "--db", str(db)]) == 0  # a demo store is recreated
+
+
+def test_the_getting_started_walkthrough_runs_as_written(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import shlex
+
+    guide = (Path(__file__).resolve().parents[1] / "docs" / "getting-started.md").read_text()
+    commands = [
+        shlex.split(line.split(".venv/bin/taxbridge ", 1)[1].split("#")[0])
+        for line in guide.split("## In your ERP")[0].splitlines()
+        if ".venv/bin/taxbridge " in line
+    ]
+    assert commands[0][0] == "demo"
+    db = str(tmp_path / "taxbridge-demo.db")
+    for argv in commands:
+        argv = [db if word == "taxbridge-demo.db" else word for word in argv]
+        if "--db" not in argv:
+            argv += ["--db", db]
+        assert main(argv) == 0, argv
+    out = capsys.readouterr().out
+    assert "A-9049: flag M  posted manually outside the ERP by jane" in out
+    assert "A-9049       M" in out
 
 
 def test_demo_refuses_a_store_that_is_not_a_demo(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     db = tmp_path / "prod.db"
-    assert main(["unposted", "--db", str(db)]) == 0
+    SQLiteStore(db).close()
     assert main(["demo", "--db", str(db)]) == 2
     assert "is not a demo store" in capsys.readouterr().err
 
@@ -42,6 +67,7 @@ def test_demo_refuses_a_store_that_is_not_a_demo(
 def test_inquiry_of_an_unknown_code_exits_2(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    SQLiteStore(tmp_path / "x.db").close()
     assert main(["inquiry", "A-404", "--db", str(tmp_path / "x.db")]) == 2
     assert "no tax document 'A-404'" in capsys.readouterr().err
 
@@ -80,6 +106,7 @@ def test_repost_and_mark_manual_from_the_shell(
 def test_refresh_rates_reports_what_it_loaded(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    SQLiteStore(tmp_path / "r.db").close()
     assert main(["refresh-rates", "--db", str(tmp_path / "r.db"), "--as-of", "2026-11-21"]) == 0
     out = capsys.readouterr().out
     assert "refreshed as of 2026-11-21" in out

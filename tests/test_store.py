@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import datetime as dt
-import sqlite3
 
 import attrs
 import pytest
 from conftest import invoice, order
 
 from taxbridge import FinalTaxFlag, SQLiteStore
+from taxbridge.errors import StoreError
 from taxbridge.models import DocumentEvent, Stage
 from taxbridge.rates import shipped_rates
 from taxbridge.store import ReferenceData
-from taxbridge.store.sqlite import MIGRATIONS
+from taxbridge.store._sqlite_schema import MIGRATIONS
 
 
 def test_a_document_round_trips_with_lines_breakdown_and_request(bridge, store) -> None:
@@ -39,8 +39,9 @@ def test_a_failed_write_leaves_nothing_half_written(bridge, store) -> None:
     now = dt.datetime.now(dt.UTC)
     # message NULL violates NOT NULL: the event insert fails after the document was written
     bad_event = DocumentEvent("A-1", now, Stage.REPOST, None, FinalTaxFlag.REPOSTED, "x", None)  # type: ignore[arg-type]
-    with pytest.raises(sqlite3.IntegrityError):
+    with pytest.raises(StoreError, match="NOT NULL constraint failed") as caught:
         store.save([changed], [bad_event])
+    assert caught.value.path == str(store.path)
     assert store.get("A-1") == doc
     assert len(store.events("A-1")) == 1
 

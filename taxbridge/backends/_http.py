@@ -17,15 +17,15 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 import httpx
-import structlog
 import tenacity
 from attrs import frozen
 
 from taxbridge.errors import BackendError, BackendUnavailable, CircuitOpen
+from taxbridge.logs import get_logger
 
 T = TypeVar("T")
 
-_log = structlog.get_logger("taxbridge.http")
+_log = get_logger("taxbridge.http")
 
 
 @frozen

@@ -22,6 +22,7 @@ from taxbridge.config.sections import (
     LevyItem,
     NexusRegion,
     PendingRules,
+    QueueSettings,
     QuotationSettings,
     TaxCodeMap,
     TransactionGroup,
@@ -124,6 +125,7 @@ class BridgeConfig:
     quotations: QuotationSettings = field(
         factory=QuotationSettings, validator=_instance(QuotationSettings)
     )
+    queue: QueueSettings = field(factory=QueueSettings, validator=_instance(QueueSettings))
     source: str = "<code>"
     """Where the config came from, for messages."""
 
@@ -254,6 +256,11 @@ class BridgeConfig:
             if account.region == region:
                 return account.liability_account
         return None
+
+    @property
+    def lease(self) -> dt.timedelta:
+        """How long a claim on a queue entry lasts (``[queue] lease_seconds``)."""
+        return dt.timedelta(seconds=self.queue.lease_seconds)
 
     def with_store_file(self, path: str) -> BridgeConfig:
         """This config on the SQLite file ``path`` (the command line's ``--db``)."""

@@ -29,6 +29,7 @@ from taxbridge.config.sections import (
     LevyItem,
     NexusRegion,
     PendingRules,
+    QueueSettings,
     QuotationSettings,
     TaxCodeMap,
     TransactionGroup,
@@ -54,6 +55,7 @@ _TOP = {
     "pending",
     "gl_accounts",
     "quotations",
+    "queue",
 }
 
 
@@ -116,6 +118,7 @@ def parse_config(
         pending=_pending(read, top),
         gl_accounts=_gl_accounts(read, top),
         quotations=_quotations(read, top),
+        queue=_queue(read, top),
         source=source,
     )
 
@@ -309,6 +312,12 @@ def _quotations(read: TableReader, top: dict[str, Any]) -> QuotationSettings:
         company_code=read.string(table, "company_code", "quotations.company_code", ""),
         org_address=org_address,
     )
+
+
+def _queue(read: TableReader, top: dict[str, Any]) -> QueueSettings:
+    table = read.table(top.get("queue", {}), "queue", {"lease_seconds"})
+    lease = read.integer(table, "lease_seconds", "queue.lease_seconds", 300, minimum=1)
+    return read.build("queue", QueueSettings, lease_seconds=lease)
 
 
 def load_config(path: str | Path) -> BridgeConfig:

@@ -275,8 +275,8 @@ def _checks(instance: object, attribute: attrs.Attribute[Any], value: Any) -> No
 
 
 def _days(instance: object, attribute: attrs.Attribute[Any], value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise bad(instance, attribute.name, value, "is not a whole number >= 0")
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 3660:
+        raise bad(instance, attribute.name, value, "is not a whole number of days, 0 to 3660")
 
 
 @frozen
@@ -327,3 +327,16 @@ def address_from_table(values: Mapping[str, Any], owner: str, name: str) -> Addr
         raise bad(owner, name, dict(values), f"is incomplete ({exc})") from None
     except InvalidFieldError as exc:
         raise bad(owner, f"{name}.{exc.field}", exc.value, exc.reason) from None
+
+
+def _lease(instance: object, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 86_400:
+        raise bad(instance, attribute.name, value, "is not a whole number of seconds, 1 to 86400")
+
+
+@frozen
+class QueueSettings:
+    """The unposted queue: how long a repost worker (or the ERP reposting a U document) holds
+    an entry before another may take it; a killed worker's entries wait this long."""
+
+    lease_seconds: int = field(default=300, validator=_lease)

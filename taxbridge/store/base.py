@@ -281,6 +281,7 @@ class StorePlugin(Protocol):
         """Settings given in code: the defaults for None, else the settings checked."""
         ...
 
-    def open(self, settings: Any) -> Store:
-        """The store itself, its schema brought up to date."""
+    def open(self, settings: Any, *, create: bool = True) -> Store:
+        """The store itself, its schema brought up to date; without ``create`` a store that
+        does not exist yet is a StoreError naming where it was looked for."""
         ...

@@ -36,7 +36,7 @@ from taxbridge.store._codec import (
     queue_entry_from_row,
     queue_row,
 )
-from taxbridge.store._sqlite_schema import MIGRATIONS
+from taxbridge.store._sqlite_file import connect, translated
 from taxbridge.store.base import (
     CreditAllocation,
     DocumentHead,
@@ -68,27 +68,27 @@ class SQLiteStore:
     processes (WAL; writes take the database lock with ``BEGIN IMMEDIATE``).
     """
 
-    def __init__(self, path: str | os.PathLike[str] | None = None, *, timeout: float = 30.0):
+    def __init__(
+        self,
+        path: str | os.PathLike[str] | None = None,
+        *,
+        timeout: float = 30.0,
+        create: bool = True,
+    ):
         self.path = Path(path if path is not None else default_path())
-        if str(self.path) != ":memory:":
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._conn = sqlite3.connect(
-            str(self.path),
-            timeout=timeout,
-            isolation_level=None,
-            check_same_thread=False,
-        )
+        self._conn = connect(self.path, timeout, create=create)
         self._lock = threading.RLock()
-        self._conn.execute("PRAGMA journal_mode=WAL")
-        self._conn.execute("PRAGMA synchronous=NORMAL")
-        self._conn.execute("PRAGMA foreign_keys=ON")
-        self._migrate()
 
     # -- plumbing ------------------------------------------------------------------------------
 
     @contextmanager
+    def _read(self, doing: str = "cannot read the store") -> Iterator[sqlite3.Connection]:
+        with self._lock, translated(self.path, doing):
+            yield self._conn
+
+    @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
+        with self._lock, translated(self.path, "cannot write the store"):
             self._conn.execute("BEGIN IMMEDIATE")
             try:
                 yield self._conn
@@ -97,29 +97,11 @@ class SQLiteStore:
                 raise
             self._conn.execute("COMMIT")
 
-    def _migrate(self) -> None:
-        with self._write() as conn:
-            conn.execute(
-                "CREATE TABLE IF NOT EXISTS schema_migrations "
-                "(version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)"
-            )
-            done = {row[0] for row in conn.execute("SELECT version FROM schema_migrations")}
-            for version, sql in MIGRATIONS:
-                if version in done:
-                    continue
-                for statement in sql.split(";"):
-                    if statement.strip():
-                        conn.execute(statement)
-                conn.execute(
-                    "INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)",
-                    (version, dt.datetime.now(dt.UTC).isoformat()),
-                )
-
     @property
     def schema_version(self) -> int:
         """The highest migration applied to this file."""
-        with self._lock:
-            row = self._conn.execute("SELECT MAX(version) FROM schema_migrations").fetchone()
+        with self._read() as conn:
+            row = conn.execute("SELECT MAX(version) FROM schema_migrations").fetchone()
         return int(row[0] or 0)
 
     def close(self) -> None:
@@ -197,8 +179,8 @@ class SQLiteStore:
     ) -> dict[str, tuple[Decimal, Decimal]]:
         """Invoice line -> (amount, tax) credited so far by claims allocated to it, leaving out
         the credit ``excluding`` (the one being worked out)."""
-        with self._lock:
-            rows = self._conn.execute(
+        with self._read() as conn:
+            rows = conn.execute(
                 "SELECT invoice_line, amount, tax FROM credit_allocations "
                 "WHERE invoice_code = ? AND credit_code != ?",
                 (invoice_code, excluding),
@@ -259,8 +241,8 @@ class SQLiteStore:
 
     def head(self, code: str) -> DocumentHead | None:
         """Code, kind, stage, flag and invoice code, without lines or request."""
-        with self._lock:
-            row = self._conn.execute(
+        with self._read() as conn:
+            row = conn.execute(
                 "SELECT code, kind, stage, flag, invoice_code FROM documents WHERE code = ?",
                 (code,),
             ).fetchone()
@@ -276,8 +258,8 @@ class SQLiteStore:
 
     def get(self, code: str) -> TaxDocument | None:
         """The stored document, with lines, breakdown and request."""
-        with self._lock:
-            row = self._conn.execute(
+        with self._read() as conn:
+            row = conn.execute(
                 f"SELECT {DOCUMENT_COLUMNS} FROM documents WHERE code = ?", (code,)
             ).fetchone()
             fetched = None if row is None else self._fetch_parts(row)
@@ -298,8 +280,8 @@ class SQLiteStore:
         if kind is not None:
             sql += " AND kind = ?"
             params.append(kind.value)
-        with self._lock:
-            rows = self._conn.execute(sql + " ORDER BY code", params).fetchall()
+        with self._read() as conn:
+            rows = conn.execute(sql + " ORDER BY code", params).fetchall()
             fetched = [self._fetch_parts(row) for row in rows]
         return [document_from_rows(*parts) for parts in fetched]
 
@@ -320,8 +302,8 @@ class SQLiteStore:
 
     def events(self, code: str) -> list[DocumentEvent]:
         """The document's log, oldest first."""
-        with self._lock:
-            rows = self._conn.execute(
+        with self._read() as conn:
+            rows = conn.execute(
                 f"SELECT {EVENT_COLUMNS} FROM document_events WHERE code = ? ORDER BY id",
                 (code,),
             ).fetchall()
@@ -366,14 +348,14 @@ class SQLiteStore:
         if needs_fix is not None:
             sql += " AND retryable = ?"
             params.append(int(not needs_fix))
-        with self._lock:
-            rows = self._conn.execute(sql + " ORDER BY next_attempt_at, code", params).fetchall()
+        with self._read() as conn:
+            rows = conn.execute(sql + " ORDER BY next_attempt_at, code", params).fetchall()
         return [queue_entry_from_row(row) for row in rows]
 
     def queue_entry(self, code: str) -> QueueEntry | None:
         """The open queue entry of ``code``, or None (never queued, or settled)."""
-        with self._lock:
-            row = self._conn.execute(
+        with self._read() as conn:
+            row = conn.execute(
                 f"SELECT {QUEUE_COLUMNS} FROM unposted_queue WHERE code = ? AND settled_at IS NULL",
                 (code,),
             ).fetchone()
@@ -439,8 +421,8 @@ class SQLiteStore:
 
     def settled(self) -> list[SettledEntry]:
         """Queue history: entries settled R or M and not yet purged, oldest first."""
-        with self._lock:
-            rows = self._conn.execute(
+        with self._read() as conn:
+            rows = conn.execute(
                 "SELECT code, outcome, settled_at FROM unposted_queue "
                 "WHERE settled_at IS NOT NULL ORDER BY settled_at, code"
             ).fetchall()
@@ -452,10 +434,8 @@ class SQLiteStore:
 
     def offline_rates(self) -> RateTable:
         """The offline table as stored."""
-        with self._lock:
-            rows = self._conn.execute(
-                "SELECT * FROM offline_rates ORDER BY state, zip_code"
-            ).fetchall()
+        with self._read() as conn:
+            rows = conn.execute("SELECT * FROM offline_rates ORDER BY state, zip_code").fetchall()
         return RateTable(ZipRate.from_row(row) for row in rows)
 
     # -- reference data (end-of-day refresh) -----------------------------------------------
@@ -500,20 +480,20 @@ class SQLiteStore:
 
     def active_tax_codes(self) -> frozenset[str] | None:
         """The refreshed active tax codes, or None before the first refresh."""
-        with self._lock:
-            rows = self._conn.execute("SELECT code FROM reference_tax_codes").fetchall()
+        with self._read() as conn:
+            rows = conn.execute("SELECT code FROM reference_tax_codes").fetchall()
         return frozenset(row[0] for row in rows) or None
 
     def entity_use_codes(self) -> dict[str, str]:
         """The refreshed entity use codes and descriptions."""
-        with self._lock:
-            rows = self._conn.execute("SELECT code, description FROM reference_entity_use_codes")
+        with self._read() as conn:
+            rows = conn.execute("SELECT code, description FROM reference_entity_use_codes")
             return dict(rows.fetchall())
 
     def nexus(self, company_code: str) -> frozenset[str]:
         """The refreshed nexus regions of a company (empty before the first refresh)."""
-        with self._lock:
-            rows = self._conn.execute(
+        with self._read() as conn:
+            rows = conn.execute(
                 "SELECT region FROM reference_nexus WHERE company_code = ?", (company_code,)
             ).fetchall()
         return frozenset(row[0] for row in rows)
@@ -545,14 +525,14 @@ class SQLiteStore:
         if customer_code is not None:
             sql += " WHERE customer_code = ?"
             params = (customer_code,)
-        with self._lock:
-            rows = self._conn.execute(sql + " ORDER BY 1, 2, 3", params).fetchall()
+        with self._read() as conn:
+            rows = conn.execute(sql + " ORDER BY 1, 2, 3", params).fetchall()
         return [exemption_from_row(row) for row in rows]
 
     def get_meta(self, key: str) -> str | None:
         """A store-level setting, or None."""
-        with self._lock:
-            row = self._conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        with self._read() as conn:
+            row = conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
         return None if row is None else str(row[0])
 
     def set_meta(self, key: str, value: str) -> None:
@@ -570,7 +550,7 @@ class SQLiteSettings:
     timeout: float = 30.0
 
     def __attrs_post_init__(self) -> None:
-        if not isinstance(self.path, str) or not self.path.strip():
+        if not isinstance(self.path, str) or not self.path.strip() or "\x00" in self.path:
             raise _bad("path", self.path, "must be a file path")
         number = isinstance(self.timeout, (int, float)) and not isinstance(self.timeout, bool)
         if not number or self.timeout <= 0:
@@ -606,10 +586,10 @@ class SQLitePlugin:
             )
         return settings
 
-    def open(self, settings: Any) -> SQLiteStore:
-        """Open (and create or migrate) the file."""
+    def open(self, settings: Any, *, create: bool = True) -> SQLiteStore:
+        """Open the file (created when missing, if ``create``) and bring its schema up to date."""
         checked = self.check(settings)
-        return SQLiteStore(checked.path, timeout=checked.timeout)
+        return SQLiteStore(checked.path, timeout=checked.timeout, create=create)
 
 
 PLUGIN = SQLitePlugin()

@@ -18,7 +18,6 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any, TypeVar
 
 import httpx
-import structlog
 
 from taxbridge.backends import _http
 from taxbridge.backends.avatax import mapping
@@ -34,10 +33,11 @@ from taxbridge.backends.avatax.mapping import (
 from taxbridge.backends.avatax.settings import AvaTaxSettings
 from taxbridge.backends.base import Capability, PingResult, VoidReason
 from taxbridge.errors import DocumentRejected, MalformedResponse
+from taxbridge.logs import get_logger
 from taxbridge.models import Address, DocumentStatus, DocumentType, TaxRequest, TaxResult
 from taxbridge.rates import RateTable, ZipRate
 
-_log = structlog.get_logger("taxbridge.avatax")
+_log = get_logger("taxbridge.avatax")
 
 T = TypeVar("T")
 
