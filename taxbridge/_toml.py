@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+import math
 from collections.abc import Callable, Iterable
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -97,12 +98,18 @@ class TableReader:
         return value
 
     def integer(
-        self, data: dict[str, Any], key: str, path: str, default: int, minimum: int = 0
+        self,
+        data: dict[str, Any],
+        key: str,
+        path: str,
+        default: int,
+        minimum: int = 0,
+        maximum: int = 1_000_000,
     ) -> int:
-        """A whole number of at least ``minimum``."""
+        """A whole number from ``minimum`` to ``maximum`` (a million unless told)."""
         value = data.get(key, default)
-        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-            raise self.fail(path, value, f"is not a whole number >= {minimum}")
+        if isinstance(value, bool) or not isinstance(value, int) or not minimum <= value <= maximum:
+            raise self.fail(path, value, f"is not a whole number from {minimum} to {maximum}")
         return value
 
     def decimal(
@@ -129,8 +136,9 @@ class TableReader:
     def seconds(self, data: dict[str, Any], key: str, path: str) -> float:
         """A positive number of seconds."""
         value = data[key]
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
-            raise self.fail(path, value, "is not a number of seconds > 0")
+        number = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if not number or not math.isfinite(value) or value <= 0 or value > 86_400:
+            raise self.fail(path, value, "is not a number of seconds, above 0 and at most 86400")
         return float(value)
 
     def date(self, data: dict[str, Any], key: str, path: str, *, required: bool) -> dt.date | None:

@@ -16,7 +16,8 @@
     └── BackendError                         a tax backend failed; carries backend, code, status
         ├── BackendUnavailable               timeout, connection, 429, 5xx    retryable, transient
         │   ├── MalformedResponse            the answer could not be read     retryable, transient
-        │   └── CircuitOpen                  failing fast after many failures retryable
+        │   ├── CircuitOpen                  failing fast after many failures retryable
+        │   └── DeadlinePassed               the call's time budget is spent  retryable
         ├── AuthenticationFailed             credentials refused (401/403)    retryable
         ├── DocumentRejected (ValueError)    the engine refused the document: it needs a data fix
         └── AlreadyCommitted                 the code is already committed at the engine
@@ -271,6 +272,13 @@ class CircuitOpen(BackendUnavailable):
     """Not sent: the engine failed many calls in a row, so calls fail fast for a while and the
     run goes on (documents are queued) instead of waiting on every one. Not transient: trying
     again at once would only fail fast again."""
+
+    transient = False
+
+
+class DeadlinePassed(BackendUnavailable):
+    """Not sent: the call's time budget (its deadline, timeouts included) was spent before
+    this attempt could start. Not transient: the call is over."""
 
     transient = False
 

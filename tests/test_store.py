@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import datetime as dt
+import sqlite3
 
 import attrs
 import pytest
 from conftest import invoice, order
 
-from taxbridge import FinalTaxFlag, SQLiteStore
-from taxbridge.errors import StoreError
+from taxbridge import FinalTaxFlag, LocalEngine, RecordingBackend, SQLiteStore, TaxBridge
+from taxbridge.config import default_config
+from taxbridge.errors import ConfigError, StoreError
 from taxbridge.models import DocumentEvent, Stage
 from taxbridge.rates import shipped_rates
 from taxbridge.store import ReferenceData
+from taxbridge.store._sqlite_file import migrate
 from taxbridge.store._sqlite_schema import MIGRATIONS
 
 
@@ -66,3 +69,88 @@ def test_u_and_its_queue_entry_are_written_together(bridge, engine, store) -> No
     bridge.on_invoice(invoice("2", order()))
     assert store.get("A-2").flag is FinalTaxFlag.FAILED
     assert [entry.code for entry in store.queue()] == ["A-2"]
+
+
+class TestFailures:
+    """Every store failure is one StoreError naming the file; nothing is lost or half-written."""
+
+    def test_a_file_that_is_not_a_store_is_refused_naming_it(self, tmp_path) -> None:
+        text = tmp_path / "notes.txt"
+        text.write_text("this is not a database, just some text that is long enough\n" * 20)
+        with pytest.raises(StoreError, match="file is not a database") as caught:
+            SQLiteStore(text)
+        assert caught.value.path == str(text)
+        folder = tmp_path / "a-folder"
+        folder.mkdir()
+        with pytest.raises(StoreError, match="cannot open the store") as caught:
+            SQLiteStore(folder)
+        assert str(folder) in str(caught.value)
+
+    @pytest.mark.parametrize("path", ["", "   ", "tax\x00.db"])
+    def test_an_empty_or_nul_path_is_refused(self, path: str) -> None:
+        with pytest.raises(StoreError, match="empty or holds a NUL"):
+            SQLiteStore(path)
+        from taxbridge.store import SQLiteSettings
+
+        with pytest.raises(ConfigError, match="SQLiteSettings.path"):
+            SQLiteSettings(path)
+
+    def test_a_missing_store_is_created_only_when_asked(self, tmp_path) -> None:
+        missing = tmp_path / "missing.db"
+        with pytest.raises(StoreError, match="no store here") as caught:
+            SQLiteStore(missing, create=False)
+        assert caught.value.path == str(missing)
+        assert not missing.exists()
+        SQLiteStore(missing).close()
+        SQLiteStore(missing, create=False).close()
+
+    def test_a_schema_newer_than_the_code_is_refused_and_left_alone(self, tmp_path) -> None:
+        path = tmp_path / "newer.db"
+        SQLiteStore(path).close()
+        raw = sqlite3.connect(path)
+        raw.execute("INSERT INTO schema_migrations VALUES (99, '2030-01-01')")
+        raw.commit()
+        raw.close()
+        before = path.read_bytes()
+        with pytest.raises(StoreError, match="schema version 99 is newer than this taxbridge"):
+            SQLiteStore(path)
+        assert path.read_bytes() == before
+
+    def test_a_store_that_cannot_be_written_is_refused_when_opened(self, tmp_path) -> None:
+        path = tmp_path / "t.db"
+        SQLiteStore(path).close()
+        read_only = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None)
+        with pytest.raises(StoreError, match="readonly") as caught:
+            migrate(read_only, path)
+        assert caught.value.path == str(path)
+        read_only.close()
+        holder = sqlite3.connect(path, isolation_level=None)
+        holder.execute("BEGIN EXCLUSIVE")  # another process holds the file
+        with pytest.raises(StoreError, match="locked") as caught:
+            SQLiteStore(path, timeout=0.05)
+        assert caught.value.busy
+        holder.execute("ROLLBACK")
+        holder.close()
+
+    def test_a_save_that_fails_after_the_engine_committed_says_so_and_is_adopted_later(
+        self, tmp_path
+    ) -> None:
+        path = tmp_path / "t.db"
+        engine = RecordingBackend(LocalEngine())
+        with SQLiteStore(path, timeout=0.05) as store:
+            bridge = TaxBridge(default_config(), engine, store)
+            holder = sqlite3.connect(path, isolation_level=None)
+            holder.execute("BEGIN EXCLUSIVE")
+            with pytest.raises(StoreError) as caught:
+                bridge.on_invoice(invoice("1", order()))
+            holder.execute("ROLLBACK")
+            holder.close()
+            assert "A-1 is committed at local (tax 8.88) but could not be stored" in str(
+                caught.value
+            )
+            assert "the engine's document is adopted, not posted twice" in str(caught.value)
+            assert store.get("A-1") is None
+            again = bridge.on_invoice(invoice("1", order()))
+        assert again.flag is FinalTaxFlag.POSTED
+        assert again.last_log.startswith("found already committed at local")
+        assert engine.commit_counts["A-1"] == 1

@@ -8,6 +8,7 @@ here and nowhere else.
 
 from __future__ import annotations
 
+import contextvars
 import datetime as dt
 import email.utils
 import re
@@ -20,7 +21,13 @@ import httpx
 import tenacity
 from attrs import frozen
 
-from taxbridge.errors import BackendError, BackendUnavailable, CircuitOpen
+from taxbridge.errors import (
+    AuthenticationFailed,
+    BackendError,
+    BackendUnavailable,
+    CircuitOpen,
+    DeadlinePassed,
+)
 from taxbridge.logs import get_logger
 
 T = TypeVar("T")
@@ -35,7 +42,8 @@ class RetryBudget:
     max_attempts: int = 3
     """Attempts per call, the first included."""
     max_seconds: float = 20.0
-    """No new attempt once this much time has gone by since the first."""
+    """The whole call's deadline, timeouts included: an attempt waits at most what is left
+    of it, and none starts once it has passed."""
     backoff_initial: float = 0.5
     backoff_max: float = 8.0
     """Full-jitter exponential backoff bounds, in seconds; a Retry-After the engine sends wins."""
@@ -76,7 +84,7 @@ class Circuit:
             count = self._count
         if remaining > 0:
             raise CircuitOpen(
-                f"not sent: the engine failed {count} calls in a row; "
+                f"not sent: the engine could not be reached {count} times in a row; "
                 f"calls resume in {remaining:.0f} s",
                 backend=backend,
                 code=code,
@@ -90,7 +98,8 @@ class Circuit:
             self._open_until = 0.0
 
     def failure(self) -> None:
-        """The engine could not be reached: count it, and open after too many in a row."""
+        """An attempt could not reach the engine (refused, timed out, 5xx): count it, and open
+        after too many in a row."""
         with self._lock:
             self._count += 1
             if self._count >= self._failures:
@@ -103,6 +112,12 @@ def _retry_now(exc: BaseException) -> bool:
 
 def _retry_unsent(exc: BaseException) -> bool:
     return isinstance(exc, BackendError) and exc.transient and not exc.sent
+
+
+_DEADLINE: contextvars.ContextVar[tuple[float, Callable[[], float]] | None] = (
+    contextvars.ContextVar("taxbridge_http_deadline", default=None)
+)
+"""The running call's deadline and clock, read by :func:`request` to shorten its timeouts."""
 
 
 class Caller:
@@ -118,11 +133,13 @@ class Caller:
         circuit: Circuit,
         *,
         sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
     ):
         self.name = name
         self.budget = budget
         self.circuit = circuit
         self._sleep = sleep
+        self._clock = clock
         self._backoff = tenacity.wait_random_exponential(
             multiplier=budget.backoff_initial, max=budget.backoff_max
         )
@@ -145,24 +162,27 @@ class Caller:
         )
         results: list[T] = []
         sent = False
+        token = _DEADLINE.set((self._clock() + self.budget.max_seconds, self._clock))
         try:
             for trial in retrying:
                 with trial:
                     try:
                         self.circuit.check(self.name, code)
                         results.append(attempt(trial.retry_state.attempt_number))
+                    except (CircuitOpen, DeadlinePassed):
+                        raise
                     except BackendError as exc:
+                        # each attempt that could not reach the engine counts toward opening
+                        # the circuit; any answer at all closes it
+                        if isinstance(exc, BackendUnavailable):
+                            self.circuit.failure()
+                        else:
+                            self.circuit.success()
                         # an earlier attempt that may have landed makes the whole call uncertain
                         sent = exc.sent = sent or exc.sent
                         raise
-        except CircuitOpen:
-            raise
-        except BackendUnavailable:
-            self.circuit.failure()
-            raise
-        except BackendError:
-            self.circuit.success()
-            raise
+        finally:
+            _DEADLINE.reset(token)
         self.circuit.success()
         return results[-1]
 
@@ -185,6 +205,32 @@ class Caller:
         )
 
 
+def _within_deadline(timeout: httpx.Timeout, backend: str, code: str) -> httpx.Timeout:
+    """``timeout`` shortened to what is left of the running call's deadline."""
+    running = _DEADLINE.get()
+    if running is None:
+        return timeout
+    deadline, clock = running
+    left = deadline - clock()
+    if left <= 0:
+        raise DeadlinePassed(
+            "not sent: the call's time budget (max_retry_seconds) is spent",
+            backend=backend,
+            code=code,
+            sent=False,
+        )
+
+    def capped(seconds: float | None) -> float:
+        return left if seconds is None else min(seconds, left)
+
+    return httpx.Timeout(
+        connect=capped(timeout.connect),
+        read=capped(timeout.read),
+        write=capped(timeout.write),
+        pool=capped(timeout.pool),
+    )
+
+
 def request(
     client: httpx.Client,
     method: str,
@@ -192,12 +238,32 @@ def request(
     *,
     backend: str,
     code: str,
+    timeout: httpx.Timeout,
     **kwargs: Any,
 ) -> httpx.Response:
-    """One HTTP exchange; a transport failure is :class:`BackendUnavailable`, ``sent`` False
-    only when the request certainly never left (connect errors and timeouts, pool timeout)."""
+    """One HTTP exchange within the running call's deadline; a transport failure is
+    :class:`BackendUnavailable`, ``sent`` False only when the request certainly never left
+    (connect errors and timeouts, pool timeout). No error text carries a header value."""
+    timeout = _within_deadline(timeout, backend, code)
     try:
-        return client.request(method, url, **kwargs)
+        return client.request(method, url, timeout=timeout, **kwargs)
+    except httpx.ProtocolError as exc:
+        # h11 quotes the offending header (an Authorization value) in its message: never shown
+        sent = isinstance(exc, httpx.RemoteProtocolError)
+        raise BackendUnavailable(
+            f"{type(exc).__name__}: the request or its answer broke the HTTP protocol",
+            backend=backend,
+            code=code,
+            sent=sent,
+        ) from None
+    except UnicodeEncodeError as exc:
+        raise AuthenticationFailed(
+            f"the request could not be built: a header from the settings is not valid HTTP "
+            f"({type(exc).__name__}); fix the settings",
+            backend=backend,
+            code=code,
+            sent=False,
+        ) from None
     except httpx.TimeoutException as exc:
         sent = not isinstance(exc, (httpx.ConnectTimeout, httpx.PoolTimeout))
         raise BackendUnavailable(

@@ -38,8 +38,6 @@ def connect(path: Path, timeout: float, *, create: bool) -> sqlite3.Connection:
     """A connection to ``path`` in WAL mode; StoreError when the path is not usable, the file
     is missing (and ``create`` is off), or it is not an SQLite database."""
     text = str(path)
-    if not text.strip() or "\x00" in text:
-        raise StoreError("the store path is empty or holds a NUL character", path=repr(text))
     memory = text == ":memory:"
     if not memory and not path.exists() and not create:
         raise StoreError(

@@ -15,7 +15,7 @@ from typing import Any
 from attrs import frozen
 
 from taxbridge._toml import TableReader
-from taxbridge.errors import ConcurrentChange, ConfigError, LeaseLost
+from taxbridge.errors import ConcurrentChange, ConfigError, LeaseLost, StoreError
 from taxbridge.flags import FinalTaxFlag
 from taxbridge.models import DocumentEvent, DocumentKind, Exemption, Stage, TaxDocument
 from taxbridge.rates import RATE_COLUMNS, RateTable, ZipRate
@@ -75,7 +75,10 @@ class SQLiteStore:
         timeout: float = 30.0,
         create: bool = True,
     ):
-        self.path = Path(path if path is not None else default_path())
+        raw = os.fspath(path) if path is not None else default_path()
+        if not str(raw).strip() or "\x00" in str(raw):
+            raise StoreError("the store path is empty or holds a NUL character", path=repr(raw))
+        self.path = Path(raw)
         self._conn = connect(self.path, timeout, create=create)
         self._lock = threading.RLock()
 

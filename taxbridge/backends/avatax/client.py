@@ -114,6 +114,7 @@ class AvaTaxBackend:
             ),
             _http.Circuit(settings.circuit_failures, settings.circuit_reset_seconds, clock),
             sleep=sleep,
+            clock=clock,
         )
         self._company_ids: dict[str, int] = dict(settings.company_ids)
 

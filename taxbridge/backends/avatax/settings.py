@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import hmac
+import math
 import os
 import socket
 from collections.abc import Mapping
@@ -31,10 +32,8 @@ class Secret:
 
     __slots__ = ("_value",)
 
-    def __init__(self, value: str):
-        if not isinstance(value, str) or not value.strip():
-            raise ConfigError("a credential must be a non-empty string")
-        self._value = value.strip()
+    def __init__(self, value: str, *, name: str = "credential"):
+        self._value = _credential(value, name)
 
     def reveal(self) -> str:
         """The credential itself, for the Authorization header only."""
@@ -57,8 +56,37 @@ class Secret:
         raise TypeError("a Secret is not pickled")
 
 
+def _credential(value: object, name: str) -> str:
+    """A credential stripped, refused (never shown) when empty or holding anything but
+    printable ASCII: a line break would end up in an HTTP header and in error messages."""
+    if not isinstance(value, str) or not value.strip():
+        raise ConfigError(f"the {name} must be a non-empty string")
+    text = value.strip()
+    if not all(" " < char < "\x7f" for char in text):
+        raise ConfigError(
+            f"the {name} holds a character that cannot go in an HTTP header (a line break, a "
+            "tab, a space or a non-ASCII letter); it is not shown here"
+        )
+    return text
+
+
+def _header_text(instance: object, attribute: attrs.Attribute[str], value: str) -> None:
+    if not isinstance(value, str) or not all(" " <= char < "\x7f" for char in value):
+        raise ConfigError(
+            "must be printable ASCII (it is sent in the X-Avalara-Client header)",
+            key=f"backend.{attribute.name}",
+            value=value,
+        )
+
+
+def _machine() -> str:
+    """This host's name as a header may carry it."""
+    return "".join(char for char in socket.gethostname() if " " <= char < "\x7f") or "unknown"
+
+
 def _positive(instance: object, attribute: attrs.Attribute[float], value: float) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if not number or not math.isfinite(value) or value <= 0:
         raise ConfigError("must be a number > 0", key=f"backend.{attribute.name}", value=value)
 
 
@@ -93,10 +121,10 @@ class AvaTaxSettings:
     """Name of the environment variable holding the license key."""
     token: Secret | None = None
     token_env: str = ""
-    app_name: str = "taxbridge"
-    app_version: str = ""
+    app_name: str = field(default="taxbridge", validator=_header_text)
+    app_version: str = field(default="", validator=_header_text)
     """Sent in ``X-Avalara-Client``; blank: the installed taxbridge version."""
-    machine_name: str = field(factory=socket.gethostname)
+    machine_name: str = field(factory=_machine, validator=_header_text)
     connect_timeout: float = field(default=5.0, validator=_positive)
     read_timeout: float = field(default=15.0, validator=_positive)
     """Seconds to wait for an answer; Avalara's SDKs wait 1200 s, which stalls an invoicing run."""
@@ -157,7 +185,10 @@ class AvaTaxSettings:
             raise ConfigError(
                 f"environment variable {env!r} is not set", key=f"backend.{key}", value=env
             )
-        return value
+        try:
+            return _credential(value, f"value of environment variable {env!r}")
+        except ConfigError as exc:
+            raise ConfigError(exc.reason, key=f"backend.{key}", value=env) from None
 
     def client_header(self, library_version: str) -> str:
         """``X-Avalara-Client``: app name; app version; library name; library version; machine."""
@@ -184,7 +215,11 @@ def settings_from_table(table: Mapping[str, Any], read: TableReader) -> AvaTaxSe
             values[key] = read.string(data, key, f"backend.{key}")
     for key in ("license_key", "token"):
         if key in data:
-            values[key] = Secret(read.required_string(data, key, f"backend.{key}"))
+            value = read.required_string(data, key, f"backend.{key}")
+            try:
+                values[key] = Secret(value, name=key)
+            except ConfigError as exc:
+                raise ConfigError(exc.reason, source=read.source, key=f"backend.{key}") from None
     for key in ("connect_timeout", "read_timeout", "max_retry_seconds", "backoff_initial",
                 "backoff_max", "circuit_reset_seconds"):  # fmt: skip
         if key in data:
@@ -195,7 +230,7 @@ def settings_from_table(table: Mapping[str, Any], read: TableReader) -> AvaTaxSe
     if "log_bodies" in data:
         values["log_bodies"] = read.boolean(data, "log_bodies", "backend.log_bodies", False)
     if "company_ids" in data:
-        ids = read.table(data["company_ids"], "backend.company_ids", set(data["company_ids"]))
+        ids = read.table(data["company_ids"], "backend.company_ids", None)
         for name, value in ids.items():
             if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
                 raise read.fail(f"backend.company_ids.{name}", value, "is not a company id > 0")
