@@ -647,6 +647,35 @@ class TestRetries:
         assert route.call_count == 1  # an hour is past the 20 s budget: give up, queue it
         assert caught.value.retry_after == 3600.0
 
+    def test_the_retry_budget_is_a_deadline_for_the_whole_call_timeouts_included(self) -> None:
+        now = [0.0]
+        waited: list[float] = []
+
+        def hang(request: httpx.Request) -> httpx.Response:
+            read = request.extensions["timeout"]["read"]
+            waited.append(read)
+            now[0] += read  # the engine never answers: the whole read timeout goes by
+            raise httpx.ReadTimeout("no answer", request=request)
+
+        with respx.mock(base_url=FAKE_URL) as router:
+            router.post(CREATE).mock(side_effect=hang)
+            backend = AvaTaxBackend(
+                fake_settings(read_timeout=15, max_retry_seconds=20, circuit_failures=3),
+                sleep=lambda seconds: None,
+                clock=lambda: now[0],
+            )
+            with pytest.raises(BackendUnavailable, match="ReadTimeout") as caught:
+                backend.calculate(request())
+            assert caught.value.sent  # the posting may have landed
+            assert (waited, now[0]) == ([15.0, 5.0], 20.0)  # 20 s in all, not 30
+            # timed-out attempts count toward the circuit: the third one opens it
+            with pytest.raises(CircuitOpen) as caught:
+                backend.calculate(request("A-2"))
+            assert caught.value.sent
+            with pytest.raises(CircuitOpen):
+                backend.calculate(request("A-3"))
+        assert waited == [15.0, 5.0, 15.0]
+
     def test_an_adjustment_is_resent_only_when_it_never_left(self, avatax, fake) -> None:
         backend = avatax.inner
         backend.calculate(request("A-8"))
@@ -892,6 +921,15 @@ class TestConfig:
             ('kind = "avatax"\ntoken = "t"\nread_timeout = "15"', "backend.read_timeout"),
             ('kind = "avatax"\ntoken = "t"\ncompany_ids = { A = "x" }', "backend.company_ids.A"),
             ('kind = "avatax"', "backend.license_key"),
+            ('kind = "avatax"\ntoken = "t"\napp_name = "Acmé ERP"', "backend.app_name"),
+            ('kind = "avatax"\ntoken = "t"\napp_name = "ERP\\r\\nX-Evil: 1"', "backend.app_name"),
+            ('kind = "avatax"\ntoken = "t"\nmachine_name = "h\\t1"', "backend.machine_name"),
+            ('kind = "avatax"\ntoken = "t"\nread_timeout = nan', "backend.read_timeout"),
+            ('kind = "avatax"\ntoken = "t"\nconnect_timeout = inf', "backend.connect_timeout"),
+            ('kind = "avatax"\ntoken = "t"\ncompany_ids = 5', "backend.company_ids"),
+            ('kind = "avatax"\ntoken = "t"\ncompany_ids = [{}]', "backend.company_ids"),
+            ('kind = "avatax"\ntoken = "t"\nmax_attempts = 100000000000', "backend.max_attempts"),
+            ('kind = "avatax"\ntoken = "to ken"', "backend.token"),
         ],
     )
     def test_backend_mistakes_name_the_key(self, backend, key) -> None:

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from taxbridge.cli import main
-from taxbridge.store import SQLiteStore
+from taxbridge.rates import RateTable
+from taxbridge.store import ReferenceData, SQLiteStore
 
 
 def test_demo_runs_a_day_and_reposts_u_to_r(
@@ -153,3 +154,110 @@ def test_ping_of_an_embedded_backend_has_nothing_to_reach(
 ) -> None:
     assert main(["ping", "--db", str(tmp_path / "p.db")]) == 0
     assert "backend local: embedded, nothing to reach" in capsys.readouterr().out
+
+
+class TestNewUser:
+    """What a new user meets: no store made behind their back, errors in one line, help."""
+
+    def test_a_command_never_creates_a_store_and_names_where_it_looked(
+        self, tmp_path: Path, monkeypatch, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        monkeypatch.chdir(tmp_path)
+        monkeypatch.delenv("TAXBRIDGE_DB", raising=False)
+        monkeypatch.delenv("TAXBRIDGE_CONFIG", raising=False)
+        for argv in (["inquiry", "A-9001"], ["unposted"], ["repost"], ["refresh-rates"]):
+            assert main(argv) == 2, argv
+            err = capsys.readouterr().err
+            assert err.count("\n") == 1, err
+            assert "store taxbridge.db: no store here" in err
+        assert list(tmp_path.iterdir()) == []
+
+    @pytest.mark.parametrize("kind", ["text", "folder", "empty"])
+    def test_a_store_that_cannot_be_used_is_one_line_naming_it(
+        self, kind: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        path = tmp_path / "bad.db"
+        if kind == "text":
+            path.write_text("not a database\n" * 100)
+        elif kind == "folder":
+            path.mkdir()
+        arg = "" if kind == "empty" else str(path)
+        assert main(["unposted", "--db", arg]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1, err
+        assert "Traceback" not in err
+        assert (str(path) if kind != "empty" else "--db: store.path: '' must be") in err
+
+    def test_version_and_help_for_every_argument(self, capsys) -> None:
+        from importlib.metadata import version
+
+        from taxbridge.cli import build_parser
+
+        with pytest.raises(SystemExit) as caught:
+            main(["--version"])
+        assert caught.value.code == 0
+        assert capsys.readouterr().out.strip() == f"taxbridge {version('taxbridge')}"
+        parser = build_parser()
+        assert "operations" in (parser.description or "")
+        commands = next(a for a in parser._actions if a.dest == "command")
+        for name, sub in commands.choices.items():  # type: ignore[union-attr]
+            for action in sub._actions:
+                assert action.help, f"{name} {action.dest} has no help"
+
+    def test_a_log_level_that_does_not_exist_is_refused(self, capsys) -> None:
+        with pytest.raises(SystemExit) as caught:
+            main(["unposted", "--log-level", "verbose"])
+        assert caught.value.code == 2
+        assert "invalid choice: 'verbose'" in capsys.readouterr().err
+
+    def test_unposted_reads_as_a_person_would_and_says_what_needs_a_fix(
+        self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        db = tmp_path / "demo.db"
+        assert main(["demo", "--db", str(db)]) == 0
+        capsys.readouterr()
+        assert main(["unposted", "--db", str(db)]) == 0
+        out = capsys.readouterr().out
+        assert "A-9049" in out
+        assert "needs a fix (skipped)" in out
+        assert "1 unposted, 1 needing a fix: repost skips them until fixed" in out
+        assert "+00:00" not in out
+        assert main(["purge", "--db", str(db), "--older-than", "90d"]) == 0
+        assert capsys.readouterr().out.strip() == (
+            "purged 0 settled queue entries older than 90 days"
+        )
+
+    def test_the_lease_can_be_set(self, tmp_path: Path, capsys) -> None:
+        db = tmp_path / "ops.db"
+        _two_unposted(db)
+        assert main(["repost", "--db", str(db), "--lease", "2m"]) == 0
+        with pytest.raises(SystemExit):
+            main(["repost", "--db", str(db), "--lease", "0s"])
+        assert "is not a lease from 1s to 1d" in capsys.readouterr().err
+
+    def test_read_only_commands_never_call_the_engine(
+        self, tmp_path: Path, monkeypatch, capsys
+    ) -> None:
+        import respx
+
+        db = tmp_path / "t.db"
+        _two_unposted(db)
+        with SQLiteStore(db) as store:  # an empty offline table, which a bridge would load
+            store.replace_reference(ReferenceData(rates=RateTable()))
+        path = tmp_path / "taxbridge.toml"
+        path.write_text(
+            f'[store]\npath = "{db}"\n[backend]\nkind = "avatax"\n'
+            'base_url = "https://avatax.unreachable.test"\ntoken = "t0ken"\n'
+            '[[companies]]\nerp_company = "01"\ncompany_code = "DEFAULT"\n'
+            '[[nexus]]\nregion = "NY"\n'
+        )
+        with respx.mock(assert_all_called=False) as router:
+            route = router.route().respond(500)
+            for argv in (
+                ["unposted"],
+                ["inquiry", "A-1"],
+                ["unposted", "--history"],
+                ["purge", "--older-than", "1d"],
+            ):
+                assert main([*argv, "--config", str(path)]) == 0, argv
+            assert route.call_count == 0

@@ -218,6 +218,14 @@ def test_an_active_list_must_hold_the_mapped_codes(tmp_path: Path) -> None:
             '[[gl_accounts]]\nregion = "NY"\nliability_account = ""\n',
             "gl_accounts[0].liability_account: '' must not be empty",
         ),
+        (
+            "[pending]\nexpiry_warning_days = 1000000000\n",
+            "pending.expiry_warning_days: 1000000000 is not a whole number",
+        ),
+        (
+            "[queue]\nlease_seconds = 0\n",
+            "queue.lease_seconds: 0 is not a whole number",
+        ),
     ],
 )
 def test_each_section_names_its_bad_value(tmp_path: Path, section: str, message: str) -> None:

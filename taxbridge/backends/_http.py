@@ -148,12 +148,21 @@ class Caller:
         """Run ``attempt(number)`` until it returns, or fails for good.
 
         A transient failure is tried again within the budget; a call that is not idempotent only
-        when the failed attempt certainly never left (``sent`` False). The error raised says the
-        call was ``sent`` if any attempt of it may have reached the engine.
+        when the failed attempt certainly never left (``sent`` False). The budget is a deadline
+        for the whole call: each attempt waits at most what is left of it, and once it has
+        passed the last real failure is raised. The error raised says the call was ``sent`` if
+        any attempt of it may have reached the engine.
         """
+        deadline = self._clock() + self.budget.max_seconds
+        bounded = tenacity.stop_after_attempt(
+            self.budget.max_attempts
+        ) | tenacity.stop_before_delay(self.budget.max_seconds)
+
+        def stop(state: tenacity.RetryCallState) -> bool:
+            return bool(bounded(state)) or self._clock() >= deadline
+
         retrying = tenacity.Retrying(
-            stop=tenacity.stop_after_attempt(self.budget.max_attempts)
-            | tenacity.stop_before_delay(self.budget.max_seconds),
+            stop=stop,
             wait=self._wait,
             retry=tenacity.retry_if_exception(_retry_now if idempotent else _retry_unsent),
             sleep=self._sleep,
@@ -162,24 +171,31 @@ class Caller:
         )
         results: list[T] = []
         sent = False
-        token = _DEADLINE.set((self._clock() + self.budget.max_seconds, self._clock))
+        last: BackendError | None = None
+        token = _DEADLINE.set((deadline, self._clock))
         try:
             for trial in retrying:
                 with trial:
                     try:
                         self.circuit.check(self.name, code)
                         results.append(attempt(trial.retry_state.attempt_number))
-                    except (CircuitOpen, DeadlinePassed):
-                        raise
+                    except DeadlinePassed as exc:
+                        # the budget ran out during the backoff: the last real failure stands
+                        failure: BackendError = last or exc
+                        failure.sent = sent or failure.sent
+                        raise failure from None
                     except BackendError as exc:
                         # each attempt that could not reach the engine counts toward opening
                         # the circuit; any answer at all closes it
-                        if isinstance(exc, BackendUnavailable):
+                        if isinstance(exc, CircuitOpen):
+                            pass
+                        elif isinstance(exc, BackendUnavailable):
                             self.circuit.failure()
                         else:
                             self.circuit.success()
                         # an earlier attempt that may have landed makes the whole call uncertain
                         sent = exc.sent = sent or exc.sent
+                        last = exc
                         raise
         finally:
             _DEADLINE.reset(token)

@@ -264,7 +264,7 @@ class BridgeConfig:
 
     def with_store_file(self, path: str) -> BridgeConfig:
         """This config on the SQLite file ``path`` (the command line's ``--db``)."""
-        return attrs.evolve(self, store="sqlite", store_settings=sqlite_file(path))
+        return attrs.evolve(self, store="sqlite", store_settings=sqlite_file(path, "--db"))
 
 
 def _at(key: str, value: Any, reason: str) -> ConfigError:
@@ -279,9 +279,9 @@ def _unique(keys: Iterable[Any], path: str, suffix: str, reason: str) -> None:
         seen.add(key)
 
 
-def sqlite_file(path: str) -> Any:
+def sqlite_file(path: str, source: str = "<code>") -> Any:
     """The settings of the embedded store on the file ``path``, read by its plugin."""
-    return store_plugin("sqlite").settings({"path": path}, TableReader("<code>"))
+    return store_plugin("sqlite").settings({"path": path}, TableReader(source))
 
 
 DEFAULT_NEXUS = ("CA", "FL", "IL", "MN", "NJ", "NY", "PA", "TX", "WA")
