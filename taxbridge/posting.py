@@ -93,14 +93,18 @@ def post_once(backend: TaxBackend, request: TaxRequest, *, doubt: bool = False) 
 
 
 @contextmanager
-def _said_when_committed(committed: bool, document: TaxDocument) -> Iterator[None]:
+def _said_when_committed(
+    committed: bool, document: TaxDocument, unsaved: set[str]
+) -> Iterator[None]:
     """A store failure after the engine committed the document says so: nothing is lost, and
-    invoicing or reposting it again adopts the engine's document instead of posting it twice."""
+    invoicing or reposting it again looks the code up first (``unsaved`` remembers it) and
+    adopts the engine's document instead of posting it twice."""
     try:
         yield
     except StoreError as exc:
         if not committed:
             raise
+        unsaved.add(document.code)
         raise StoreError(
             f"{document.code} is committed at {document.backend} (tax {document.total_tax}) "
             f"but could not be stored: {exc}; once the store is fixed, invoice or repost it "
@@ -125,6 +129,8 @@ class Posting:
         self._retry = retry
         self._mapping = mapping
         self._lease = lease
+        self._unsaved: set[str] = set()
+        """Codes the engine committed but the store could not record: looked up first."""
 
     def on_invoice(self, invoice: Invoice, *, program: str | None = None) -> TaxDocument:
         """Invoicing, the final call: post ``A-<number>`` (Y), or store it U and queue it.
@@ -201,7 +207,7 @@ class Posting:
             if estimate is not None:
                 first = f"offline estimate {estimate[0].total_tax}{estimate[1]}; "
             try:
-                posted = post_once(ctx.backend, request)
+                posted = post_once(ctx.backend, request, doubt=request.code in self._unsaved)
                 result, flag, outcome = posted.result, FinalTaxFlag.POSTED, Outcome.POSTED
                 how = "found already committed at" if posted.found else "posted to"
                 message = f"{first}{how} {ctx.backend.name}: tax {result.total_tax}"
@@ -215,8 +221,8 @@ class Posting:
         document = ctx.document(
             request, result, stage, flag, note + message, orders=orders, erp_company=erp_company
         )
-        with _said_when_committed(outcome is Outcome.POSTED, document):
-            return ctx.record(
+        with _said_when_committed(outcome is Outcome.POSTED, document, self._unsaved):
+            recorded = ctx.record(
                 stage,
                 document,
                 flag_before,
@@ -227,6 +233,8 @@ class Posting:
                 credits=credits,
                 log={"error": message} if enqueue is not None else None,
             )
+        self._unsaved.discard(request.code)
+        return recorded
 
     def _repost_for_the_erp(
         self,
@@ -290,7 +298,7 @@ class Posting:
         now = ctx.clock()
         if entry is None:
             entry = ctx.store.queue_entry(document.code)
-        doubt = in_doubt(entry)
+        doubt = in_doubt(entry) or document.code in self._unsaved
         try:
             posted = post_once(ctx.backend, request, doubt=doubt)
         except BackendError as exc:
@@ -318,8 +326,8 @@ class Posting:
         reposted = ctx.document(
             request, result, stage, FinalTaxFlag.REPOSTED, message, base=document
         )
-        with _said_when_committed(True, reposted):
-            return ctx.record(
+        with _said_when_committed(True, reposted, self._unsaved):
+            recorded = ctx.record(
                 stage,
                 reposted,
                 document.flag,
@@ -329,3 +337,5 @@ class Posting:
                 holder=holder,
                 credits=credits,
             )
+        self._unsaved.discard(document.code)
+        return recorded

@@ -58,6 +58,7 @@ class Reference:
         stored = store.offline_rates()
         self._rates = stored
         self._shipped = shipped_rates()
+        self._zips: dict[str, frozenset[str]] = {}
         self.offline: TaxBackend = offline or (
             backend if self.estimator_only else self._table(stored)
         )
@@ -78,7 +79,10 @@ class Reference:
     def zip_states(self, zip5: str) -> frozenset[str]:
         """The states the local rate data (the offline table and the shipped table) places
         ``zip5`` in; empty when it does not know the ZIP."""
-        return self._rates.states_of(zip5) | self._shipped.states_of(zip5)
+        found = self._zips.get(zip5)
+        if found is None:
+            found = self._zips[zip5] = self._rates.states_of(zip5) | self._shipped.states_of(zip5)
+        return found
 
     def active_tax_codes(self) -> frozenset[str] | None:
         """The active list: refreshed from the engine, else configured, else asked for."""
@@ -135,6 +139,7 @@ class Reference:
             self._active_codes = tax_codes
         if rates is not None:
             self._rates = rates
+            self._zips.clear()
             if not self.estimator_only:
                 self.offline = self._table(rates)
         summary = RefreshSummary(
@@ -155,6 +160,7 @@ class Reference:
         rates = download.tax_rates_by_zip(regions) if download else shipped_rates().only(regions)
         self._store.replace_reference(ReferenceData(rates=rates))
         self._rates = rates
+        self._zips.clear()
         if not self.estimator_only:
             self.offline = self._table(rates)
 

@@ -150,7 +150,9 @@ class TestFailures:
             )
             assert "the engine's document is adopted, not posted twice" in str(caught.value)
             assert store.get("A-1") is None
+            calls = engine.calls
             again = bridge.on_invoice(invoice("1", order()))
+            assert (engine.calls, engine.lookups) == (calls, ["A-1"])  # looked up first
         assert again.flag is FinalTaxFlag.POSTED
         assert again.last_log.startswith("found already committed at local")
         assert engine.commit_counts["A-1"] == 1
