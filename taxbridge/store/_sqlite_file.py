@@ -5,6 +5,7 @@ hold a schema this code knows), bringing its schema up to date, and its failures
 from __future__ import annotations
 
 import datetime as dt
+import os
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -12,6 +13,15 @@ from pathlib import Path
 
 from taxbridge.errors import StoreError
 from taxbridge.store._sqlite_schema import MIGRATIONS
+
+DEFAULT_PATH = "taxbridge.db"
+"""Store file used when neither the config nor ``TAXBRIDGE_DB`` names one."""
+
+
+def default_path() -> str:
+    """The store path from ``TAXBRIDGE_DB``, else :data:`DEFAULT_PATH`."""
+    return os.environ.get("TAXBRIDGE_DB", DEFAULT_PATH)
+
 
 LATEST = MIGRATIONS[-1][0]
 """The schema version this code writes."""

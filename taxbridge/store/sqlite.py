@@ -36,7 +36,7 @@ from taxbridge.store._codec import (
     queue_entry_from_row,
     queue_row,
 )
-from taxbridge.store._sqlite_file import connect, translated
+from taxbridge.store._sqlite_file import DEFAULT_PATH, connect, default_path, failure
 from taxbridge.store.base import (
     CreditAllocation,
     DocumentHead,
@@ -47,18 +47,10 @@ from taxbridge.store.base import (
     SettledEntry,
 )
 
-DEFAULT_PATH = "taxbridge.db"
-"""Store file used when neither the config nor ``TAXBRIDGE_DB`` names one."""
-
 _DOC_UPDATES = ", ".join(
     f"{name} = excluded.{name}" for name in DOCUMENT_COLUMNS.split(", ") if name != "code"
 )
 _DOC_PLACEHOLDERS = ", ".join("?" for _ in DOCUMENT_COLUMNS.split(", "))
-
-
-def default_path() -> str:
-    """The store path from ``TAXBRIDGE_DB``, else :data:`DEFAULT_PATH`."""
-    return os.environ.get("TAXBRIDGE_DB", DEFAULT_PATH)
 
 
 class SQLiteStore:
@@ -86,19 +78,25 @@ class SQLiteStore:
 
     @contextmanager
     def _read(self, doing: str = "cannot read the store") -> Iterator[sqlite3.Connection]:
-        with self._lock, translated(self.path, doing):
-            yield self._conn
+        with self._lock:
+            try:
+                yield self._conn
+            except (sqlite3.Error, OSError) as exc:
+                raise failure(exc, self.path, doing) from exc
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
-        with self._lock, translated(self.path, "cannot write the store"):
-            self._conn.execute("BEGIN IMMEDIATE")
+        with self._lock:
             try:
-                yield self._conn
-            except BaseException:
-                self._conn.execute("ROLLBACK")
-                raise
-            self._conn.execute("COMMIT")
+                self._conn.execute("BEGIN IMMEDIATE")
+                try:
+                    yield self._conn
+                except BaseException:
+                    self._conn.execute("ROLLBACK")
+                    raise
+                self._conn.execute("COMMIT")
+            except (sqlite3.Error, OSError) as exc:
+                raise failure(exc, self.path, "cannot write the store") from exc
 
     @property
     def schema_version(self) -> int:
@@ -433,15 +431,13 @@ class SQLiteStore:
             SettledEntry(str(r[0]), str(r[1]), dt.datetime.fromisoformat(str(r[2]))) for r in rows
         ]
 
-    # -- offline rates -------------------------------------------------------------------------
+    # -- reference data (end-of-day refresh) and the offline rates ---------------------------
 
     def offline_rates(self) -> RateTable:
         """The offline table as stored."""
         with self._read() as conn:
             rows = conn.execute("SELECT * FROM offline_rates ORDER BY state, zip_code").fetchall()
         return RateTable(ZipRate.from_row(row) for row in rows)
-
-    # -- reference data (end-of-day refresh) -----------------------------------------------
 
     def replace_reference(self, reference: ReferenceData) -> None:
         """Replace the refreshed tables in one transaction: a failure keeps yesterday's."""
