@@ -118,6 +118,18 @@ def worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
+def _only_u(document: TaxDocument, target: FinalTaxFlag, action: str, done: str) -> None:
+    """Refuse ``action`` unless the document is U, saying so in flag letters."""
+    if document.flag is not FinalTaxFlag.FAILED:
+        raise InvalidTransition(
+            document.flag,
+            target,
+            code=document.code,
+            action=action,
+            reason=f"only a U document can be {done}; {document.code} is {document.flag}",
+        )
+
+
 RepostOne = Callable[[TaxDocument, QueueEntry, str], TaxDocument]
 """Reposts one claimed document as the holder named: the posting rule's repost."""
 
@@ -176,15 +188,7 @@ class UnpostedQueue:
         holder = worker or worker_id()
         needs_fix = tuple(e.code for e in ctx.store.queue(needs_fix=True)) if code is None else ()
         if code is not None:
-            document = ctx.require(code)
-            if document.flag is not FinalTaxFlag.FAILED:
-                raise InvalidTransition(
-                    document.flag,
-                    FinalTaxFlag.REPOSTED,
-                    code=code,
-                    action="repost",
-                    reason=f"only a U document can be reposted; {code} is {document.flag}",
-                )
+            _only_u(ctx.require(code), FinalTaxFlag.REPOSTED, "repost", "reposted")
         if dry_run:
             due = (
                 [code]
@@ -256,14 +260,7 @@ class UnpostedQueue:
         ctx = self._ctx
         started = time.perf_counter()
         document = ctx.require(code)
-        if document.flag is not FinalTaxFlag.FAILED:
-            raise InvalidTransition(
-                document.flag,
-                FinalTaxFlag.MANUAL,
-                code=code,
-                action="mark manual",
-                reason=f"only a U document can be marked manual; {code} is {document.flag}",
-            )
+        _only_u(document, FinalTaxFlag.MANUAL, "mark manual", "marked manual")
         if not reason.strip() or not user.strip():
             raise InvalidTransition(
                 document.flag,
