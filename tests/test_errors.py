@@ -13,6 +13,7 @@ from taxbridge.errors import (
     BackendError,
     BackendUnavailable,
     CircuitOpen,
+    DeadlinePassed,
     DocumentRejected,
     MalformedResponse,
 )
@@ -23,6 +24,7 @@ RETRIES = {
     BackendUnavailable: (True, True),
     MalformedResponse: (True, True),
     CircuitOpen: (True, False),
+    DeadlinePassed: (True, False),
     AuthenticationFailed: (True, False),
     DocumentRejected: (False, False),
     AlreadyCommitted: (False, False),
