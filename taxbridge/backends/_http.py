@@ -186,13 +186,12 @@ class Caller:
                         raise failure from None
                     except BackendError as exc:
                         # each attempt that could not reach the engine counts toward opening
-                        # the circuit; any answer at all closes it
-                        if isinstance(exc, CircuitOpen):
-                            pass
-                        elif isinstance(exc, BackendUnavailable):
-                            self.circuit.failure()
-                        else:
+                        # the circuit (a refusal by the open circuit itself does not); any
+                        # answer at all closes it
+                        if not isinstance(exc, BackendUnavailable):
                             self.circuit.success()
+                        elif not isinstance(exc, CircuitOpen):
+                            self.circuit.failure()
                         # an earlier attempt that may have landed makes the whole call uncertain
                         sent = exc.sent = sent or exc.sent
                         last = exc

@@ -163,12 +163,10 @@ def _date(value: Any, owner: str, name: str) -> dt.date:
         return value.date()
     if isinstance(value, dt.date):
         return value
-    if isinstance(value, str):
-        try:
-            return dt.date.fromisoformat(value)
-        except ValueError:
-            pass
-    raise InvalidFieldError(owner, name, value, "is not a date (YYYY-MM-DD)")
+    try:
+        return dt.date.fromisoformat(value)  # a str; anything else raises TypeError
+    except (TypeError, ValueError):
+        raise InvalidFieldError(owner, name, value, "is not a date (YYYY-MM-DD)") from None
 
 
 def _optional_date(value: Any, owner: str, name: str) -> dt.date | None:
