@@ -11,9 +11,17 @@ queued, so the ERP's invoicing run goes on.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from decimal import Decimal
 from pathlib import Path
 
+from taxbridge.accounting import (
+    EngineBooks,
+    EngineReconciliation,
+    GLReconciliation,
+    Ledger,
+    StateReport,
+)
 from taxbridge.backends.base import Capabilities, PingResult, TaxBackend
 from taxbridge.claims import Claims
 from taxbridge.config import BridgeConfig, load_config
@@ -21,7 +29,18 @@ from taxbridge.context import StageContext, utcnow
 from taxbridge.exemptions import Exemptions
 from taxbridge.factory import build, build_backend
 from taxbridge.lifecycle import Inquiry, Lifecycle, PendingCheck
-from taxbridge.models import Claim, Exemption, Invoice, Order, Quotation, TaxDocument
+from taxbridge.models import (
+    Claim,
+    DateRange,
+    Exemption,
+    Invoice,
+    Journal,
+    JurisdictionLine,
+    Order,
+    Quotation,
+    TaxDocument,
+    WorkfileLine,
+)
 from taxbridge.posting import Posting
 from taxbridge.queue import (
     RepostSummary,
@@ -72,6 +91,8 @@ class TaxBridge:
         self.posting = Posting(ctx, self.retry, mapping, lease=config.lease)
         self.claims = Claims(ctx, self.lifecycle, self.posting, self.exemption_db, mapping)
         self.queue = UnpostedQueue(ctx, self.posting.repost_entry)
+        self.ledger = Ledger(config, store, clock)
+        self.engine_books = EngineBooks(ctx, self.posting, self.retry)
         self._ctx = ctx
         self._mapping = mapping
 
@@ -226,6 +247,71 @@ class TaxBridge:
     def mark_manual(self, code: str, reason: str, user: str) -> TaxDocument:
         """A U document was posted by hand outside the ERP: U -> M, with who and why logged."""
         return self.queue.mark_manual(code, reason, user)
+
+    # -- accounting: month-end -----------------------------------------------------------------
+
+    def workfile(
+        self, period: DateRange | str, company: str | None = None
+    ) -> Iterator[WorkfileLine]:
+        """The tax workfile (BNO155G): posted invoice and credit lines of a period (``YYYY-MM``
+        or a DateRange), of one ERP company or all, streamed."""
+        return self.ledger.workfile(DateRange.of(period), company)
+
+    def workfile_jurisdictions(
+        self, period: DateRange | str, company: str | None = None
+    ) -> Iterator[JurisdictionLine]:
+        """The jurisdiction breakdown of the workfile's documents, streamed."""
+        return self.ledger.jurisdictions(DateRange.of(period), company)
+
+    def state_report(self, period: DateRange | str, company: str | None = None) -> StateReport:
+        """Sales tax by state: amount, not taxed, taxable and tax per company and region."""
+        return self.ledger.state_report(DateRange.of(period), company)
+
+    def generate_journal(self, period: DateRange | str, company: str | None = None) -> Journal:
+        """Generate (or regenerate, while unposted) the GL tax journal of a period (BNO010)."""
+        return self.ledger.generate_journal(DateRange.of(period), company)
+
+    def post_journal(
+        self, period: DateRange | str, company: str | None = None, *, user: str
+    ) -> Journal:
+        """Post a generated journal to the GL: locked from then on."""
+        return self.ledger.post_journal(DateRange.of(period), company, user=user)
+
+    def journal(self, period: DateRange | str, company: str | None = None) -> Journal:
+        """The stored journal of a period, with its lines."""
+        return self.ledger.journal(DateRange.of(period), company)
+
+    def reconcile_gl(
+        self,
+        period: DateRange | str,
+        company: str | None = None,
+        *,
+        differences_only: bool = False,
+        tolerance: Decimal = Decimal("0.00"),
+    ) -> GLReconciliation:
+        """Sales versus GL tax by process number (BNI010A); Show Diff with
+        ``differences_only``."""
+        return self.ledger.reconcile_gl(
+            DateRange.of(period), company, differences_only=differences_only, tolerance=tolerance
+        )
+
+    def reconcile_engine(
+        self,
+        period: DateRange | str,
+        company: str | None = None,
+        *,
+        fix: bool = False,
+        progress: Callable[[int], None] | None = None,
+    ) -> EngineReconciliation:
+        """The engine's documents of a period against the store; ``fix`` takes each finding's
+        safe action (adopt, requeue, record a void)."""
+        return self.engine_books.reconcile(
+            DateRange.of(period), company, fix=fix, progress=progress
+        )
+
+    def void(self, code: str, reason: str) -> TaxDocument:
+        """Void a posted invoice or credit at the engine and record it (reports leave it out)."""
+        return self.engine_books.void(code, reason)
 
     # -- reference data, exemptions, the engine ------------------------------------------------
 

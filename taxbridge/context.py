@@ -9,6 +9,9 @@ import datetime as dt
 import enum
 import time
 from collections.abc import Callable, Mapping, Sequence
+from decimal import Decimal
+
+import attrs
 
 from taxbridge.backends.base import Capabilities, TaxBackend
 from taxbridge.config import BridgeConfig
@@ -69,6 +72,9 @@ class Outcome(enum.Enum):
     UNCHANGED = "unchanged"
     """Invoiced or posted already: checked, not changed."""
     MARKED_MANUAL = "marked_manual"
+    VOIDED = "voided"
+    REQUEUED = "requeued"
+    """The engine reconciliation found a posted document missing at the engine."""
 
     @property
     def is_failure(self) -> bool:
@@ -94,6 +100,18 @@ def stored_lines(lines: tuple[LineTax, ...]) -> tuple[LineTax, ...]:
         LineTax(
             line.number, line.amount, line.taxable, line.exempt, line.tax, line.tax_code, line.rate
         )
+        for line in lines
+    )
+
+
+def charged_lines(lines: tuple[LineTax, ...], before: tuple[LineTax, ...]) -> tuple[LineTax, ...]:
+    """``lines`` (the engine's new figures) keeping the tax each line of ``before`` carried on
+    the invoice; a line the invoice did not have carried nothing."""
+    carried = {line.number: line.tax_charged for line in before}
+    return tuple(
+        line
+        if carried.get(line.number, ZERO_CENTS) == line.tax
+        else attrs.evolve(line, charged=carried.get(line.number, ZERO_CENTS))
         for line in lines
     )
 
@@ -182,9 +200,16 @@ class StageContext:
             kind = DocumentKind.CREDIT
         else:
             kind = DocumentKind.INVOICE if request.document_type.is_saved else DocumentKind.ORDER
+        lines = stored_lines(result.lines)
+        charged: Decimal | None = None
+        if kind is not DocumentKind.ORDER:
+            charged = result.total_tax
         if base is not None:
             orders = orders or base.orders
             erp_company = erp_company or base.erp_company
+            if base.charged_tax is not None:
+                charged = base.charged_tax
+                lines = charged_lines(lines, base.lines)
         return TaxDocument(
             code=request.code,
             kind=kind,
@@ -200,7 +225,7 @@ class StageContext:
             total_taxable=result.total_taxable,
             total_exempt=result.total_exempt,
             total_tax=result.total_tax,
-            lines=stored_lines(result.lines),
+            lines=lines,
             breakdown=result.summary,
             backend=result.backend or self.backend.name,
             last_log=message,
@@ -209,6 +234,7 @@ class StageContext:
             request=request,
             orders=orders,
             invoice_code=base.invoice_code if base else None,
+            charged_tax=charged,
         )
 
     def require(self, code: str) -> TaxDocument:
@@ -236,6 +262,8 @@ class StageContext:
         error_event: bool = False,
         log: Mapping[str, object] | None = None,
         keep_current: bool = True,
+        annotation: bool = False,
+        reconciling: bool = False,
     ) -> TaxDocument:
         """Write ``document``, its log entry and its queue change in one transaction, and log
         the stage's event. The flag move is checked first: an illegal one raises and writes
@@ -247,8 +275,18 @@ class StageContext:
         ``flag_before``, no invoice link): when another process wrote it meanwhile, nothing is
         written and, with ``keep_current``, the document as it now stands is returned (a
         settled document is never reopened); otherwise :class:`ConcurrentChange` is raised.
+
+        An ``annotation`` (a void) keeps the flag and is no flag move; ``reconciling`` allows
+        the engine reconciliation's moves too.
         """
-        check_transition(flag_before, document.flag, code=document.code, action=stage.value)
+        if not (annotation and flag_before is document.flag):
+            check_transition(
+                flag_before,
+                document.flag,
+                code=document.code,
+                action=stage.value,
+                reconciling=reconciling,
+            )
         event = DocumentEvent(
             document.code,
             document.updated_at,

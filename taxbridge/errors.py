@@ -12,6 +12,8 @@
     ├── DocumentNotFoundError (LookupError)  no stored tax document with that code
     ├── LeaseLost                            a repost worker's claim ran out and was taken over
     ├── ConcurrentChange                     a document changed between a stage's read and write
+    ├── AccountMissingError (LookupError)    no GL account (AV-GL) for a company and region
+    ├── JournalError                         a journal cannot be generated or posted as asked
     ├── StoreError                           the store cannot be opened, read or written
     └── BackendError                         a tax backend failed; carries backend, code, status
         ├── BackendUnavailable               timeout, connection, 429, 5xx    retryable, transient
@@ -20,6 +22,7 @@
         │   └── DeadlinePassed               the call's time budget is spent  retryable
         ├── AuthenticationFailed             credentials refused (401/403)    retryable
         ├── DocumentRejected (ValueError)    the engine refused the document: it needs a data fix
+        ├── MissingAtEngine                  posted here, absent at the engine   retryable
         └── AlreadyCommitted                 the code is already committed at the engine
 
 What may be tried again is a property of these classes alone: ``retryable`` (the unposted queue
@@ -186,6 +189,30 @@ class ConcurrentChange(TaxBridgeError):
         )
 
 
+class AccountMissingError(TaxBridgeError, LookupError):
+    """The GL accounts (BNADS/AV-GL) name no account for a company and region with tax."""
+
+    def __init__(self, company: str, region: str, what: str = "liability_account"):
+        self.company = company
+        self.region = region
+        self.what = what
+        super().__init__(
+            f"gl_accounts: no {what} for company {company!r}, region {region!r}; "
+            "add a [[gl_accounts]] entry for it"
+        )
+
+
+class JournalError(TaxBridgeError):
+    """A journal cannot be generated, regenerated or posted as asked (posted journals are
+    locked; ranges of one company's journals may not overlap; an unknown journal); nothing
+    was written."""
+
+    def __init__(self, key: str, reason: str):
+        self.key = key
+        self.reason = reason
+        super().__init__(f"journal {key}: {reason}")
+
+
 class BackendError(TaxBridgeError):
     """A tax backend failed.
 
@@ -307,3 +334,10 @@ class DocumentRejected(BackendError, ValueError):
 
 class AlreadyCommitted(BackendError):
     """The document code is already committed at the engine; look it up instead of re-posting."""
+
+
+class MissingAtEngine(BackendError):
+    """The engine does not have a document the store holds as posted (found by the engine
+    reconciliation): it goes back to the queue, and the repost posts it."""
+
+    retryable = True

@@ -51,6 +51,7 @@ def build(config: BridgeConfig, *, create: bool = True) -> tuple[TaxBackend, Sto
         provinces=config.provinces(),
         nexus_regions=config.all_nexus_regions,
         stored_rates=lazy.offline_rates,
+        register_path=store_plugin(config.store).beside(config.store_settings, "engine"),
     )
     try:
         backend = build_backend(config, context)

@@ -31,6 +31,11 @@ class FinalTaxFlag(enum.Enum):
         """True when the engine holds the posted document (Y, R, M): nothing may post it again."""
         return self in _SETTLED
 
+    @property
+    def engine_holds_stored_tax(self) -> bool:
+        """True for Y and R: the stored tax is the engine's answer to the posting itself."""
+        return self in (FinalTaxFlag.POSTED, FinalTaxFlag.REPOSTED)
+
     def __str__(self) -> str:
         return self.value or "blank"
 
@@ -70,6 +75,16 @@ TRANSITIONS: Mapping[FinalTaxFlag | None, frozenset[FinalTaxFlag]] = {
     FinalTaxFlag.MANUAL: frozenset(),
 }
 
+RECONCILIATION_MOVES: Mapping[FinalTaxFlag, frozenset[FinalTaxFlag]] = {
+    FinalTaxFlag.POSTED: frozenset({FinalTaxFlag.FAILED}),
+    FinalTaxFlag.REPOSTED: frozenset({FinalTaxFlag.FAILED}),
+    FinalTaxFlag.MANUAL: frozenset({FinalTaxFlag.FAILED}),
+}
+"""Moves only the engine reconciliation makes, on evidence from the engine itself: a Y, R or M
+document the engine does not have (its posting was lost, or the manual posting never made) goes
+back to U and is queued, so that the repost posts it; the repost looks the code up first, so a
+document the listing missed is adopted, never posted twice."""
+
 RECALCULABLE: frozenset[FinalTaxFlag] = frozenset({FinalTaxFlag.OFFLINE, FinalTaxFlag.CALCULATED})
 """Recal is offered only for blank (offline) and N (calculated) documents, as in the seed."""
 
@@ -80,9 +95,13 @@ def check_transition(
     *,
     code: str = "",
     action: str = "",
+    reconciling: bool = False,
 ) -> FinalTaxFlag:
-    """Return ``target`` if ``current -> target`` is legal, else raise InvalidTransition."""
+    """Return ``target`` if ``current -> target`` is legal, else raise InvalidTransition.
+    ``reconciling`` also allows the engine reconciliation's moves."""
     allowed = TRANSITIONS[current]
+    if reconciling and current is not None:
+        allowed = allowed | RECONCILIATION_MOVES.get(current, frozenset())
     if target not in allowed:
         now = "no document" if current is None else f"{code or 'the document'} is {current}"
         could = ", ".join(sorted(str(flag) for flag in allowed)) or "nothing: it is settled"

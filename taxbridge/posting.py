@@ -242,6 +242,8 @@ class Posting:
         request: TaxRequest,
         credits: CreditAllocation | None,
         started: float,
+        *,
+        doubt: bool = False,
     ) -> TaxDocument:
         """The ERP invoices a U document again: repost it as a queue worker would, under a
         lease of its own. While a repost worker holds the entry it is left to that worker, and
@@ -269,11 +271,22 @@ class Posting:
                 holder=holder,
                 entry=claimed[0],
                 credits=credits,
+                doubt=doubt,
             )
         except LeaseLost as exc:
             current = ctx.require(request.code)
             ctx.emit(stage, Outcome.UNCHANGED, current, current.flag, started, lease=str(exc))
             return current
+
+    def adopt(self, document: TaxDocument) -> TaxDocument:
+        """The engine holds a U document committed (its answer was lost): record it R by the
+        repost path, under a lease of its own and looking the code up first, so it is adopted
+        as the engine holds it and never posted again."""
+        if document.request is None:
+            raise DocumentNotFoundError(document.code)
+        return self._repost_for_the_erp(
+            Stage.RECONCILE, document.request, None, time.perf_counter(), doubt=True
+        )
 
     def repost_entry(self, document: TaxDocument, entry: QueueEntry, holder: str) -> TaxDocument:
         """Repost a document the queue claimed for ``holder`` (its stored request)."""
@@ -290,15 +303,16 @@ class Posting:
         holder: str | None = None,
         entry: QueueEntry | None = None,
         credits: CreditAllocation | None = None,
+        doubt: bool = False,
     ) -> TaxDocument:
-        """U -> R by the posting rule (looking the code up first when in doubt), or stay U with
-        the next queue entry the retry schedule makes."""
+        """U -> R by the posting rule (looking the code up first when in doubt, or when
+        ``doubt`` says so), or stay U with the next queue entry the retry schedule makes."""
         ctx = self._ctx
         started = time.perf_counter()
         now = ctx.clock()
         if entry is None:
             entry = ctx.store.queue_entry(document.code)
-        doubt = in_doubt(entry) or document.code in self._unsaved
+        doubt = doubt or in_doubt(entry) or document.code in self._unsaved
         try:
             posted = post_once(ctx.backend, request, doubt=doubt)
         except BackendError as exc:

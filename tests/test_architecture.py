@@ -45,6 +45,7 @@ BRIDGE = {
     "taxbridge.reference",
     "taxbridge.factory",
     "taxbridge.context",
+    "taxbridge.accounting",
 }
 RULES = {"taxbridge.rules", "taxbridge.config"}
 BASE = {

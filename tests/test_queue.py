@@ -29,6 +29,7 @@ from taxbridge.errors import (
     LeaseLost,
 )
 from taxbridge.models import Address
+from taxbridge.store._sqlite_file import LATEST
 from taxbridge.store.base import Expected
 
 T0 = dt.datetime(2026, 11, 21, 8, 0, tzinfo=dt.UTC)
@@ -305,7 +306,7 @@ class TestHistory:
                 conn.execute(f"ALTER TABLE unposted_queue DROP COLUMN {column}")
             conn.commit()
         with SQLiteStore(path) as reopened:
-            assert reopened.schema_version == 5
+            assert reopened.schema_version == LATEST
             entry = reopened.queue_entry("A-1")
             assert entry is not None
             assert entry.claimed_by is None

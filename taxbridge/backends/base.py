@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, Protocol, cast
 
 from attrs import frozen
 
 from taxbridge._toml import TableReader
-from taxbridge.models import Address, DocumentType, TaxRequest, TaxResult
+from taxbridge.models import Address, DocumentType, EngineDocument, TaxRequest, TaxResult
 from taxbridge.money import RoundingLevel
 from taxbridge.rates import ProvinceRate, RateTable
 
@@ -44,6 +44,9 @@ class Capability(enum.Enum):
     """Validates addresses (:class:`AddressResolver`)."""
     PING = "ping"
     """Says whether it is reachable and accepts the credentials (:class:`Pingable`)."""
+    LISTING = "listing"
+    """Lists a company's saved documents by date (:class:`DocumentListing`): the engine
+    reconciliation needs it."""
 
 
 class VoidReason(enum.Enum):
@@ -112,6 +115,17 @@ class DocumentRegister(Protocol):
         reason: VoidReason,
     ) -> TaxResult:
         """Void (cancel) a saved or committed document."""
+        ...
+
+
+class DocumentListing(Protocol):
+    """A backend that lists a company's saved documents dated in a range (AvaTax
+    ``ListTransactionsByCompany``), page by page."""
+
+    def list_documents(
+        self, company_code: str, start: dt.date, end: dt.date
+    ) -> Iterator[EngineDocument]:
+        """Saved documents of every status dated from ``start`` to ``end``, streamed."""
         ...
 
 
@@ -214,6 +228,11 @@ class Capabilities:
         return cast(AddressResolver | None, self._as(Capability.ADDRESSES))
 
     @property
+    def listing(self) -> DocumentListing | None:
+        """Lists documents by date."""
+        return cast(DocumentListing | None, self._as(Capability.LISTING))
+
+    @property
     def ping(self) -> Pingable | None:
         """Reachability."""
         return cast(Pingable | None, self._as(Capability.PING))
@@ -234,6 +253,9 @@ class BuildContext:
     """Every configured nexus region."""
     stored_rates: Callable[[], RateTable] = RateTable
     """The store's offline table (opening the store when first asked)."""
+    register_path: str | None = None
+    """Where an embedded engine keeps the documents it saves when its settings do not say: a
+    file beside the store's (None: the store has no file, so in memory)."""
 
 
 class BackendPlugin(Protocol):

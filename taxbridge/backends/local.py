@@ -11,19 +11,23 @@ from __future__ import annotations
 import datetime as dt
 import threading
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from pathlib import Path
 from typing import Any
 
 import attrs
+from attrs import frozen
 
 from taxbridge._toml import TableReader
 from taxbridge.backends._calculate import calculate, rule_taxes
+from taxbridge.backends._register import FileRegister, MemoryRegister, Register, with_status
 from taxbridge.backends.base import BuildContext, Capability, VoidReason
 from taxbridge.errors import AlreadyCommitted, DocumentRejected
 from taxbridge.models import (
     Address,
     DocumentStatus,
     DocumentType,
+    EngineDocument,
     TaxLine,
     TaxRequest,
     TaxResult,
@@ -75,6 +79,7 @@ class LocalEngine:
             Capability.NEXUS,
             Capability.RATES,
             Capability.ADDRESSES,
+            Capability.LISTING,
         }
     )
 
@@ -86,13 +91,14 @@ class LocalEngine:
         rounding: RoundingLevel = RoundingLevel.DOCUMENT,
         nexus: Mapping[str, Iterable[str]] | None = None,
         name: str = "local",
+        register: Register | None = None,
     ):
         self.name = name
         self.rates = rates if rates is not None else shipped_rates()
         self.tax_codes = tax_codes if tax_codes is not None else shipped_tax_codes()
         self.rounding = rounding
         self._nexus = {company: frozenset(regions) for company, regions in (nexus or {}).items()}
-        self._register: dict[tuple[str, str, DocumentType], TaxResult] = {}
+        self._register: Register = register if register is not None else MemoryRegister()
         self._lock = threading.Lock()
         self.commit_counts: Counter[str] = Counter()
         """How many times each code was committed: a test of exactly-once posting reads it."""
@@ -146,24 +152,17 @@ class LocalEngine:
         if not saved:
             return result
         key = (request.company_code, request.code, request.document_type)
-        with self._lock:
-            existing = self._register.get(key)
-            if existing is not None and existing.status is DocumentStatus.COMMITTED:
-                raise AlreadyCommitted(
-                    "DocStatus is invalid for this operation.",
-                    backend=self.name,
-                    code=request.code,
-                    status=400,
-                    error_code="GetTaxError",
-                    refers_to="DocStatus",
-                )
-            self._register[key] = _compact(result)
-            if status is DocumentStatus.COMMITTED:
+        self._register.put(key, _compact(result), request.customer_code, unless=_not_committed)
+        if status is DocumentStatus.COMMITTED:
+            with self._lock:
                 self.commit_counts[request.code] += 1
         return result
 
     def close(self) -> None:
-        """Nothing to release: the register lives in memory."""
+        """Close the register's file, if it has one."""
+        close = getattr(self._register, "close", None)
+        if close is not None:
+            close()
 
     # -- DocumentRegister ----------------------------------------------------------------------
 
@@ -171,28 +170,18 @@ class LocalEngine:
         self, company_code: str, code: str, document_type: DocumentType
     ) -> TaxResult | None:
         """The saved document, or None."""
-        with self._lock:
-            return self._register.get((company_code, code, document_type))
+        return self._register.get((company_code, code, document_type))
 
     def commit_document(
         self, company_code: str, code: str, document_type: DocumentType
     ) -> TaxResult:
         """Commit a saved document; committing a committed one is refused."""
         key = (company_code, code, document_type)
+        committed = with_status(self._require(key), DocumentStatus.COMMITTED)
+        self._register.put(key, committed, "", unless=_saved_only)
         with self._lock:
-            existing = self._require(key)
-            if existing.status is not DocumentStatus.SAVED:
-                raise AlreadyCommitted(
-                    f"document is {existing.status.value}, not Saved",
-                    backend=self.name,
-                    code=code,
-                    status=400,
-                    error_code="InvalidDocumentStatus",
-                )
-            committed = attrs.evolve(existing, status=DocumentStatus.COMMITTED)
-            self._register[key] = committed
             self.commit_counts[code] += 1
-            return committed
+        return committed
 
     def void_document(
         self,
@@ -203,10 +192,15 @@ class LocalEngine:
     ) -> TaxResult:
         """Cancel a saved or committed document; its code may then be used again."""
         key = (company_code, code, document_type)
-        with self._lock:
-            voided = attrs.evolve(self._require(key), status=DocumentStatus.CANCELLED)
-            self._register[key] = voided
-            return voided
+        voided = with_status(self._require(key), DocumentStatus.CANCELLED)
+        self._register.put(key, voided, "", unless=_not_cancelled)
+        return voided
+
+    def list_documents(
+        self, company_code: str, start: dt.date, end: dt.date
+    ) -> Iterator[EngineDocument]:
+        """Saved documents of a company dated from ``start`` to ``end``."""
+        return self._register.listed(company_code, start, end)
 
     # -- catalogues ----------------------------------------------------------------------------
 
@@ -295,6 +289,40 @@ class LocalEngine:
         )
 
 
+def _not_committed(existing: TaxResult) -> None:
+    if existing.status is DocumentStatus.COMMITTED:
+        raise AlreadyCommitted(
+            "DocStatus is invalid for this operation.",
+            backend="local",
+            code=existing.code,
+            status=400,
+            error_code="GetTaxError",
+            refers_to="DocStatus",
+        )
+
+
+def _saved_only(existing: TaxResult) -> None:
+    if existing.status is not DocumentStatus.SAVED:
+        raise AlreadyCommitted(
+            f"document is {existing.status.value}, not Saved",
+            backend="local",
+            code=existing.code,
+            status=400,
+            error_code="InvalidDocumentStatus",
+        )
+
+
+def _not_cancelled(existing: TaxResult) -> None:
+    if existing.status is DocumentStatus.CANCELLED:
+        raise DocumentRejected(
+            "The transaction is already cancelled.",
+            backend="local",
+            code=existing.code,
+            status=400,
+            error_code="TransactionAlreadyCancelled",
+        )
+
+
 def _compact(result: TaxResult) -> TaxResult:
     """The result as the register keeps it: lines without their per-jurisdiction details (the
     document summary stays), so a long-running engine holds a few objects per line, not five."""
@@ -303,22 +331,59 @@ def _compact(result: TaxResult) -> TaxResult:
     )
 
 
+@frozen
+class LocalSettings:
+    """``[backend]`` of the local engine: where it keeps the documents it saves (a file path;
+    ``:memory:`` for none that outlives the process). Unset: beside the store's file."""
+
+    register: str = ":memory:"
+
+    def __attrs_post_init__(self) -> None:
+        if not isinstance(self.register, str) or not self.register.strip():
+            from taxbridge.errors import ConfigError
+
+            raise ConfigError(
+                f"{self.register!r} is not a file path or :memory:",
+                key="LocalSettings.register",
+                value=self.register,
+                field="register",
+            )
+
+
 class LocalPlugin:
-    """The ``local`` backend kind: the embedded engine; ``[backend]`` has no keys of its own."""
+    """The ``local`` backend kind: the embedded engine; ``[backend] register`` optional."""
 
     kind = "local"
 
-    def settings(self, table: Mapping[str, Any], read: TableReader) -> None:
-        """Refuse any key: the local engine has no settings."""
-        read.table(dict(table), "backend", {"kind", "rounding"})
+    def settings(self, table: Mapping[str, Any], read: TableReader) -> LocalSettings | None:
+        """Read ``register`` (a relative path is taken from the config file's folder)."""
+        data = read.table(dict(table), "backend", {"kind", "rounding", "register"})
+        if "register" not in data:
+            return None
+        path = read.string(data, "register", "backend.register")
+        if read.base is not None and path != ":memory:" and not Path(path).is_absolute():
+            path = str(read.base / path)
+        return read.build("backend", LocalSettings, register=path)
 
-    def check(self, settings: Any) -> None:
-        """Only None."""
-        _no_settings(self.kind, settings)
+    def check(self, settings: Any) -> LocalSettings | None:
+        """None (the register beside the store) or LocalSettings."""
+        if settings is not None and not isinstance(settings, LocalSettings):
+            from taxbridge.errors import ConfigError
+
+            raise ConfigError(
+                f"{settings!r} is not LocalSettings", key="backend_settings", value=settings
+            )
+        return settings
 
     def build(self, settings: Any, context: BuildContext) -> LocalEngine:
-        """The engine over the shipped tables, rounding as configured."""
-        return LocalEngine(rounding=context.rounding)
+        """The engine over the shipped tables, rounding as configured, its register where the
+        settings say, else beside the store (in memory when the store has no file)."""
+        checked = self.check(settings)
+        path = checked.register if checked is not None else context.register_path
+        register = (
+            FileRegister(path) if path is not None and path != ":memory:" else MemoryRegister()
+        )
+        return LocalEngine(rounding=context.rounding, register=register)
 
 
 def _no_settings(kind: str, settings: Any) -> None:

@@ -172,9 +172,16 @@ class BridgeConfig:
             ".province",
             "is defined twice",
         )
-        _unique(
-            [a.region for a in self.gl_accounts], "gl_accounts", ".region", "has an account already"
-        )
+        seen_accounts: set[tuple[str, str]] = set()
+        for index, account in enumerate(self.gl_accounts):
+            if (account.company, account.region) in seen_accounts:
+                owner = f" for company {account.company!r}" if account.company else ""
+                raise _at(
+                    f"gl_accounts[{index}].region",
+                    account.region,
+                    f"has an account already{owner}",
+                )
+            seen_accounts.add((account.company, account.region))
         for index, levy in enumerate(self.levy_items):
             for other_index, other in enumerate(self.levy_items[:index]):
                 if levy.overlaps(other):
@@ -250,12 +257,21 @@ class BridgeConfig:
             for rate in self.canadian_rates
         )
 
-    def gl_account(self, region: str) -> str | None:
-        """The tax liability account of a region, or None."""
+    def gl_account(self, region: str, company: str = "") -> str | None:
+        """The tax liability account of a region (for an ERP company), or None."""
+        entry = self.gl_entry(region, company)
+        return None if entry is None else entry.liability_account
+
+    def gl_entry(self, region: str, company: str = "") -> GLAccount | None:
+        """The AV-GL entry of a company's region: the company's own, else the one for every
+        company (blank company), else None."""
+        fallback = None
         for account in self.gl_accounts:
-            if account.region == region:
-                return account.liability_account
-        return None
+            if account.region == region and account.company == company:
+                return account
+            if account.region == region and not account.company:
+                fallback = account
+        return fallback
 
     @property
     def lease(self) -> dt.timedelta:

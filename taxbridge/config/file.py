@@ -277,7 +277,9 @@ def _pending(read: TableReader, top: dict[str, Any]) -> PendingRules:
 
 
 def _gl_accounts(read: TableReader, top: dict[str, Any]) -> tuple[GLAccount, ...]:
-    entries = read.tables(top, "gl_accounts", {"region", "liability_account"})
+    entries = read.tables(
+        top, "gl_accounts", {"region", "liability_account", "offset_account", "company"}
+    )
     return tuple(
         read.build(
             f"gl_accounts[{index}]",
@@ -286,6 +288,10 @@ def _gl_accounts(read: TableReader, top: dict[str, Any]) -> tuple[GLAccount, ...
             liability_account=read.string(
                 entry, "liability_account", f"gl_accounts[{index}].liability_account"
             ),
+            offset_account=read.string(
+                entry, "offset_account", f"gl_accounts[{index}].offset_account", ""
+            ),
+            company=read.string(entry, "company", f"gl_accounts[{index}].company", ""),
         )
         for index, entry in enumerate(entries)
     )

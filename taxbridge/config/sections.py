@@ -298,10 +298,14 @@ class PendingRules:
 
 @frozen
 class GLAccount:
-    """Tax liability account of a region (BNADS/AV-GL), for the GL journals."""
+    """GL accounts of a region's tax (BNADS/AV-GL): the journal credits the liability account
+    with the region's tax and debits the offset account (the tax clearing the sales ledger
+    booked). ``company`` is an ERP company; blank: every company without an entry of its own."""
 
     region: str = field(converter=_upper, validator=_region)
     liability_account: str = field(validator=_required)
+    offset_account: str = field(default="", validator=_text)
+    company: str = field(default="", validator=_text)
 
 
 def _address(instance: object, attribute: attrs.Attribute[Any], value: Any) -> None:

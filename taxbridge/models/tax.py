@@ -67,6 +67,10 @@ class Stage(enum.Enum):
     """Claims pending check with update (BNO155BC)."""
     CLAIM_INQUIRY = "claim_inquiry"
     CLAIM_INVOICE = "claim_invoice"
+    VOID = "void"
+    """Voided at the engine (or the engine's void recorded here)."""
+    RECONCILE = "reconcile"
+    """Changed by the engine reconciliation (adopted, requeued)."""
 
 
 class DocumentKind(enum.Enum):
@@ -263,6 +267,14 @@ class LineTax:
     rate: Decimal = ZERO
     """Combined rate applied to the line (sum of its jurisdictions' rates)."""
     details: tuple[JurisdictionTax, ...] = ()
+    charged: Decimal | None = None
+    """On a stored invoice or credit line: the tax the invoice carried, when a repost left the
+    engine with another figure in ``tax``; None: the invoice carried ``tax``."""
+
+    @property
+    def tax_charged(self) -> Decimal:
+        """The tax the invoice carried on this line."""
+        return self.tax if self.charged is None else self.charged
 
 
 @frozen
@@ -349,6 +361,23 @@ class TaxDocument:
     """Order numbers merged into an invoice document."""
     invoice_code: str | None = None
     """For an order document: the invoice it was invoiced under."""
+    charged_tax: Decimal | None = None
+    """For an invoice or credit: the tax the invoice (credit note) carried, kept when a repost
+    gives ``total_tax`` the engine's figure; None for an order."""
+    voided_at: dt.datetime | None = None
+    """When the document was voided at the engine (reports leave it out)."""
+    void_reason: str = ""
+
+    @property
+    def tax_charged(self) -> Decimal:
+        """The tax the customer was charged (``total_tax`` when none was recorded apart)."""
+        return self.total_tax if self.charged_tax is None else self.charged_tax
+
+    @property
+    def engine_tax(self) -> Decimal | None:
+        """The tax the engine holds: ``total_tax`` of a Y or R document; None when not known
+        here (U never reached it; M was posted by hand; estimates are not posted)."""
+        return self.total_tax if self.flag.engine_holds_stored_tax else None
 
     @property
     def details_calculated(self) -> bool:

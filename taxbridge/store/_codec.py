@@ -161,7 +161,11 @@ def document_rows(doc: TaxDocument) -> DocumentRows:
         request_to_json(doc.request) if doc.request is not None else None,
         json.dumps(list(doc.orders)),
         doc.invoice_code,
+        None if doc.charged_tax is None else str(doc.charged_tax),
+        doc.voided_at.isoformat() if doc.voided_at else None,
+        doc.void_reason,
     )
+    regions = line_regions(doc.request)
     lines = [
         (
             doc.code,
@@ -173,6 +177,8 @@ def document_rows(doc: TaxDocument) -> DocumentRows:
             str(line.tax),
             line.tax_code,
             str(line.rate),
+            regions.get(line.number, ""),
+            None if line.charged is None else str(line.charged),
         )
         for seq, line in enumerate(doc.lines)
     ]
@@ -219,10 +225,22 @@ def document_from_rows(
         request_json,
         orders_json,
         invoice_code,
+        charged_tax,
+        voided_at,
+        void_reason,
     ) = row
     lines = tuple(
-        LineTax(number, Decimal(a), Decimal(t), Decimal(e), Decimal(x), tax_code, Decimal(r))
-        for number, a, t, e, x, tax_code, r in line_rows
+        LineTax(
+            number,
+            Decimal(a),
+            Decimal(t),
+            Decimal(e),
+            Decimal(x),
+            tax_code,
+            Decimal(r),
+            charged=None if charged is None else Decimal(charged),
+        )
+        for number, a, t, e, x, tax_code, r, charged in line_rows
     )
     breakdown = tuple(
         JurisdictionTax(
@@ -254,15 +272,38 @@ def document_from_rows(
         request=request_from_json(str(request_json)) if request_json else None,
         orders=tuple(json.loads(str(orders_json))),
         invoice_code=str(invoice_code) if invoice_code else None,
+        charged_tax=None if charged_tax is None else Decimal(str(charged_tax)),
+        voided_at=dt.datetime.fromisoformat(str(voided_at)) if voided_at else None,
+        void_reason=str(void_reason or ""),
     )
+
+
+def line_regions(request: TaxRequest | None) -> dict[str, str]:
+    """Each request line's ship-to region (its own ship-to, else the document's)."""
+    if request is None:
+        return {}
+    default = request.ship_to.region
+    return {
+        line.number: line.ship_to.region if line.ship_to is not None else default
+        for line in request.lines
+    }
 
 
 DOCUMENT_COLUMNS = (
     "code, kind, stage, flag, erp_company, company_code, customer_code, document_type, "
     "document_date, tax_date, currency, total_amount, total_taxable, total_exempt, total_tax, "
-    "backend, last_log, updated_at, request_json, orders_json, invoice_code"
+    "backend, last_log, updated_at, request_json, orders_json, invoice_code, charged_tax, "
+    "voided_at, void_reason"
 )
 """The document columns, in the order of :func:`document_rows` and :func:`document_from_rows`."""
+
+LINE_COLUMNS = (
+    "code, seq, number, amount, taxable, exempt, tax, tax_code, rate, region, charged_tax"
+)
+"""The line columns as :func:`document_rows` writes them."""
+
+LINE_READ_COLUMNS = "number, amount, taxable, exempt, tax, tax_code, rate, charged_tax"
+"""The line columns :func:`document_from_rows` reads."""
 
 EVENT_COLUMNS = "code, at, stage, flag_before, flag_after, backend, message, error"
 
@@ -379,3 +420,12 @@ def exemption_from_row(row: tuple[Any, ...]) -> Exemption:
         entity_use_code=row[4],
         expiry=dt.date.fromisoformat(row[5]) if row[5] else None,
     )
+
+
+def credited_totals(rows: list[Any]) -> dict[str, tuple[Decimal, Decimal]]:
+    """(invoice line, amount, tax) allocation rows summed by invoice line."""
+    totals: dict[str, tuple[Decimal, Decimal]] = {}
+    for line, amount, tax in rows:
+        done_amount, done_tax = totals.get(line, (Decimal(0), Decimal(0)))
+        totals[line] = (done_amount + Decimal(amount), done_tax + Decimal(tax))
+    return totals

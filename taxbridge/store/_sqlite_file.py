@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from taxbridge.errors import StoreError
-from taxbridge.store._sqlite_schema import MIGRATIONS
+from taxbridge.store._sqlite_schema import FILLS, MIGRATIONS
 
 DEFAULT_PATH = "taxbridge.db"
 """Store file used when neither the config nor ``TAXBRIDGE_DB`` names one."""
@@ -97,6 +97,8 @@ def _migrate(conn: sqlite3.Connection, path: Path) -> None:
             for statement in sql.split(";"):
                 if statement.strip():
                     conn.execute(statement)
+            if version in FILLS:
+                FILLS[version](conn)
             conn.execute(
                 "INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)",
                 (version, dt.datetime.now(dt.UTC).isoformat()),

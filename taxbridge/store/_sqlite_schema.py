@@ -1,6 +1,15 @@
-"""The SQLite store's schema, as the migrations that build it."""
+"""The SQLite store's schema, as the migrations that build it, and the data fills that some
+migrations need (values computed in Python from rows already stored)."""
 
 from __future__ import annotations
+
+import json
+import re
+import sqlite3
+from collections.abc import Callable
+from decimal import Decimal
+
+from taxbridge.money import allocate
 
 MIGRATIONS: tuple[tuple[int, str], ...] = (
     (
@@ -151,5 +160,111 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
         CREATE INDEX credit_allocations_invoice ON credit_allocations (invoice_code)
         """,
     ),
+    (
+        6,
+        """
+        ALTER TABLE documents ADD COLUMN charged_tax TEXT;
+        ALTER TABLE documents ADD COLUMN voided_at TEXT;
+        ALTER TABLE documents ADD COLUMN void_reason TEXT NOT NULL DEFAULT '';
+        ALTER TABLE document_lines ADD COLUMN region TEXT NOT NULL DEFAULT '';
+        ALTER TABLE document_lines ADD COLUMN charged_tax TEXT;
+        CREATE INDEX documents_period ON documents (document_date, code);
+        CREATE TABLE journals (
+            key TEXT PRIMARY KEY,
+            company TEXT NOT NULL,
+            start_date TEXT NOT NULL,
+            end_date TEXT NOT NULL,
+            status TEXT NOT NULL,
+            version INTEGER NOT NULL,
+            generated_at TEXT NOT NULL,
+            posted_at TEXT,
+            posted_by TEXT NOT NULL DEFAULT '',
+            total_tax TEXT NOT NULL
+        );
+        CREATE TABLE journal_lines (
+            journal_key TEXT NOT NULL REFERENCES journals (key),
+            seq INTEGER NOT NULL,
+            company TEXT NOT NULL,
+            region TEXT NOT NULL,
+            account TEXT NOT NULL,
+            debit TEXT NOT NULL,
+            credit TEXT NOT NULL,
+            PRIMARY KEY (journal_key, seq)
+        ) WITHOUT ROWID;
+        CREATE TABLE journal_documents (
+            journal_key TEXT NOT NULL REFERENCES journals (key),
+            code TEXT NOT NULL,
+            process TEXT NOT NULL,
+            company TEXT NOT NULL,
+            document_date TEXT NOT NULL,
+            tax TEXT NOT NULL,
+            PRIMARY KEY (journal_key, code, process)
+        ) WITHOUT ROWID
+        """,
+    ),
 )
 """Schema changes in order. Later features append a (version, sql) pair; never edit one."""
+
+_CARRIED = re.compile(r"\(the invoice carried (-?\d+(?:\.\d+)?)\)")
+
+
+def _fill_charged_and_regions(conn: sqlite3.Connection) -> None:
+    """Version 6: each line's ship-to region from the saved request, and the tax each invoice
+    and credit carried. A repost before v6 kept that figure only in its log ("the invoice
+    carried X"): it is taken from there and spread over the lines by their tax."""
+    rows = conn.execute(
+        "SELECT code, kind, total_tax, request_json FROM documents ORDER BY code"
+    ).fetchall()
+    for code, kind, total_tax, request_json in rows:
+        if request_json:
+            request = json.loads(request_json)
+            default = (request.get("ship_to") or {}).get("region", "")
+            conn.executemany(
+                "UPDATE document_lines SET region = ? WHERE code = ? AND number = ?",
+                [
+                    ((line[8] or {}).get("region", default) if line[8] else default, code, line[0])
+                    for line in request.get("lines", ())
+                ],
+            )
+        if kind == "order":
+            continue
+        carried = None
+        for (message,) in conn.execute(
+            "SELECT message FROM document_events WHERE code = ? AND stage = 'repost' ORDER BY id",
+            (code,),
+        ):
+            found = _CARRIED.search(message)
+            if found:
+                carried = Decimal(found.group(1))
+        charged = Decimal(total_tax) if carried is None else carried
+        conn.execute("UPDATE documents SET charged_tax = ? WHERE code = ?", (str(charged), code))
+        if carried is not None:
+            _spread_charged(conn, code, carried)
+
+
+def _spread_charged(conn: sqlite3.Connection, code: str, charged: Decimal) -> None:
+    lines = conn.execute(
+        "SELECT seq, tax, amount FROM document_lines WHERE code = ? ORDER BY seq", (code,)
+    ).fetchall()
+    if not lines:
+        return
+    weights = [Decimal(tax) for _, tax, _ in lines]
+    if not any(weights):
+        weights = [Decimal(amount) for _, _, amount in lines]
+    total = sum(weights, Decimal(0))
+    raw = (
+        [charged * w / total for w in weights]
+        if total
+        else [charged] + [Decimal(0)] * (len(lines) - 1)
+    )
+    conn.executemany(
+        "UPDATE document_lines SET charged_tax = ? WHERE code = ? AND seq = ?",
+        [
+            (str(part), code, seq)
+            for part, (seq, _, _) in zip(allocate(charged, raw), lines, strict=True)
+        ],
+    )
+
+
+FILLS: dict[int, Callable[[sqlite3.Connection], None]] = {6: _fill_charged_and_regions}
+"""Data fills run right after a migration's SQL, in the same transaction."""

@@ -11,7 +11,7 @@ for posting (may an attempt have landed?) is decided in :mod:`taxbridge.posting`
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from decimal import Decimal
 from typing import Any, NamedTuple, Protocol
 
@@ -21,11 +21,15 @@ from taxbridge._toml import TableReader
 from taxbridge.flags import FinalTaxFlag
 from taxbridge.models import (
     CreditedLine,
+    DateRange,
     DocumentEvent,
     DocumentKind,
     Exemption,
+    Journal,
+    JurisdictionLine,
     Stage,
     TaxDocument,
+    WorkfileLine,
 )
 from taxbridge.rates import RateTable
 
@@ -77,6 +81,21 @@ class DocumentHead:
     stage: Stage
     flag: FinalTaxFlag
     invoice_code: str | None
+
+
+@frozen
+class PostedHead:
+    """An invoice or credit that reached posting (Y, R, M, U), voided or not, without lines:
+    what the engine reconciliation compares with the engine's list."""
+
+    code: str
+    kind: DocumentKind
+    flag: FinalTaxFlag
+    company_code: str
+    erp_company: str
+    document_date: dt.date
+    total_tax: Decimal
+    voided_at: dt.datetime | None
 
 
 @frozen
@@ -260,7 +279,44 @@ class ExemptionStore(Protocol):
         ...
 
 
-class Store(DocumentStore, QueueStore, ReferenceStore, ExemptionStore, Protocol):
+class LedgerStore(Protocol):
+    """Finance's reads of the documents (the workfile) and the GL journals kept with them."""
+
+    def workfile(self, period: DateRange, *, company: str | None = None) -> Iterator[WorkfileLine]:
+        """Lines of the invoices and credits dated in ``period`` that reached posting (Y, R, M,
+        U) and are not voided, of one ERP company or all, by date, code and line; streamed in
+        batches, never the whole range in memory."""
+        ...
+
+    def workfile_jurisdictions(
+        self, period: DateRange, *, company: str | None = None
+    ) -> Iterator[JurisdictionLine]:
+        """The jurisdiction breakdown of the same documents, streamed likewise."""
+        ...
+
+    def posted_documents(
+        self, period: DateRange, *, company: str | None = None
+    ) -> Iterator[PostedHead]:
+        """Invoices and credits dated in ``period`` that reached posting (Y, R, M, U),
+        voided ones too, of one ERP company or all, by date and code; streamed."""
+        ...
+
+    def journal(self, key: str) -> Journal | None:
+        """The stored journal with this key (with its lines and shares), or None."""
+        ...
+
+    def journals(self, company: str | None = None) -> list[Journal]:
+        """Stored journals (of one company key, or all) by range, without lines or shares."""
+        ...
+
+    def save_journal(self, journal: Journal, *, expected: Journal | None) -> None:
+        """Write ``journal`` with its lines and shares in one transaction, replacing the stored
+        one. The stored journal must still be ``expected`` (status and version; None: no
+        journal yet), else ``ConcurrentChange`` and nothing is written."""
+        ...
+
+
+class Store(DocumentStore, QueueStore, ReferenceStore, ExemptionStore, LedgerStore, Protocol):
     """Everything the bridge keeps, in one place it can close."""
 
     def close(self) -> None:
@@ -279,6 +335,11 @@ class StorePlugin(Protocol):
 
     def check(self, settings: Any) -> Any:
         """Settings given in code: the defaults for None, else the settings checked."""
+        ...
+
+    def beside(self, settings: Any, name: str) -> str | None:
+        """A file path next to this store for a companion file called ``name`` (the embedded
+        engine's register); None for a store that is not a local file."""
         ...
 
     def open(self, settings: Any, *, create: bool = True) -> Store:

@@ -17,16 +17,26 @@ from attrs import frozen
 from taxbridge._toml import TableReader
 from taxbridge.errors import ConcurrentChange, ConfigError, LeaseLost, StoreError
 from taxbridge.flags import FinalTaxFlag
-from taxbridge.models import DocumentEvent, DocumentKind, Exemption, Stage, TaxDocument
-from taxbridge.rates import RATE_COLUMNS, RateTable, ZipRate
+from taxbridge.models import (
+    DocumentEvent,
+    DocumentKind,
+    Exemption,
+    Stage,
+    TaxDocument,
+)
+from taxbridge.rates import RateTable, ZipRate
+from taxbridge.store import _sqlite_ledger as _ledger
 from taxbridge.store._codec import (
     CREDIT_COLUMNS,
     DOCUMENT_COLUMNS,
     EVENT_COLUMNS,
     EXEMPTION_COLUMNS,
+    LINE_COLUMNS,
+    LINE_READ_COLUMNS,
     QUEUE_COLUMNS,
     DocumentRows,
     credit_rows,
+    credited_totals,
     document_from_rows,
     document_rows,
     event_from_row,
@@ -37,6 +47,11 @@ from taxbridge.store._codec import (
     queue_row,
 )
 from taxbridge.store._sqlite_file import DEFAULT_PATH, connect, default_path, failure
+from taxbridge.store._sqlite_reference import (
+    delete_exemption,
+    exemption_rows,
+    replace_reference,
+)
 from taxbridge.store.base import (
     CreditAllocation,
     DocumentHead,
@@ -51,9 +66,10 @@ _DOC_UPDATES = ", ".join(
     f"{name} = excluded.{name}" for name in DOCUMENT_COLUMNS.split(", ") if name != "code"
 )
 _DOC_PLACEHOLDERS = ", ".join("?" for _ in DOCUMENT_COLUMNS.split(", "))
+_LINE_PLACEHOLDERS = ", ".join("?" for _ in LINE_COLUMNS.split(", "))
 
 
-class SQLiteStore:
+class SQLiteStore(_ledger.SQLiteLedger):
     """Tax documents, event log, unposted queue and offline rates in one SQLite file.
 
     Safe to share between threads of one process (one connection behind a lock) and between
@@ -186,11 +202,7 @@ class SQLiteStore:
                 "WHERE invoice_code = ? AND credit_code != ?",
                 (invoice_code, excluding),
             ).fetchall()
-        totals: dict[str, tuple[Decimal, Decimal]] = {}
-        for line, amount, tax in rows:
-            done_amount, done_tax = totals.get(line, (Decimal(0), Decimal(0)))
-            totals[line] = (done_amount + Decimal(amount), done_tax + Decimal(tax))
-        return totals
+        return credited_totals(rows)
 
     def _link_orders(self, conn: sqlite3.Connection, link: InvoiceLink) -> None:
         message = f"invoiced as {link.invoice_code}"
@@ -228,9 +240,7 @@ class SQLiteStore:
         conn.execute("DELETE FROM document_lines WHERE code = ?", (code,))
         conn.execute("DELETE FROM document_breakdown WHERE code = ?", (code,))
         conn.executemany(
-            "INSERT INTO document_lines "
-            "(code, seq, number, amount, taxable, exempt, tax, tax_code, rate) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            f"INSERT INTO document_lines ({LINE_COLUMNS}) VALUES ({_LINE_PLACEHOLDERS})",
             lines,
         )
         conn.executemany(
@@ -290,8 +300,7 @@ class SQLiteStore:
         """A document row with its line and breakdown rows (under the lock; built later)."""
         code = row[0]
         lines = self._conn.execute(
-            "SELECT number, amount, taxable, exempt, tax, tax_code, rate "
-            "FROM document_lines WHERE code = ? ORDER BY seq",
+            f"SELECT {LINE_READ_COLUMNS} FROM document_lines WHERE code = ? ORDER BY seq",
             (code,),
         ).fetchall()
         breakdown = self._conn.execute(
@@ -441,41 +450,8 @@ class SQLiteStore:
 
     def replace_reference(self, reference: ReferenceData) -> None:
         """Replace the refreshed tables in one transaction: a failure keeps yesterday's."""
-        placeholders = ", ".join("?" for _ in RATE_COLUMNS)
         with self._write() as conn:
-            if reference.tax_codes is not None:
-                conn.execute("DELETE FROM reference_tax_codes")
-                conn.executemany(
-                    "INSERT INTO reference_tax_codes VALUES (?)",
-                    [(code,) for code in sorted(reference.tax_codes)],
-                )
-            if reference.entity_use_codes is not None:
-                conn.execute("DELETE FROM reference_entity_use_codes")
-                conn.executemany(
-                    "INSERT INTO reference_entity_use_codes VALUES (?, ?)",
-                    sorted(reference.entity_use_codes.items()),
-                )
-            if reference.nexus is not None:
-                conn.execute("DELETE FROM reference_nexus")
-                conn.executemany(
-                    "INSERT INTO reference_nexus VALUES (?, ?)",
-                    [
-                        (company, region)
-                        for company, regions in sorted(reference.nexus.items())
-                        for region in sorted(regions)
-                    ],
-                )
-            if reference.rates is not None:
-                conn.execute("DELETE FROM offline_rates")
-                conn.executemany(
-                    f"INSERT INTO offline_rates VALUES ({placeholders})",
-                    (rate.as_row() for rate in reference.rates),
-                )
-            if reference.as_of is not None:
-                conn.execute(
-                    "INSERT OR REPLACE INTO meta (key, value) VALUES ('refreshed_as_of', ?)",
-                    (reference.as_of.isoformat(),),
-                )
+            replace_reference(conn, reference)
 
     def active_tax_codes(self) -> frozenset[str] | None:
         """The refreshed active tax codes, or None before the first refresh."""
@@ -511,22 +487,12 @@ class SQLiteStore:
     def delete_exemption(self, customer_code: str, region: str, effective: dt.date) -> bool:
         """Remove an exemption; False when there was none."""
         with self._write() as conn:
-            cursor = conn.execute(
-                "DELETE FROM exemptions WHERE customer_code = ? AND region = ? AND effective = ?",
-                (customer_code, region, effective.isoformat()),
-            )
-            return cursor.rowcount > 0
+            return delete_exemption(conn, customer_code, region, effective)
 
     def exemptions(self, customer_code: str | None = None) -> list[Exemption]:
         """Exemptions of one customer (or all), by customer, region and effective date."""
-        sql = f"SELECT {EXEMPTION_COLUMNS} FROM exemptions"
-        params: tuple[str, ...] = ()
-        if customer_code is not None:
-            sql += " WHERE customer_code = ?"
-            params = (customer_code,)
         with self._read() as conn:
-            rows = conn.execute(sql + " ORDER BY 1, 2, 3", params).fetchall()
-        return [exemption_from_row(row) for row in rows]
+            return [exemption_from_row(row) for row in exemption_rows(conn, customer_code)]
 
     def get_meta(self, key: str) -> str | None:
         """A store-level setting, or None."""
@@ -584,6 +550,14 @@ class SQLitePlugin:
                 f"{settings!r} is not SQLiteSettings", key="store_settings", value=settings
             )
         return settings
+
+    def beside(self, settings: Any, name: str) -> str | None:
+        """``<store stem>-<name>.db`` in the store file's folder; None for ``:memory:``."""
+        checked = self.check(settings)
+        if checked.path == ":memory:":
+            return None
+        path = Path(checked.path)
+        return str(path.with_name(f"{path.stem}-{name}.db"))
 
     def open(self, settings: Any, *, create: bool = True) -> SQLiteStore:
         """Open the file (created when missing, if ``create``) and bring its schema up to date."""

@@ -129,6 +129,7 @@ class _Stored:
     version: int
     id: int
     adjustment_reason: str = "NotAdjusted"
+    locked: bool = False
 
 
 @attrs.frozen
@@ -211,6 +212,13 @@ class FakeAvaTax:
         if self.after_commit is not None:
             self.after_commit(code)
 
+    def lock(
+        self, company: str, code: str, kind: DocumentType = DocumentType.SALES_INVOICE
+    ) -> None:
+        """Lock a document, as filing a return that reports it does."""
+        with self._lock:
+            self.documents[(company, code, kind)].locked = True
+
     def committed(self, company: str, code: str, kind: DocumentType) -> bool:
         """Whether that document is committed here."""
         with self._lock:
@@ -291,6 +299,9 @@ class FakeAvaTax:
                 return httpx.Response(
                     200, text=table.to_csv(), headers={"Content-Type": "text/csv"}
                 )
+            match = re.fullmatch(r"/api/v2/companies/([^/]+)/transactions", raw)
+            if method == "GET" and match:
+                return self._list(_decode(match.group(1)), params)
             match = re.fullmatch(
                 r"/api/v2/companies/\{company\}/transactions/\{code\}(/\w+)?", path
             )
@@ -367,6 +378,15 @@ class FakeAvaTax:
             return self._answer_stored(200, stored, include)
         if method != "POST":
             return httpx.Response(405, text="Method Not Allowed")
+        if stored.locked and action in ("/void", "/adjust", "/uncommit"):
+            raise _Refused(
+                400,
+                "CannotModifyLockedTransaction",
+                1100,
+                "Modifying a locked document is not allowed.",
+                description=f"Document {code} is locked. Modification is not allowed.",
+                target="Unknown",
+            )
         if action == "/commit":
             if status is DocumentStatus.COMMITTED:
                 raise _Refused(
@@ -433,6 +453,39 @@ class FakeAvaTax:
         else:
             return httpx.Response(404, text="Not Found")
         return self._answer_stored(200, stored, include)
+
+    def _list(self, company: str, params: httpx.QueryParams) -> httpx.Response:
+        """``ListTransactionsByCompany``: documents of every status by date; only the date
+        filter forms a client sends are understood (without one: the past 30 days)."""
+        text = params.get("$filter", "")
+        found = re.fullmatch(r"date ge '([\d-]+)' and date le '([\d-]+)'", text.strip())
+        if text and found is None:
+            raise _Refused(
+                400, "FilterSyntaxError", 400, f"The filter {text!r} is not understood by the fake."
+            )
+        if found is not None:
+            start, end = _date(found.group(1), "$filter"), _date(found.group(2), "$filter")
+        else:
+            end = dt.date.today()
+            start = end - dt.timedelta(days=30)
+        rows = []
+        for (owner, _, _), stored in sorted(
+            self.documents.items(), key=lambda item: (item[1].request.date, item[0][1])
+        ):
+            if owner != company or not start <= stored.request.date <= end:
+                continue
+            body = transaction_body(
+                stored.request,
+                stored.result,
+                stored.status,
+                version=stored.version,
+                doc_id=stored.id,
+                company_id=self._company_id(company),
+                adjustment_reason=stored.adjustment_reason,
+            )
+            body["locked"] = stored.locked
+            rows.append(body)
+        return _page(rows, params)
 
     def _refund(
         self, original: _Stored, model: Mapping[str, Any], include: _Include

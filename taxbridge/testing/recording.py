@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from taxbridge.backends.base import (
@@ -26,7 +26,7 @@ from taxbridge.backends.base import (
     VoidReason,
 )
 from taxbridge.errors import BackendUnavailable
-from taxbridge.models import Address, DocumentType, TaxRequest, TaxResult
+from taxbridge.models import Address, DocumentType, EngineDocument, TaxRequest, TaxResult
 from taxbridge.rates import RateTable
 
 
@@ -114,6 +114,15 @@ class RecordingBackend:
         self._check_outage(code)
         voided: TaxResult = inner.void_document(company_code, code, document_type, reason)
         return voided
+
+    def list_documents(
+        self, company_code: str, start: dt.date, end: dt.date
+    ) -> Iterator[EngineDocument]:
+        """Delegate the listing."""
+        inner = self._offered(self._inner.listing, Capability.LISTING)
+        self._check_outage("")
+        listed: Iterator[EngineDocument] = inner.list_documents(company_code, start, end)
+        return listed
 
     def active_tax_codes(self) -> frozenset[str]:
         """Delegate."""

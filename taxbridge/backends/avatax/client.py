@@ -14,7 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import importlib.metadata
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, TypeVar
 
 import httpx
@@ -34,7 +34,14 @@ from taxbridge.backends.avatax.settings import AvaTaxSettings
 from taxbridge.backends.base import Capability, PingResult, VoidReason
 from taxbridge.errors import DocumentRejected, MalformedResponse
 from taxbridge.logs import get_logger
-from taxbridge.models import Address, DocumentStatus, DocumentType, TaxRequest, TaxResult
+from taxbridge.models import (
+    Address,
+    DocumentStatus,
+    DocumentType,
+    EngineDocument,
+    TaxRequest,
+    TaxResult,
+)
 from taxbridge.rates import RateTable, ZipRate
 
 _log = get_logger("taxbridge.avatax")
@@ -71,6 +78,7 @@ class AvaTaxBackend:
             Capability.RATES,
             Capability.ADDRESSES,
             Capability.PING,
+            Capability.LISTING,
         }
     )
 
@@ -161,6 +169,32 @@ class AvaTaxBackend:
             return None if data is None else result_from_model(data, backend=self.name)
 
         return self._call(attempt, code)
+
+    def list_documents(
+        self, company_code: str, start: dt.date, end: dt.date, *, page: int = 1000
+    ) -> Iterator[EngineDocument]:
+        """``ListTransactionsByCompany`` filtered on the date range, 1,000 a page (the most
+        AvaTax returns), each page fetched with the usual retries."""
+        path = f"/api/v2/companies/{encode_code(company_code)}/transactions"
+        skip = 0
+        while True:
+            query = {
+                "$filter": mapping.date_filter(start, end),
+                "$top": str(page),
+                "$skip": str(skip),
+                "$orderBy": "date ASC, code ASC",
+            }
+
+            def attempt(number: int, query: dict[str, str] = query) -> list[Mapping[str, Any]]:
+                data = self._send("GET", path, query, None, "")
+                return mapping.fetch_values(data, backend=self.name, model="TransactionModel")
+
+            values = self._call(attempt, "")
+            for value in values:
+                yield mapping.engine_document(value, backend=self.name)
+            if len(values) < page:
+                return
+            skip += len(values)
 
     def commit_document(
         self, company_code: str, code: str, document_type: DocumentType

@@ -22,6 +22,7 @@ from taxbridge.models import (
     Address,
     DocumentStatus,
     DocumentType,
+    EngineDocument,
     JurisdictionTax,
     JurisdictionType,
     LineTax,
@@ -392,6 +393,35 @@ def result_from_model(data: Any, *, backend: str, request: TaxRequest | None = N
             f"the answer is not a TransactionModel: {what}", backend=backend, code=code
         ) from exc
     return merge_excluded(request, result) if request is not None else result
+
+
+def engine_document(data: Any, *, backend: str) -> EngineDocument:
+    """A ``TransactionModel`` of a list call (no lines) as an :class:`EngineDocument`."""
+    code = ""
+    try:
+        code = str(data["code"])
+        return EngineDocument(
+            code=code,
+            document_type=str(data["type"]),
+            status=str(data["status"]),
+            date=_date(data["date"]),
+            customer_code=str(data.get("customerCode") or data.get("customerVendorCode") or ""),
+            total_amount=_money(data.get("totalAmount")) - _money(data.get("totalDiscount")),
+            total_exempt=_money(data.get("totalExempt")),
+            total_taxable=_money(data.get("totalTaxable")),
+            total_tax=_money(data.get("totalTax")),
+            locked=bool(data.get("locked")),
+        )
+    except (KeyError, TypeError, ValueError, InvalidOperation) as exc:
+        what = f"missing field {exc}" if isinstance(exc, KeyError) else str(exc)
+        raise MalformedResponse(
+            f"a listed transaction is not a TransactionModel: {what}", backend=backend, code=code
+        ) from exc
+
+
+def date_filter(start: dt.date, end: dt.date) -> str:
+    """The ``$filter`` of a list call for documents dated from ``start`` to ``end``."""
+    return f"date ge '{start.isoformat()}' and date le '{end.isoformat()}'"
 
 
 def address_from_resolution(data: Any, *, backend: str) -> Address:

@@ -1,0 +1,360 @@
+"""Month-end: the workfile, GL journals, sales-vs-GL and engine-vs-store reconciliations, the
+state report and voids, on real SQLite files and on both engines."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import attrs
+import pytest
+from conftest import CHICAGO, NYC, PORTLAND, WAREHOUSE, line
+
+from taxbridge import FinalTaxFlag as F
+from taxbridge import OfflineTable, RecordingBackend, SQLiteStore, TaxBridge
+from taxbridge.accounting import Action, Difference, FindingKind
+from taxbridge.config import BridgeConfig, default_config
+from taxbridge.config.sections import GLAccount
+from taxbridge.errors import (
+    AccountMissingError,
+    DocumentRejected,
+    InvalidFieldError,
+    InvalidTransition,
+    JournalError,
+)
+from taxbridge.models import (
+    Address,
+    Customer,
+    DateRange,
+    DocumentType,
+    Invoice,
+    JournalStatus,
+    Order,
+)
+from taxbridge.money import ZERO_CENTS
+from taxbridge.rates import RateTable, shipped_rates
+
+NOVEMBER = DateRange.period("2026-11")
+GL = (
+    GLAccount("NY", "2310-NY", "1190"),
+    GLAccount("IL", "2310-IL", "1190"),
+    GLAccount("PA", "2310-PA", "1190"),
+)
+
+
+def config(**changes: Any) -> BridgeConfig:
+    return attrs.evolve(default_config(), **{"gl_accounts": GL, **changes})
+
+
+def stale_offline() -> OfflineTable:
+    """An offline table whose New York City rate is out of date (8.375% instead of 8.875%):
+    a U invoice carries its figure, and the repost gives the engine's."""
+    text = shipped_rates().to_csv().replace(
+        "0.045000,0.045000,0.088750,0.088750", "0.040000,0.040000,0.083750,0.083750"
+    )
+    return OfflineTable(RateTable.from_csv(text))
+
+
+def sale(number: str, day: int, *, ship_to: Address = NYC, amount: str = "100.00") -> Invoice:
+    when = dt.date(2026, 11, day)
+    order = Order(
+        number=number,
+        company="01",
+        customer=Customer(f"C{number[-2:]}", "Acme"),
+        order_date=when,
+        ship_from=WAREHOUSE,
+        ship_to=ship_to,
+        lines=(
+            line(1, amount, process=number),
+            line(2, "40.00", process=number),
+        ),
+    )
+    return Invoice(number=number, invoice_date=when, orders=(order,))
+
+
+@pytest.fixture
+def books(engine: RecordingBackend, store: SQLiteStore) -> TaxBridge:
+    return TaxBridge(
+        config(),
+        engine,
+        store,
+        offline=stale_offline(),
+        clock=lambda: dt.datetime(2026, 12, 1, 9, tzinfo=dt.UTC),
+    )
+
+
+def month(bridge: TaxBridge, engine: RecordingBackend) -> None:
+    """A month of documents: sales to NY and IL, a repost, a manual posting, claims."""
+    for index in range(1, 9):
+        ship_to = CHICAGO if index % 3 == 0 else NYC
+        bridge.on_invoice(sale(f"50{index:02d}", index * 3, ship_to=ship_to))
+    engine.outage = True
+    bridge.on_invoice(sale("5020", 20))
+    bridge.on_invoice(sale("5021", 21))
+    engine.outage = False
+    assert bridge.repost("A-5020").reposted == ("A-5020",)
+    stored = bridge.store.get("A-5021")
+    assert stored is not None and stored.request is not None
+    # the operator keys it in at the engine by hand, with the tax the invoice carried
+    carried = {item.number: item.tax for item in stored.lines}
+    keyed = attrs.evolve(
+        stored.request,
+        lines=tuple(attrs.evolve(i, tax_override=carried[i.number]) for i in stored.request.lines),
+    )
+    engine.inner.calculate(keyed)
+    bridge.mark_manual("A-5021", "keyed in at Avalara", "ops")
+    claim = bridge.credit_from_invoice("A-5001", ["5001-1"], number="7001")
+    bridge.on_claim_invoice(attrs.evolve(claim, claim_date=dt.date(2026, 11, 25)))
+    bridge.on_invoice(sale("5030", 26, ship_to=PORTLAND))  # outside nexus: X, not in books
+    bridge.on_entry(sale("5031", 27).orders[0])  # an order, never in the books
+
+
+def engine_committed_tax(bridge: TaxBridge) -> Decimal:
+    listing = bridge.engine_books._ctx.caps.listing
+    assert listing is not None
+    return sum(
+        (
+            doc.total_tax
+            for doc in listing.list_documents("DEFAULT", NOVEMBER.start, NOVEMBER.end)
+            if doc.status == "Committed"
+        ),
+        ZERO_CENTS,
+    )
+
+
+def test_a_month_agrees_to_the_cent_between_workfile_journal_report_and_engine(
+    books: TaxBridge, engine: RecordingBackend
+) -> None:
+    month(books, engine)
+    lines = list(books.workfile("2026-11"))
+    assert {item.code for item in lines} >= {"A-5001", "A-5020", "A-5021", "B-7001"}
+    assert not {item.code for item in lines} & {"A-5030", "O-5031"}
+    assert {item.flag for item in lines} == {"Y", "R", "M"}
+    workfile_tax = sum((item.tax for item in lines), ZERO_CENTS)
+
+    journal = books.generate_journal("2026-11")
+    report = books.state_report("2026-11")
+    assert journal.total_tax == workfile_tax
+    assert journal.debits == journal.credits == workfile_tax
+    assert report.total.tax == workfile_tax
+    assert {row.region for row in report.rows} == {"NY", "IL"}
+    assert workfile_tax == engine_committed_tax(books)
+    assert books.reconcile_gl("2026-11", differences_only=True).rows == ()
+    assert books.reconcile_engine("2026-11").clean
+
+
+def test_a_repost_keeps_what_the_invoice_carried_beside_the_engines_figure(
+    books: TaxBridge, engine: RecordingBackend
+) -> None:
+    engine.outage = True
+    failed = books.on_invoice(sale("5101", 5))
+    engine.outage = False
+    books.repost("A-5101")
+    reposted = books.store.get("A-5101")
+    assert reposted is not None and reposted.flag is F.REPOSTED
+    assert failed.total_tax == Decimal("11.73")  # 140.00 at the stale 8.375%
+    assert reposted.tax_charged == Decimal("11.73")
+    assert reposted.total_tax == reposted.engine_tax == Decimal("12.43")  # 8.875%
+    by_line = {item.line: item for item in books.workfile("2026-11")}
+    assert sum(i.tax_charged for i in by_line.values()) == Decimal("11.73")
+    assert sum(i.tax for i in by_line.values()) == Decimal("12.43")
+    assert all(i.tax_engine == i.tax for i in by_line.values())
+
+
+def test_each_seeded_difference_is_found_once(books: TaxBridge, engine: RecordingBackend) -> None:
+    month(books, engine)
+    books.generate_journal("2026-11")
+    # a late posting, dated in a period whose journal was generated
+    books.on_invoice(sale("5040", 28))
+    # a voided document
+    books.void("A-5002", "invoice raised in error")
+    # a lost response: committed at the engine, U here
+    engine.lose_responses = 1
+    assert books.on_invoice(sale("5041", 29)).flag is F.FAILED
+
+    gl = books.reconcile_gl("2026-11", differences_only=True)
+    found = {(row.code, row.difference) for row in gl.rows}
+    assert found == {
+        ("A-5040", Difference.NOT_IN_JOURNAL),
+        ("A-5041", Difference.NOT_IN_JOURNAL),
+        ("A-5002", Difference.NOT_IN_SALES),
+    }
+    assert gl.differences == 3
+
+    check = books.reconcile_engine("2026-11")
+    assert [(f.code, f.kind) for f in check.findings] == [("A-5041", FindingKind.LOST_RESPONSE)]
+    fixed = books.reconcile_engine("2026-11", fix=True)
+    assert fixed.findings[0].fixed and fixed.findings[0].action is Action.ADOPT
+    adopted = books.store.get("A-5041")
+    assert adopted is not None and adopted.flag is F.REPOSTED
+    assert engine.commit_counts["A-5041"] == 1
+    assert books.reconcile_engine("2026-11").clean
+
+
+def test_a_void_at_the_engine_only_is_found_and_recorded(
+    books: TaxBridge, engine: RecordingBackend
+) -> None:
+    from taxbridge.backends.base import VoidReason
+
+    books.on_invoice(sale("5201", 4))
+    engine.void_document("DEFAULT", "A-5201", DocumentType.SALES_INVOICE, VoidReason.DOC_VOIDED)
+    check = books.reconcile_engine("2026-11")
+    assert [(f.code, f.kind, f.action) for f in check.findings] == [
+        ("A-5201", FindingKind.VOIDED_AT_ENGINE, Action.RECORD_VOID)
+    ]
+    books.reconcile_engine("2026-11", fix=True)
+    stored = books.store.get("A-5201")
+    assert stored is not None and stored.voided_at is not None and stored.flag is F.POSTED
+    assert list(books.workfile("2026-11")) == []
+    assert books.reconcile_engine("2026-11").clean
+
+
+def test_a_posting_missing_at_the_engine_is_requeued_and_reposted_once(
+    books: TaxBridge, engine: RecordingBackend
+) -> None:
+    engine.outage = True
+    books.on_invoice(sale("5301", 7))
+    engine.outage = False
+    books.mark_manual("A-5301", "said it was keyed in at Avalara", "ops")  # it never was
+    check = books.reconcile_engine("2026-11")
+    assert [(f.code, f.kind) for f in check.findings] == [
+        ("A-5301", FindingKind.MISSING_AT_ENGINE)
+    ]
+    books.reconcile_engine("2026-11", fix=True)
+    requeued = books.store.get("A-5301")
+    assert requeued is not None and requeued.flag is F.FAILED
+    assert books.store.queue_entry("A-5301") is not None
+    assert books.repost().reposted == ("A-5301",)
+    assert engine.commit_counts["A-5301"] == 1
+    assert books.reconcile_engine("2026-11").clean
+
+
+def test_a_journal_is_regenerated_while_unposted_and_locked_once_posted(
+    books: TaxBridge,
+) -> None:
+    books.on_invoice(sale("5401", 2))
+    first = books.generate_journal("2026-11")
+    books.on_invoice(sale("5402", 3))
+    second = books.generate_journal("2026-11")
+    assert (first.version, second.version) == (1, 2)
+    assert second.total_tax == 2 * first.total_tax
+    posted = books.post_journal("2026-11", user="controller")
+    assert posted.status is JournalStatus.POSTED and posted.posted_by == "controller"
+    with pytest.raises(JournalError, match="locked"):
+        books.generate_journal("2026-11")
+    with pytest.raises(JournalError, match="posted already"):
+        books.post_journal("2026-11", user="controller")
+    assert books.journal("2026-11") == posted
+    with pytest.raises(JournalError, match="overlaps journal \\*:2026-11"):
+        books.generate_journal(DateRange.between("2026-11-20", "2026-12-05"))
+    with pytest.raises(JournalError, match="no journal"):
+        books.journal("2026-10")
+
+
+def test_a_region_without_an_account_stores_no_journal(
+    engine: RecordingBackend, store: SQLiteStore
+) -> None:
+    bridge = TaxBridge(config(gl_accounts=GL[:1]), engine, store)
+    bridge.on_invoice(sale("5501", 2, ship_to=CHICAGO))
+    with pytest.raises(AccountMissingError) as caught:
+        bridge.generate_journal("2026-11")
+    assert (caught.value.company, caught.value.region) == ("01", "IL")
+    assert "liability_account" in str(caught.value)
+    assert bridge.ledger.journals() == []
+    no_offset = TaxBridge(
+        config(gl_accounts=(GLAccount("IL", "2310-IL"),)),
+        engine,
+        store,
+    )
+    with pytest.raises(AccountMissingError, match="offset_account"):
+        no_offset.generate_journal("2026-11")
+
+
+def test_a_credit_in_another_period_lowers_that_periods_tax(books: TaxBridge) -> None:
+    sold = books.on_invoice(sale("5601", 30))
+    claim = books.credit_from_invoice("A-5601", number="7601", claim_date=dt.date(2026, 12, 2))
+    credit = books.on_claim_invoice(claim)
+    assert credit.total_tax == -sold.total_tax
+    assert books.state_report("2026-11").total.tax == sold.total_tax
+    assert books.state_report("2026-12").total.tax == -sold.total_tax
+    december = books.generate_journal("2026-12")
+    liability = [row for row in december.lines if row.account == "2310-NY"]
+    assert liability[0].debit == sold.total_tax and liability[0].credit == 0
+
+
+@pytest.mark.parametrize(
+    ("text", "field"),
+    [("2026-13", "period"), ("11/2026", "period"), ("", "period"), ("2026-1", "period")],
+)
+def test_an_unknown_period_format_is_refused(text: str, field: str) -> None:
+    with pytest.raises(InvalidFieldError) as caught:
+        DateRange.period(text)
+    assert caught.value.field == field and caught.value.value == text
+
+
+def test_a_reversed_range_is_refused() -> None:
+    with pytest.raises(InvalidFieldError, match="end: '2026-11-01' is before start 2026-11-30"):
+        DateRange.between("2026-11-30", "2026-11-01")
+    with pytest.raises(InvalidFieldError, match="start"):
+        DateRange.between("30/11/2026", "2026-12-01")
+
+
+def test_a_period_is_a_whole_month_with_its_key() -> None:
+    assert DateRange.period("2028-02").end == dt.date(2028, 2, 29)
+    assert DateRange.period("2026-11").key == "2026-11"
+    assert DateRange.between("2026-11-01", "2026-11-15").key == "2026-11-01..2026-11-15"
+
+
+def test_voiding_refuses_what_is_not_posted_and_releases_a_credits_allocations(
+    books: TaxBridge, engine: RecordingBackend
+) -> None:
+    engine.outage = True
+    books.on_invoice(sale("5701", 2))
+    engine.outage = False
+    with pytest.raises(InvalidTransition, match="only a posted document"):
+        books.void("A-5701", "wrong")
+    books.on_invoice(sale("5702", 3))
+    with pytest.raises(InvalidFieldError, match="reason"):
+        books.void("A-5702", "  ")
+    credit = books.on_claim_invoice(books.credit_from_invoice("A-5702", number="7702"))
+    assert books.store.credited("A-5702")
+    books.void(credit.code, "credit raised twice")
+    assert books.store.credited("A-5702") == {}
+    with pytest.raises(InvalidTransition, match="voided on"):
+        books.void(credit.code, "again")
+    events = books.store.events(credit.code)
+    assert events[-1].stage.value == "void" and events[-1].flag_after is F.POSTED
+
+
+def test_a_locked_document_cannot_be_voided_and_nothing_is_stored(store: SQLiteStore) -> None:
+    from conftest import fake_avatax
+
+    with fake_avatax() as engine:
+        bridge = TaxBridge(config(), engine, store)
+        bridge.on_invoice(sale("5801", 2))
+        engine.fake.lock("DEFAULT", "A-5801")
+        with pytest.raises(DocumentRejected, match="CannotModifyLockedTransaction"):
+            bridge.void("A-5801", "too late")
+        stored = store.get("A-5801")
+        assert stored is not None and stored.voided_at is None
+        engine.fake.documents[("DEFAULT", "A-5801", DocumentType.SALES_INVOICE)].status = (
+            __import__("taxbridge").models.DocumentStatus.CANCELLED
+        )
+        found = bridge.reconcile_engine("2026-11").findings
+        assert [(f.kind, f.locked) for f in found] == [(FindingKind.VOIDED_AT_ENGINE, True)]
+
+
+def test_the_local_engine_register_outlives_the_process(tmp_path: Path) -> None:
+    db = tmp_path / "books.db"
+    first = TaxBridge.from_settings(attrs.evolve(default_config(str(db))))
+    first.on_invoice(sale("5901", 2))
+    first.close()
+    assert (tmp_path / "books-engine.db").exists()
+    again = TaxBridge.from_settings(default_config(str(db)), create=False)
+    try:
+        assert again.reconcile_engine("2026-11").clean
+        assert again.reconcile_engine("2026-11").listed == 1
+    finally:
+        again.close()
