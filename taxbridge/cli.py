@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from importlib.metadata import PackageNotFoundError, version
 
 from taxbridge.bridge import TaxBridge
+from taxbridge.cli_books import add_commands
 from taxbridge.config import BridgeConfig, default_config, example_config_text, load_config
 from taxbridge.demo import DEMO_DB, run_demo
 from taxbridge.errors import BackendError, ConfigError, TaxBridgeError
@@ -21,7 +22,9 @@ DESCRIPTION = """\
 Sales tax for an ERP's orders, invoices and claims, over a tax engine (the embedded local
 engine, or AvaTax). These commands are for operations: look a tax document up, work the list
 of documents whose posting failed (flag U), repost them, mark one posted by hand, refresh the
-offline rates at the end of the day. The ERP itself calls the library.
+offline rates at the end of the day; and for finance at month-end: the tax workfile, GL
+journals, the sales-vs-GL and engine-vs-store reconciliations, the state report. The ERP itself
+calls the library.
 
 Every command but demo works on an existing store: name it with --db FILE or --config FILE
 (or TAXBRIDGE_CONFIG, or TAXBRIDGE_DB); "taxbridge demo" writes one to try them on.
@@ -407,6 +410,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="who posted it by hand (default: $USER)",
     )
     manual.set_defaults(run=_mark_manual)
+    add_commands(commands, common, _bridge)
     return parser
 
 
@@ -424,6 +428,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except TaxBridgeError as exc:
         print(f"taxbridge: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:
+        # the reader (``| head``) left: stop quietly, as Unix tools do
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
     return code
 
 

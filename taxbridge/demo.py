@@ -4,8 +4,10 @@ Twelve customers (one exempt, one shipping to Oregon, which is not a nexus regio
 through entry, pending check, pick (one short pick), despatch and invoice (two orders merged into
 one invoice), with a simulated engine outage during entry and another during invoicing. Then the
 engine comes back and the unposted invoices are reposted: U turns R. One invoice, to a ZIP the
-engine has no rate for, stays U needing a fix: the operator's to settle. Last, half of an
-invoice line is credited (a claim allocated to the invoice) and a prospect is quoted.
+engine has no rate for, stays U needing a fix: the operator's to settle. Then half of an
+invoice line is credited (a claim allocated to the invoice) and a prospect is quoted. The day
+ends with month-end: the GL tax journal, the sales-vs-GL and engine-vs-store reconciliations
+(no differences) and the sales tax report by state.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ from pathlib import Path
 
 import attrs
 
+from taxbridge.accounting.export import Format, render, state_table
+from taxbridge.backends._register import FileRegister
 from taxbridge.backends.local import LocalEngine
 from taxbridge.bridge import TaxBridge
 from taxbridge.config import example_config
@@ -35,7 +39,7 @@ from taxbridge.models import (
     TaxDocument,
 )
 from taxbridge.money import ZERO
-from taxbridge.store.sqlite import SQLiteStore
+from taxbridge.store.sqlite import PLUGIN, SQLiteSettings, SQLiteStore
 from taxbridge.testing import RecordingBackend
 
 DEMO_DB = "taxbridge-demo.db"
@@ -160,11 +164,17 @@ def _demo_store(path: Path) -> SQLiteStore | None:
                 file=sys.stderr,
             )
             return None
-        for suffix in ("", "-wal", "-shm"):
-            Path(f"{path}{suffix}").unlink(missing_ok=True)
+        for file in (path, _register_file(path)):
+            for suffix in ("", "-wal", "-shm"):
+                Path(f"{file}{suffix}").unlink(missing_ok=True)
     store = SQLiteStore(path)
     store.set_meta("demo", "1")
     return store
+
+
+def _register_file(path: Path) -> str:
+    """The local engine's register beside the demo store (as ``from_config`` puts it)."""
+    return str(PLUGIN.beside(SQLiteSettings(str(path)), "engine"))
 
 
 def run_demo(db_path: str, echo: Callable[[str], None] = print) -> int:
@@ -173,7 +183,8 @@ def run_demo(db_path: str, echo: Callable[[str], None] = print) -> int:
     store = _demo_store(Path(db_path))
     if store is None:
         return 2
-    engine = RecordingBackend(LocalEngine(), name="local")
+    register = FileRegister(_register_file(Path(db_path)))
+    engine = RecordingBackend(LocalEngine(register=register), name="local")
     bridge = TaxBridge(example_config(db_path), engine, store)
     orders = {number: _order(number) for number in range(1001, 1051)}
     orders[1050] = attrs.evolve(orders[1050], ship_to=NO_RATE)
@@ -283,13 +294,41 @@ def run_demo(db_path: str, echo: Callable[[str], None] = print) -> int:
         f"{bridge.store.get('Q-7001') is not None}"
     )
     echo("")
+    _month_end(bridge, echo)
+    echo("")
     where = Path(db_path).resolve()
     left = ", ".join(doc.code for doc in bridge.unposted()) or "none"
     echo(f"The demo wrote its store to {where}; still U (needing a fix): {left}. Try:")
     echo(f"  taxbridge inquiry A-9001 --db {db_path}      (or B-5001, the credit)")
     echo(f"  taxbridge unposted --db {db_path}")
+    echo(f"  taxbridge report state --period {PERIOD} --db {db_path}")
+    echo(f"  taxbridge reconcile engine --period {PERIOD} --db {db_path}")
     bridge.close()
     return 0 if not summary.failed else 1
+
+
+PERIOD = f"{DAY:%Y-%m}"
+
+
+def _month_end(bridge: TaxBridge, echo: Callable[[str], None]) -> None:
+    """The journal, both reconciliations and the state report of the demo's month."""
+    echo(f"Month-end {PERIOD}")
+    journal = bridge.generate_journal(PERIOD)
+    echo(
+        f"  GL journal {journal.key}: {len(journal.lines)} lines, debits {journal.debits}, "
+        f"credits {journal.credits}"
+    )
+    gl = bridge.reconcile_gl(PERIOD, differences_only=True)
+    echo(
+        f"  sales versus GL: sales {gl.sales_total}, GL {gl.gl_total}, differences {gl.differences}"
+    )
+    check = bridge.reconcile_engine(PERIOD)
+    echo(
+        f"  engine versus store: {check.stored} documents here, {check.listed} at the engine, "
+        f"findings {len(check.findings)}"
+    )
+    for row in render(state_table(bridge.state_report(PERIOD)), Format.TABLE).splitlines():
+        echo("  " + row)
 
 
 def _flags(counts: Counter[FinalTaxFlag]) -> str:

@@ -13,7 +13,7 @@ import pytest
 from conftest import CHICAGO, NYC, PORTLAND, WAREHOUSE, line
 
 from taxbridge import FinalTaxFlag as F
-from taxbridge import OfflineTable, RecordingBackend, SQLiteStore, TaxBridge
+from taxbridge import LocalEngine, OfflineTable, RecordingBackend, SQLiteStore, TaxBridge
 from taxbridge.accounting import Action, Difference, FindingKind
 from taxbridge.config import BridgeConfig, default_config
 from taxbridge.config.sections import GLAccount
@@ -51,8 +51,10 @@ def config(**changes: Any) -> BridgeConfig:
 def stale_offline() -> OfflineTable:
     """An offline table whose New York City rate is out of date (8.375% instead of 8.875%):
     a U invoice carries its figure, and the repost gives the engine's."""
-    text = shipped_rates().to_csv().replace(
-        "0.045000,0.045000,0.088750,0.088750", "0.040000,0.040000,0.083750,0.083750"
+    text = (
+        shipped_rates()
+        .to_csv()
+        .replace("0.045000,0.045000,0.088750,0.088750", "0.040000,0.040000,0.083750,0.083750")
     )
     return OfflineTable(RateTable.from_csv(text))
 
@@ -96,7 +98,8 @@ def month(bridge: TaxBridge, engine: RecordingBackend) -> None:
     engine.outage = False
     assert bridge.repost("A-5020").reposted == ("A-5020",)
     stored = bridge.store.get("A-5021")
-    assert stored is not None and stored.request is not None
+    assert stored is not None
+    assert stored.request is not None
     # the operator keys it in at the engine by hand, with the tax the invoice carried
     carried = {item.number: item.tax for item in stored.lines}
     keyed = attrs.evolve(
@@ -153,7 +156,8 @@ def test_a_repost_keeps_what_the_invoice_carried_beside_the_engines_figure(
     engine.outage = False
     books.repost("A-5101")
     reposted = books.store.get("A-5101")
-    assert reposted is not None and reposted.flag is F.REPOSTED
+    assert reposted is not None
+    assert reposted.flag is F.REPOSTED
     assert failed.total_tax == Decimal("11.73")  # 140.00 at the stale 8.375%
     assert reposted.tax_charged == Decimal("11.73")
     assert reposted.total_tax == reposted.engine_tax == Decimal("12.43")  # 8.875%
@@ -186,9 +190,11 @@ def test_each_seeded_difference_is_found_once(books: TaxBridge, engine: Recordin
     check = books.reconcile_engine("2026-11")
     assert [(f.code, f.kind) for f in check.findings] == [("A-5041", FindingKind.LOST_RESPONSE)]
     fixed = books.reconcile_engine("2026-11", fix=True)
-    assert fixed.findings[0].fixed and fixed.findings[0].action is Action.ADOPT
+    assert fixed.findings[0].fixed
+    assert fixed.findings[0].action is Action.ADOPT
     adopted = books.store.get("A-5041")
-    assert adopted is not None and adopted.flag is F.REPOSTED
+    assert adopted is not None
+    assert adopted.flag is F.REPOSTED
     assert engine.commit_counts["A-5041"] == 1
     assert books.reconcile_engine("2026-11").clean
 
@@ -206,7 +212,9 @@ def test_a_void_at_the_engine_only_is_found_and_recorded(
     ]
     books.reconcile_engine("2026-11", fix=True)
     stored = books.store.get("A-5201")
-    assert stored is not None and stored.voided_at is not None and stored.flag is F.POSTED
+    assert stored is not None
+    assert stored.voided_at is not None
+    assert stored.flag is F.POSTED
     assert list(books.workfile("2026-11")) == []
     assert books.reconcile_engine("2026-11").clean
 
@@ -219,12 +227,11 @@ def test_a_posting_missing_at_the_engine_is_requeued_and_reposted_once(
     engine.outage = False
     books.mark_manual("A-5301", "said it was keyed in at Avalara", "ops")  # it never was
     check = books.reconcile_engine("2026-11")
-    assert [(f.code, f.kind) for f in check.findings] == [
-        ("A-5301", FindingKind.MISSING_AT_ENGINE)
-    ]
+    assert [(f.code, f.kind) for f in check.findings] == [("A-5301", FindingKind.MISSING_AT_ENGINE)]
     books.reconcile_engine("2026-11", fix=True)
     requeued = books.store.get("A-5301")
-    assert requeued is not None and requeued.flag is F.FAILED
+    assert requeued is not None
+    assert requeued.flag is F.FAILED
     assert books.store.queue_entry("A-5301") is not None
     assert books.repost().reposted == ("A-5301",)
     assert engine.commit_counts["A-5301"] == 1
@@ -241,7 +248,8 @@ def test_a_journal_is_regenerated_while_unposted_and_locked_once_posted(
     assert (first.version, second.version) == (1, 2)
     assert second.total_tax == 2 * first.total_tax
     posted = books.post_journal("2026-11", user="controller")
-    assert posted.status is JournalStatus.POSTED and posted.posted_by == "controller"
+    assert posted.status is JournalStatus.POSTED
+    assert posted.posted_by == "controller"
     with pytest.raises(JournalError, match="locked"):
         books.generate_journal("2026-11")
     with pytest.raises(JournalError, match="posted already"):
@@ -281,7 +289,8 @@ def test_a_credit_in_another_period_lowers_that_periods_tax(books: TaxBridge) ->
     assert books.state_report("2026-12").total.tax == -sold.total_tax
     december = books.generate_journal("2026-12")
     liability = [row for row in december.lines if row.account == "2310-NY"]
-    assert liability[0].debit == sold.total_tax and liability[0].credit == 0
+    assert liability[0].debit == sold.total_tax
+    assert liability[0].credit == 0
 
 
 @pytest.mark.parametrize(
@@ -291,7 +300,8 @@ def test_a_credit_in_another_period_lowers_that_periods_tax(books: TaxBridge) ->
 def test_an_unknown_period_format_is_refused(text: str, field: str) -> None:
     with pytest.raises(InvalidFieldError) as caught:
         DateRange.period(text)
-    assert caught.value.field == field and caught.value.value == text
+    assert caught.value.field == field
+    assert caught.value.value == text
 
 
 def test_a_reversed_range_is_refused() -> None:
@@ -325,7 +335,8 @@ def test_voiding_refuses_what_is_not_posted_and_releases_a_credits_allocations(
     with pytest.raises(InvalidTransition, match="voided on"):
         books.void(credit.code, "again")
     events = books.store.events(credit.code)
-    assert events[-1].stage.value == "void" and events[-1].flag_after is F.POSTED
+    assert events[-1].stage.value == "void"
+    assert events[-1].flag_after is F.POSTED
 
 
 def test_a_locked_document_cannot_be_voided_and_nothing_is_stored(store: SQLiteStore) -> None:
@@ -338,10 +349,11 @@ def test_a_locked_document_cannot_be_voided_and_nothing_is_stored(store: SQLiteS
         with pytest.raises(DocumentRejected, match="CannotModifyLockedTransaction"):
             bridge.void("A-5801", "too late")
         stored = store.get("A-5801")
-        assert stored is not None and stored.voided_at is None
-        engine.fake.documents[("DEFAULT", "A-5801", DocumentType.SALES_INVOICE)].status = (
-            __import__("taxbridge").models.DocumentStatus.CANCELLED
-        )
+        assert stored is not None
+        assert stored.voided_at is None
+        engine.fake.documents[
+            ("DEFAULT", "A-5801", DocumentType.SALES_INVOICE)
+        ].status = __import__("taxbridge").models.DocumentStatus.CANCELLED
         found = bridge.reconcile_engine("2026-11").findings
         assert [(f.kind, f.locked) for f in found] == [(FindingKind.VOIDED_AT_ENGINE, True)]
 
@@ -358,3 +370,90 @@ def test_the_local_engine_register_outlives_the_process(tmp_path: Path) -> None:
         assert again.reconcile_engine("2026-11").listed == 1
     finally:
         again.close()
+
+
+def test_a_version_5_file_gains_the_charged_tax_from_the_repost_log(tmp_path: Path) -> None:
+    """Before v6 a repost kept the figure the invoice carried only in its log text."""
+    import sqlite3
+
+    path = tmp_path / "old.db"
+    with SQLiteStore(path) as store:
+        engine = RecordingBackend(LocalEngine())
+        bridge = TaxBridge(config(), engine, store)
+        engine.outage = True
+        bridge.on_invoice(sale("6001", 3, ship_to=CHICAGO))
+        engine.outage = False
+        bridge.on_invoice(sale("6002", 4))
+    with sqlite3.connect(path) as conn:  # what a v5 file held after such a repost
+        conn.execute("UPDATE documents SET flag = 'R', total_tax = '14.35' WHERE code = 'A-6001'")
+        conn.execute(
+            "INSERT INTO document_events (code, at, stage, flag_before, flag_after, backend, "
+            "message, error) VALUES ('A-6001', '2026-11-04T00:00:00+00:00', 'repost', 'U', 'R', "
+            "'local', 'reposted to local: tax 14.35 (the invoice carried 14.37)', 0)"
+        )
+        conn.execute("DROP INDEX documents_period")
+        for table in ("journal_documents", "journal_lines", "journals"):
+            conn.execute(f"DROP TABLE {table}")
+        for table, column in (
+            ("documents", "charged_tax"),
+            ("documents", "voided_at"),
+            ("documents", "void_reason"),
+            ("document_lines", "region"),
+            ("document_lines", "charged_tax"),
+        ):
+            conn.execute(f"ALTER TABLE {table} DROP COLUMN {column}")
+        conn.execute("DELETE FROM schema_migrations WHERE version = 6")
+    with SQLiteStore(path) as reopened:
+        old = reopened.get("A-6001")
+        kept = reopened.get("A-6002")
+        assert old is not None
+        assert kept is not None
+        assert old.charged_tax == Decimal("14.37")
+        assert old.total_tax == Decimal("14.35")
+        assert sum(line.tax_charged for line in old.lines) == Decimal("14.37")
+        assert kept.charged_tax == kept.total_tax
+        regions = {line.code: line.region for line in reopened.workfile(NOVEMBER)}
+        assert regions == {"A-6001": "IL", "A-6002": "NY"}
+
+
+def test_the_avatax_listing_pages_by_date_and_shows_locks(store: SQLiteStore) -> None:
+    from conftest import fake_avatax
+
+    with fake_avatax() as engine:
+        bridge = TaxBridge(config(), engine, store)
+        for day in range(1, 6):
+            bridge.on_invoice(sale(f"61{day:02d}", day))
+        bridge.on_invoice(sale("6110", 10))  # after the range
+        engine.fake.lock("DEFAULT", "A-6101")
+        listed = list(
+            engine.inner.list_documents(  # type: ignore[attr-defined]
+                "DEFAULT", dt.date(2026, 11, 1), dt.date(2026, 11, 5), page=2
+            )
+        )
+        assert [doc.code for doc in listed] == ["A-6101", "A-6102", "A-6103", "A-6104", "A-6105"]
+        assert [doc.locked for doc in listed] == [True, False, False, False, False]
+        assert all(doc.status == "Committed" and doc.total_tax > 0 for doc in listed)
+        calls = [r for r in engine.fake.requests if r.path.endswith("/DEFAULT/transactions")]
+        assert len(calls) == 3
+        assert calls[0].params["$filter"] == "date ge '2026-11-01' and date le '2026-11-05'"
+        assert [c.params["$skip"] for c in calls] == ["0", "2", "4"]
+
+
+def test_two_local_engines_on_one_register_file_commit_a_code_once(tmp_path: Path) -> None:
+    from taxbridge import AlreadyCommitted, LocalEngine
+    from taxbridge.backends._register import FileRegister
+
+    first = LocalEngine(register=FileRegister(tmp_path / "engine.db"))
+    second = LocalEngine(register=FileRegister(tmp_path / "engine.db"))
+    with SQLiteStore(tmp_path / "a.db") as store:
+        bridge = TaxBridge(config(), first, store)
+        posted = bridge.on_invoice(sale("6201", 2))
+        request = posted.request
+        assert request is not None
+    with pytest.raises(AlreadyCommitted):
+        second.calculate(request)
+    found = second.get_document("DEFAULT", "A-6201", DocumentType.SALES_INVOICE)
+    assert found is not None
+    assert found.total_tax == posted.total_tax
+    first.close()
+    second.close()

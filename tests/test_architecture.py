@@ -33,7 +33,7 @@ def _imports(path: Path) -> set[str]:
 
 MODULES = {_module(path): _imports(path) for path in SOURCES}
 
-FACE = {"taxbridge", "taxbridge.cli", "taxbridge.demo"}
+FACE = {"taxbridge", "taxbridge.cli", "taxbridge.cli_books", "taxbridge.demo"}
 BRIDGE = {
     "taxbridge.bridge",
     "taxbridge.lifecycle",
@@ -98,6 +98,7 @@ def test_no_backend_store_or_test_helper_imports_the_bridge_or_the_package_root(
     "module",
     [
         "taxbridge.cli",
+        "taxbridge.cli_books",
         "taxbridge.config.core",
         "taxbridge.config.file",
         "taxbridge.factory",

@@ -21,10 +21,15 @@ from taxbridge.errors import BackendUnavailable, ConcurrentChange, DocumentRejec
 from taxbridge.models import (
     Address,
     CreditedLine,
+    DateRange,
     DocumentEvent,
     DocumentKind,
     DocumentType,
     Exemption,
+    Journal,
+    JournalLine,
+    JournalShare,
+    JournalStatus,
     Stage,
     TaxDocument,
     TaxLine,
@@ -400,3 +405,66 @@ class TestExemptions:
         assert store.delete_exemption("C001", "CA", dt.date(2026, 1, 1))
         assert not store.delete_exemption("C001", "CA", dt.date(2026, 1, 1))
         assert [e.region for e in store.exemptions("C001")] == ["NY"]
+
+
+# -- the ledger: workfile, posted documents, journals ------------------------------------------
+
+NOVEMBER = DateRange.period("2026-11")
+
+
+def test_the_workfile_streams_posted_lines_in_order_across_batches(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from taxbridge.store import _sqlite_ledger
+
+    monkeypatch.setattr(_sqlite_ledger, "BATCH", 3)
+    docs = [document(f"A-{n}", amount=f"{n}.00") for n in range(10, 15)]
+    docs.append(document("A-20", flag=F.FAILED))
+    docs.append(document("A-21", flag=F.OFFLINE))  # not posted: not in the workfile
+    docs.append(document("O-1", kind=DocumentKind.ORDER, flag=F.CALCULATED))
+    docs.append(attrs.evolve(document("A-22"), voided_at=T0, void_reason="error"))
+    store.save(docs, [event(doc) for doc in docs])
+    lines = list(store.workfile(NOVEMBER))
+    assert [(item.code, item.line) for item in lines] == [
+        (code, number)
+        for code in ("A-10", "A-11", "A-12", "A-13", "A-14", "A-20")
+        for number in ("P1-1", "P1-2")
+    ]
+    first = lines[0]
+    assert (first.region, first.process, first.erp_company) == ("NY", "P1", "01")
+    assert first.tax == first.tax_charged == first.tax_engine == docs[0].lines[0].tax
+    assert lines[-1].tax_engine is None  # U: the engine does not hold it
+    assert list(store.workfile(NOVEMBER, company="02")) == []
+    assert list(store.workfile(DateRange.period("2026-10"))) == []
+    heads = {head.code: head for head in store.posted_documents(NOVEMBER)}
+    assert set(heads) == {"A-10", "A-11", "A-12", "A-13", "A-14", "A-20", "A-22"}
+    assert heads["A-22"].voided_at == T0
+    breakdown = list(store.workfile_jurisdictions(NOVEMBER))
+    assert {row.code for row in breakdown} == {"A-10", "A-11", "A-12", "A-13", "A-14", "A-20"}
+
+
+def test_charged_tax_voids_and_line_regions_survive_a_round_trip(store: Store) -> None:
+    doc = document("A-1", flag=F.REPOSTED)
+    charged = tuple(attrs.evolve(line, charged=line.tax - Decimal("0.10")) for line in doc.lines)
+    doc = attrs.evolve(
+        doc, lines=charged, charged_tax=doc.total_tax - Decimal("0.20"), voided_at=T0
+    )
+    store.save([doc], [event(doc)])
+    assert store.get("A-1") == doc
+
+
+def test_a_journal_write_that_lost_a_race_writes_nothing(store: Store) -> None:
+    lines = (JournalLine("01", "NY", "1190", Decimal("8.88"), Decimal("0.00")),)
+    shares = (JournalShare("A-1", "P1", "01", dt.date(2026, 11, 20), Decimal("8.88")),)
+    first = Journal("*", NOVEMBER, JournalStatus.GENERATED, 1, T0, lines, shares, Decimal("8.88"))
+    store.save_journal(first, expected=None)
+    assert store.journal(first.key) == first
+    with pytest.raises(ConcurrentChange):
+        store.save_journal(attrs.evolve(first, version=2), expected=None)
+    posted = attrs.evolve(first, status=JournalStatus.POSTED, posted_at=T0, posted_by="cfo")
+    store.save_journal(posted, expected=first)
+    with pytest.raises(ConcurrentChange):
+        store.save_journal(attrs.evolve(first, version=2), expected=first)
+    assert store.journal(first.key) == posted
+    assert [j.key for j in store.journals()] == [first.key]
+    assert store.journals("01") == []
