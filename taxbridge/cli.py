@@ -88,6 +88,11 @@ def _inquiry(args: argparse.Namespace) -> int:
         f"Totals        amount {doc.total_amount}  taxable {doc.total_taxable}  "
         f"exempt {doc.total_exempt}  tax {doc.total_tax}"
     )
+    if doc.charged_tax is not None:
+        engine = "unknown" if doc.engine_tax is None else str(doc.engine_tax)
+        print(f"Tax charged   {doc.tax_charged}   at the engine {engine}")
+    if doc.voided_at is not None:
+        print(f"Voided        {doc.voided_at:%Y-%m-%d %H:%M} UTC: {doc.void_reason}")
     if doc.orders:
         print(f"Orders        {', '.join(doc.orders)}")
     if doc.invoice_code:

@@ -12,6 +12,7 @@ import datetime as dt
 import enum
 from collections.abc import Callable, Iterable, Iterator
 from decimal import Decimal
+from typing import Any
 
 import attrs
 from attrs import frozen
@@ -250,20 +251,17 @@ class Ledger:
         self, lines: Iterable[WorkfileLine]
     ) -> tuple[tuple[JournalLine, ...], tuple[JournalShare, ...], Decimal]:
         by_region: dict[tuple[str, str], Decimal] = {}
-        by_process: dict[tuple[str, str], JournalShare] = {}
+        by_process: dict[tuple[str, str], list[Any]] = {}
         total = ZERO_CENTS
         for line in lines:
             group = (line.erp_company, line.region)
             by_region[group] = by_region.get(group, ZERO_CENTS) + line.tax
             key = (line.code, line.process)
             share = by_process.get(key)
-            by_process[key] = (
-                JournalShare(
-                    line.code, line.process, line.erp_company, line.document_date, line.tax
-                )
-                if share is None
-                else attrs.evolve(share, tax=share.tax + line.tax)
-            )
+            if share is None:
+                by_process[key] = [line.erp_company, line.document_date, line.tax]
+            else:
+                share[2] += line.tax
             total += line.tax
         entries: list[JournalLine] = []
         for (company, region), tax in sorted(by_region.items()):
@@ -277,7 +275,11 @@ class Ledger:
             debit, credit = (ZERO_CENTS, tax) if tax > 0 else (-tax, ZERO_CENTS)
             entries.append(JournalLine(company, region, account.offset_account, credit, debit))
             entries.append(JournalLine(company, region, account.liability_account, debit, credit))
-        return tuple(entries), tuple(by_process[k] for k in sorted(by_process)), total
+        shares = tuple(
+            JournalShare(code, process, *by_process[(code, process)])
+            for code, process in sorted(by_process)
+        )
+        return tuple(entries), shares, total
 
     # -- sales versus GL (BNI010A) -------------------------------------------------------------
 

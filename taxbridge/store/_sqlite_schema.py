@@ -168,7 +168,8 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
         ALTER TABLE documents ADD COLUMN void_reason TEXT NOT NULL DEFAULT '';
         ALTER TABLE document_lines ADD COLUMN region TEXT NOT NULL DEFAULT '';
         ALTER TABLE document_lines ADD COLUMN charged_tax TEXT;
-        CREATE INDEX documents_period ON documents (document_date, code);
+        CREATE INDEX documents_period ON documents (document_date, code)
+            WHERE kind IN ('invoice', 'credit');
         CREATE TABLE journals (
             key TEXT PRIMARY KEY,
             company TEXT NOT NULL,
