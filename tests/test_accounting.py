@@ -10,7 +10,16 @@ from typing import Any
 
 import attrs
 import pytest
-from conftest import CHICAGO, NYC, PORTLAND, WAREHOUSE, line
+from conftest import (
+    CHICAGO,
+    FAKE_ACCOUNT,
+    FAKE_KEY,
+    NYC,
+    PORTLAND,
+    WAREHOUSE,
+    fake_avatax,
+    line,
+)
 
 from taxbridge import FinalTaxFlag as F
 from taxbridge import LocalEngine, OfflineTable, RecordingBackend, SQLiteStore, TaxBridge
@@ -28,6 +37,7 @@ from taxbridge.models import (
     Address,
     Customer,
     DateRange,
+    DocumentStatus,
     DocumentType,
     Invoice,
     JournalStatus,
@@ -340,7 +350,6 @@ def test_voiding_refuses_what_is_not_posted_and_releases_a_credits_allocations(
 
 
 def test_a_locked_document_cannot_be_voided_and_nothing_is_stored(store: SQLiteStore) -> None:
-    from conftest import fake_avatax
 
     with fake_avatax() as engine:
         bridge = TaxBridge(config(), engine, store)
@@ -417,7 +426,6 @@ def test_a_version_5_file_gains_the_charged_tax_from_the_repost_log(tmp_path: Pa
 
 
 def test_the_avatax_listing_pages_by_date_and_shows_locks(store: SQLiteStore) -> None:
-    from conftest import fake_avatax
 
     with fake_avatax() as engine:
         bridge = TaxBridge(config(), engine, store)
@@ -457,3 +465,70 @@ def test_two_local_engines_on_one_register_file_commit_a_code_once(tmp_path: Pat
     assert found.total_tax == posted.total_tax
     first.close()
     second.close()
+
+
+def test_listed_transactions_follow_the_published_transaction_model(
+    store: SQLiteStore, shared_reference: Path
+) -> None:
+    import base64
+    import json
+
+    import avatax_contract
+    import httpx
+
+    from taxbridge.testing.fake_avatax import FakeAvaTax
+
+    fake = FakeAvaTax(account_id=FAKE_ACCOUNT, license_key=FAKE_KEY)
+    basic = "Basic " + base64.b64encode(f"{FAKE_ACCOUNT}:{FAKE_KEY}".encode()).decode()
+    with fake_avatax(fake) as engine:
+        TaxBridge(config(), engine, store).on_invoice(sale("6301", 2))
+    fake.lock("DEFAULT", "A-6301")
+    answer = fake.handle(
+        httpx.Request(
+            "GET",
+            "https://avatax.fake.test/api/v2/companies/DEFAULT/transactions",
+            params={"$filter": "date ge '2026-11-01' and date le '2026-11-30'"},
+            headers={"authorization": basic},
+        )
+    )
+    body = json.loads(answer.content)
+    assert body["@recordsetCount"] == 1
+    [row] = body["value"]
+    assert row["locked"] is True
+    assert avatax_contract.problems("TransactionModel", row, shared_reference) == []
+
+
+def test_an_unknown_code_an_uncommitted_one_and_a_tax_difference_are_reported_only(
+    store: SQLiteStore,
+) -> None:
+
+    with fake_avatax() as engine:
+        bridge = TaxBridge(config(), engine, store, offline=stale_offline())
+        bridge.on_invoice(sale("6401", 2))
+        bridge.on_invoice(sale("6402", 3))
+        engine.inner.uncommit_document(  # type: ignore[attr-defined]
+            "DEFAULT", "A-6402", DocumentType.SALES_INVOICE
+        )
+        posted = bridge.on_invoice(sale("6403", 4))
+        assert posted.request is not None
+        other = attrs.evolve(posted.request, code="A-6499")
+        engine.inner.calculate(other)  # committed at the engine by someone else
+        engine.outage = True
+        bridge.on_invoice(sale("6404", 5))
+        engine.outage = False
+        stored = store.get("A-6404")
+        assert stored is not None
+        assert stored.request is not None
+        engine.inner.calculate(stored.request)  # keyed in by hand at the engine's figure
+        bridge.mark_manual("A-6404", "keyed in", "ops")
+        check = bridge.reconcile_engine("2026-11", fix=True)
+    kinds = {(f.code, f.kind, f.action, f.fixed) for f in check.findings}
+    assert kinds == {
+        ("A-6402", FindingKind.UNCOMMITTED_AT_ENGINE, Action.REPORT, False),
+        ("A-6499", FindingKind.UNKNOWN_HERE, Action.REPORT, False),
+        ("A-6404", FindingKind.TAX_DIFFERS, Action.REPORT, False),
+    }
+    differs = next(f for f in check.findings if f.kind is FindingKind.TAX_DIFFERS)
+    assert (differs.tax_here, differs.tax_engine) == (Decimal("11.73"), Decimal("12.43"))
+    assert check.stored == 4
+    assert check.listed == 5
