@@ -37,7 +37,6 @@ from taxbridge.models import (
     Address,
     Customer,
     DateRange,
-    DocumentStatus,
     DocumentType,
     Invoice,
     JournalStatus,
