@@ -28,6 +28,7 @@ from taxbridge.config import BridgeConfig, load_config
 from taxbridge.context import StageContext, utcnow
 from taxbridge.exemptions import Exemptions
 from taxbridge.factory import build, build_backend
+from taxbridge.files import Files
 from taxbridge.lifecycle import Inquiry, Lifecycle, PendingCheck
 from taxbridge.models import (
     Claim,
@@ -93,6 +94,8 @@ class TaxBridge:
         self.queue = UnpostedQueue(ctx, self.posting.repost_entry)
         self.ledger = Ledger(config, store, clock)
         self.engine_books = EngineBooks(ctx, self.posting, self.retry)
+        self.files = Files(store, clock, self.queue.mark_manual)
+        """The seeds' files: AvaTax import, CertCapture customers and ECMS certificates."""
         self._ctx = ctx
         self._mapping = mapping
 

@@ -13,9 +13,11 @@ from importlib.metadata import PackageNotFoundError, version
 
 from taxbridge.bridge import TaxBridge
 from taxbridge.cli_books import add_commands
+from taxbridge.cli_files import add_commands as add_file_commands
+from taxbridge.cli_files import mark_manual_from_file
 from taxbridge.config import BridgeConfig, default_config, example_config_text, load_config
 from taxbridge.demo import DEMO_DB, run_demo
-from taxbridge.errors import BackendError, ConfigError, TaxBridgeError
+from taxbridge.errors import BackendError, ConfigError, InvalidFieldError, TaxBridgeError
 from taxbridge.logs import LEVELS, configure
 
 DESCRIPTION = """\
@@ -23,8 +25,9 @@ Sales tax for an ERP's orders, invoices and claims, over a tax engine (the embed
 engine, or AvaTax). These commands are for operations: look a tax document up, work the list
 of documents whose posting failed (flag U), repost them, mark one posted by hand, refresh the
 offline rates at the end of the day; and for finance at month-end: the tax workfile, GL
-journals, the sales-vs-GL and engine-vs-store reconciliations, the state report. The ERP itself
-calls the library.
+journals, the sales-vs-GL and engine-vs-store reconciliations, the state report; and the
+seeds' files: the AvaTax transaction import, CertCapture customers and ECMS certificates. The
+ERP itself calls the library.
 
 Every command but demo works on an existing store: name it with --db FILE or --config FILE
 (or TAXBRIDGE_CONFIG, or TAXBRIDGE_DB); "taxbridge demo" writes one to try them on.
@@ -290,6 +293,14 @@ def _config_example(args: argparse.Namespace) -> int:
 
 
 def _mark_manual(args: argparse.Namespace) -> int:
+    if args.from_file:
+        if args.code:
+            raise InvalidFieldError("command line", "code", args.code, "goes without --from-file")
+        return mark_manual_from_file(args, _bridge)
+    if not args.code or not args.reason:
+        raise InvalidFieldError(
+            "command line", "code", args.code, "and --reason are needed (or --from-file FILE)"
+        )
     with _bridge(args, read_only=True) as bridge:
         doc = bridge.mark_manual(args.code, args.reason, args.user)
     print(f"{doc.code}: flag {doc.flag.value}  {doc.last_log}")
@@ -407,8 +418,15 @@ def build_parser() -> argparse.ArgumentParser:
     manual = commands.add_parser(
         "mark-manual", parents=[common], help="flag a U document as posted by hand (U -> M)"
     )
-    manual.add_argument("code", help="the U document keyed into the engine by hand, e.g. A-9031")
-    manual.add_argument("--reason", required=True, help="why, for the document's log")
+    manual.add_argument(
+        "code", nargs="?", help="the U document keyed into the engine by hand, e.g. A-9031"
+    )
+    manual.add_argument("--reason", help="why, for the document's log")
+    manual.add_argument(
+        "--from-file",
+        metavar="FILE",
+        help="mark every document of this AvaTax import file (imported at AvaTax) M",
+    )
     manual.add_argument(
         "--user",
         default=os.environ.get("USER", "operator"),
@@ -416,6 +434,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     manual.set_defaults(run=_mark_manual)
     add_commands(commands, common, _bridge)
+    add_file_commands(commands, common, _bridge)
     return parser
 
 

@@ -33,7 +33,13 @@ def _imports(path: Path) -> set[str]:
 
 MODULES = {_module(path): _imports(path) for path in SOURCES}
 
-FACE = {"taxbridge", "taxbridge.cli", "taxbridge.cli_books", "taxbridge.demo"}
+FACE = {
+    "taxbridge",
+    "taxbridge.cli",
+    "taxbridge.cli_books",
+    "taxbridge.cli_files",
+    "taxbridge.demo",
+}
 BRIDGE = {
     "taxbridge.bridge",
     "taxbridge.lifecycle",
@@ -46,6 +52,7 @@ BRIDGE = {
     "taxbridge.factory",
     "taxbridge.context",
     "taxbridge.accounting",
+    "taxbridge.files",
 }
 RULES = {"taxbridge.rules", "taxbridge.config"}
 BASE = {
@@ -99,6 +106,7 @@ def test_no_backend_store_or_test_helper_imports_the_bridge_or_the_package_root(
     [
         "taxbridge.cli",
         "taxbridge.cli_books",
+        "taxbridge.cli_files",
         "taxbridge.config.core",
         "taxbridge.config.file",
         "taxbridge.factory",

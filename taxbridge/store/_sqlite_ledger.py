@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import sqlite3
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager
 from decimal import Decimal
 from typing import Any
@@ -302,3 +302,29 @@ class SQLiteLedger:
         """Replace the journal, if the stored one is still ``expected``, in one transaction."""
         with self._write() as conn:
             write_journal(conn, journal, expected)
+
+
+class SQLiteExports:
+    """The export registry of :class:`~taxbridge.store.sqlite.SQLiteStore` (see
+    :class:`~taxbridge.store.base.ExportStore`)."""
+
+    _read: Callable[..., AbstractContextManager[sqlite3.Connection]]
+    _write: Callable[[], AbstractContextManager[sqlite3.Connection]]
+
+    def record_exports(self, kind: str, entries: Mapping[str, str], at: dt.datetime) -> None:
+        """Remember the pairs in one transaction."""
+        stamp = at.isoformat()
+        with self._write() as conn:
+            conn.executemany(
+                "INSERT OR REPLACE INTO file_exports (kind, key, value, exported_at) "
+                "VALUES (?, ?, ?, ?)",
+                [(kind, key, value, stamp) for key, value in entries.items()],
+            )
+
+    def exports(self, kind: str) -> dict[str, str]:
+        """Every key of ``kind`` with its value."""
+        with self._read() as conn:
+            rows = conn.execute(
+                "SELECT key, value FROM file_exports WHERE kind = ?", (kind,)
+            ).fetchall()
+        return {str(key): str(value) for key, value in rows}

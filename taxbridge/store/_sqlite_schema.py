@@ -203,6 +203,18 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
         ) WITHOUT ROWID
         """,
     ),
+    (
+        7,
+        """
+        CREATE TABLE file_exports (
+            kind TEXT NOT NULL,
+            key TEXT NOT NULL,
+            value TEXT NOT NULL,
+            exported_at TEXT NOT NULL,
+            PRIMARY KEY (kind, key)
+        ) WITHOUT ROWID
+        """,
+    ),
 )
 """Schema changes in order. Later features append a (version, sql) pair; never edit one."""
 

@@ -270,6 +270,10 @@ class ExemptionStore(Protocol):
         """Add or replace an entry (keyed by customer, region and effective date)."""
         ...
 
+    def save_exemptions(self, exemptions: Sequence[Exemption]) -> None:
+        """Add or replace entries, all in one transaction."""
+        ...
+
     def delete_exemption(self, customer_code: str, region: str, effective: dt.date) -> bool:
         """Remove an entry; False when there was none."""
         ...
@@ -316,7 +320,22 @@ class LedgerStore(Protocol):
         ...
 
 
-class Store(DocumentStore, QueueStore, ReferenceStore, ExemptionStore, LedgerStore, Protocol):
+class ExportStore(Protocol):
+    """What files exported before said (seed 000): customer numbers sent to CertCapture, and
+    the ECMS Cert IDs used, each with what it stood for."""
+
+    def record_exports(self, kind: str, entries: Mapping[str, str], at: dt.datetime) -> None:
+        """Remember ``key -> value`` pairs of one kind (replacing a key's earlier value)."""
+        ...
+
+    def exports(self, kind: str) -> dict[str, str]:
+        """Every key of one kind remembered, with its value."""
+        ...
+
+
+class Store(
+    DocumentStore, QueueStore, ReferenceStore, ExemptionStore, LedgerStore, ExportStore, Protocol
+):
     """Everything the bridge keeps, in one place it can close."""
 
     def close(self) -> None:

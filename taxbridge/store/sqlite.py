@@ -69,7 +69,7 @@ _DOC_PLACEHOLDERS = ", ".join("?" for _ in DOCUMENT_COLUMNS.split(", "))
 _LINE_PLACEHOLDERS = ", ".join("?" for _ in LINE_COLUMNS.split(", "))
 
 
-class SQLiteStore(_ledger.SQLiteLedger):
+class SQLiteStore(_ledger.SQLiteLedger, _ledger.SQLiteExports):
     """Tax documents, event log, unposted queue and offline rates in one SQLite file.
 
     Safe to share between threads of one process (one connection behind a lock) and between
@@ -477,11 +477,15 @@ class SQLiteStore(_ledger.SQLiteLedger):
 
     def save_exemption(self, exemption: Exemption) -> None:
         """Add or replace an exemption (keyed by customer, region and effective date)."""
+        self.save_exemptions([exemption])
+
+    def save_exemptions(self, exemptions: Sequence[Exemption]) -> None:
+        """Add or replace exemptions in one transaction."""
         with self._write() as conn:
-            conn.execute(
+            conn.executemany(
                 f"INSERT OR REPLACE INTO exemptions ({EXEMPTION_COLUMNS}) "
                 "VALUES (?, ?, ?, ?, ?, ?)",
-                exemption_row(exemption),
+                [exemption_row(exemption) for exemption in exemptions],
             )
 
     def delete_exemption(self, customer_code: str, region: str, effective: dt.date) -> bool:

@@ -1,0 +1,464 @@
+"""One small framework for the seeds' file templates: a template is declared once as data
+(column letter, exact header, type, length, required, allowed values), and a generic writer and a
+streaming reader work from that declaration.
+
+The reader maps columns by header name, checks every cell and every rule, and reports every
+problem — row, column letter, header, value and the rule broken — up to ``max_errors`` shown
+(all are counted). The writer neutralises text that a spreadsheet would run as a formula
+(``=``, ``+``, ``-``, ``@``, tab, CR) by type: a negative amount is a number, not an attack.
+CSV always; XLSX through openpyxl (``taxbridge[xlsx]``).
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import enum
+import io
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any
+
+from attrs import field, frozen
+
+from taxbridge.errors import TaxBridgeError
+
+
+class FileFormatError(TaxBridgeError):
+    """A file cannot be read or written as the template asks (not CSV or XLSX, no header row,
+    openpyxl missing); ``path`` names it."""
+
+    def __init__(self, path: str, reason: str):
+        self.path = path
+        self.reason = reason
+        super().__init__(f"{path}: {reason}")
+
+
+class Kind(enum.Enum):
+    """What a column holds."""
+
+    TEXT = "text"
+    INTEGER = "integer"
+    NUMBER = "number"
+    DATE = "date"
+    BOOLEAN = "True/False"
+
+
+def letter_index(letter: str) -> int:
+    """``A`` -> 0, ``Z`` -> 25, ``AA`` -> 26."""
+    index = 0
+    for char in letter:
+        index = index * 26 + ord(char) - 64
+    return index - 1
+
+
+def index_letter(index: int) -> str:
+    """0 -> ``A``, 26 -> ``AA``."""
+    letters = ""
+    index += 1
+    while index:
+        index, rest = divmod(index - 1, 26)
+        letters = chr(65 + rest) + letters
+    return letters
+
+
+@frozen
+class Column:
+    """One column of a template, as the seed declares it."""
+
+    letter: str
+    header: str
+    kind: Kind = Kind.TEXT
+    length: int | None = None
+    required: bool = False
+    allowed: tuple[str, ...] = ()
+    """The only values it may hold (blank aside, unless required)."""
+    dates: tuple[str, ...] = ("%Y-%m-%d",)
+    """strptime formats a DATE column accepts."""
+    keep_text: bool = False
+    """Written as text in a spreadsheet (postal codes keep their leading zeros)."""
+    ignored: str = ""
+    """A warning when it is filled (the engine ignores or reserves it)."""
+    note: str = ""
+
+    @property
+    def index(self) -> int:
+        """Its position in a file written by this template."""
+        return letter_index(self.letter)
+
+
+class Severity(enum.Enum):
+    """An error stops the file from being imported; a warning does not."""
+
+    ERROR = "error"
+    WARNING = "warning"
+
+
+@frozen
+class Problem:
+    """One rule broken by one cell (or row, or file)."""
+
+    row: int
+    """The file's row number (1 is the header row; 0: the file as a whole)."""
+    letter: str
+    header: str
+    value: str
+    rule: str
+    severity: Severity = Severity.ERROR
+
+    def as_dict(self) -> dict[str, Any]:
+        """The problem as plain values, for JSON."""
+        return {
+            "row": self.row,
+            "column": self.letter,
+            "header": self.header,
+            "value": self.value,
+            "rule": self.rule,
+            "severity": self.severity.value,
+        }
+
+
+Row = Sequence[str]
+"""A data row as the template lays it out: index i holds column letter i."""
+RowRule = Callable[[int, Row], Iterable[Problem]]
+
+
+class FileRule:
+    """A rule over the whole file (uniqueness, order, limits): fed each row, then finished."""
+
+    def feed(self, number: int, row: Row) -> Iterable[Problem]:
+        """Problems this row shows, given the rows before it."""
+        return ()
+
+    def finish(self, rows: int) -> Iterable[Problem]:
+        """Problems of the file as a whole."""
+        return ()
+
+
+@frozen
+class Template:
+    """A file layout: its columns by letter, row rules and file rules."""
+
+    name: str
+    columns: tuple[Column, ...]
+    width: int = field()
+    """How many columns a written row has (letters the seed does not name are blank)."""
+    row_rules: tuple[RowRule, ...] = ()
+    file_rules: Callable[[], tuple[FileRule, ...]] = tuple
+    max_rows: int | None = None
+    """Data rows one file may hold (the writer splits beyond it)."""
+
+    @width.default
+    def _width(self) -> int:
+        return max(column.index for column in self.columns) + 1
+
+    def column(self, letter: str) -> Column:
+        """The column at ``letter``."""
+        for column in self.columns:
+            if column.letter == letter:
+                return column
+        raise KeyError(letter)
+
+    @property
+    def headers(self) -> list[str]:
+        """The header row as written: each named column's header at its letter."""
+        row = [""] * self.width
+        for column in self.columns:
+            row[column.index] = column.header
+        return row
+
+    def problem(
+        self, row: int, letter: str, value: Any, rule: str, warning: bool = False
+    ) -> Problem:
+        """A problem at ``letter`` of ``row``, naming the column's header."""
+        header = self.column(letter).header if letter else ""
+        severity = Severity.WARNING if warning else Severity.ERROR
+        return Problem(row, letter, header, "" if value is None else str(value), rule, severity)
+
+
+# -- cells ----------------------------------------------------------------------------------------
+
+
+def parse_date(text: str, formats: Sequence[str]) -> dt.date | None:
+    """The date in one of ``formats``, or None."""
+    for fmt in formats:
+        try:
+            return dt.datetime.strptime(text, fmt).date()
+        except ValueError:
+            continue
+    return None
+
+
+def parse_number(text: str) -> Decimal | None:
+    """A finite decimal number, or None."""
+    try:
+        value = Decimal(text)
+    except (InvalidOperation, ValueError):
+        return None
+    return value if value.is_finite() else None
+
+
+def _cell_check(template: Template, column: Column) -> Callable[[int, str], list[Problem]]:
+    """The checks of one non-blank cell of ``column``, built once per file."""
+    length, kind, allowed = column.length, column.kind, column.allowed
+    letter = column.letter
+    formats = column.dates
+    shown = " or ".join(
+        f.replace("%Y", "yyyy").replace("%m", "mm").replace("%d", "dd") for f in formats
+    )
+
+    def check(number: int, value: str) -> list[Problem]:
+        found = []
+        if length is not None and len(value) > length:
+            found.append(
+                template.problem(number, letter, value, f"longer than {length} characters")
+            )
+        if kind is Kind.INTEGER and not value.lstrip("-").isdigit():
+            found.append(template.problem(number, letter, value, "is not a whole number"))
+        elif kind is Kind.NUMBER and parse_number(value) is None:
+            found.append(template.problem(number, letter, value, "is not a number"))
+        elif kind is Kind.DATE and parse_date(value, formats) is None:
+            found.append(template.problem(number, letter, value, f"is not a date {shown}"))
+        elif kind is Kind.BOOLEAN and value not in ("True", "False"):
+            hint = " (write True or False, not 0 or 1)" if value in ("0", "1") else ""
+            found.append(template.problem(number, letter, value, f"is not True or False{hint}"))
+        if allowed and value not in allowed:
+            found.append(
+                template.problem(number, letter, value, f"is not one of {', '.join(allowed)}")
+            )
+        if column.ignored:
+            found.append(template.problem(number, letter, value, column.ignored, warning=True))
+        return found
+
+    return check
+
+
+# -- reading --------------------------------------------------------------------------------------
+
+
+@frozen
+class Report:
+    """What validating a file found: rows read, errors and warnings counted, the problems shown
+    (at most ``max_errors`` errors, warnings besides)."""
+
+    template: str
+    rows: int
+    errors: int
+    warnings: int
+    problems: tuple[Problem, ...]
+
+    @property
+    def ok(self) -> bool:
+        """No errors (warnings allowed)."""
+        return self.errors == 0
+
+
+def _rows_of(path: Path) -> Iterator[list[str]]:
+    """Every row of a CSV or XLSX file as text cells, streamed."""
+    if path.suffix.lower() == ".xlsx":
+        yield from _xlsx_rows(path)
+        return
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as handle:
+            yield from csv.reader(handle)
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise FileFormatError(str(path), f"cannot be read as CSV: {exc}") from exc
+
+
+def _xlsx_rows(path: Path) -> Iterator[list[str]]:
+    try:
+        from openpyxl import load_workbook
+    except ImportError as exc:
+        raise FileFormatError(
+            str(path), "XLSX needs openpyxl: pip install 'taxbridge[xlsx]'"
+        ) from exc
+    try:
+        book = load_workbook(path, read_only=True, data_only=True)
+    except Exception as exc:  # openpyxl raises many kinds for a file that is not a workbook
+        raise FileFormatError(str(path), f"cannot be read as XLSX: {exc}") from exc
+    try:
+        for values in book.worksheets[0].iter_rows(values_only=True):
+            yield [_xlsx_text(value) for value in values]
+    finally:
+        book.close()
+
+
+def _xlsx_text(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, dt.datetime):
+        return value.date().isoformat() if value.time() == dt.time() else value.isoformat()
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def read(
+    template: Template,
+    path: str | Path,
+    *,
+    max_errors: int | None = None,
+    rows: Callable[[int, Row], None] | None = None,
+    extra_rules: Sequence[FileRule] = (),
+) -> Report:
+    """Validate ``path`` against ``template``, streaming: columns mapped by header, every cell
+    and rule checked. ``rows`` is handed each data row laid out by letter (for an import)."""
+    source = Path(path)
+    stream = _rows_of(source)
+    try:
+        header = next(stream)
+    except StopIteration:
+        raise FileFormatError(str(source), "is empty: no header row") from None
+    problems: list[Problem] = []
+    errors = warnings = 0
+
+    def note(found: Iterable[Problem]) -> None:
+        nonlocal errors, warnings
+        for problem in found:
+            if problem.severity is Severity.ERROR:
+                errors += 1
+                if max_errors is not None and errors > max_errors:
+                    continue
+            else:
+                warnings += 1
+            problems.append(problem)
+
+    where = {text.strip(): index for index, text in enumerate(header) if text.strip()}
+    mapping: list[tuple[int, int]] = []
+    for column in template.columns:
+        found = where.get(column.header)
+        if found is None:
+            if column.required:
+                note([template.problem(1, column.letter, "", "required column is missing")])
+            continue
+        mapping.append((column.index, found))
+    known = {column.header for column in template.columns}
+    for text in where:
+        if text not in known:
+            note([Problem(1, "", text, text, "is not a column of this template", Severity.WARNING)])
+    identity = all(target == source_index for target, source_index in mapping)
+    checks = [(c.index, _cell_check(template, c)) for c in template.columns]
+    required = [(c.index, c.letter) for c in template.columns if c.required]
+    file_rules = [*template.file_rules(), *extra_rules]
+    width = template.width
+    count = 0
+    for number, raw in enumerate(stream, start=2):
+        if not any(raw):
+            continue
+        count += 1
+        if identity:
+            row = raw + [""] * (width - len(raw)) if len(raw) < width else raw
+        else:
+            row = [""] * width
+            for target, source_index in mapping:
+                if source_index < len(raw):
+                    row[target] = raw[source_index]
+        for index, check in checks:
+            value = row[index]
+            if value:
+                broken = check(number, value)
+                if broken:
+                    note(broken)
+        for index, letter in required:
+            if not row[index]:
+                note([template.problem(number, letter, "", "is required")])
+        for rule in template.row_rules:
+            note(rule(number, row))
+        for file_rule in file_rules:
+            note(file_rule.feed(number, row))
+        if rows is not None:
+            rows(number, row)
+    for file_rule in file_rules:
+        note(file_rule.finish(count))
+    if template.max_rows is not None and count > template.max_rows:
+        note([Problem(0, "", "", str(count), f"more than {template.max_rows:,} lines in one file")])
+    return Report(template.name, count, errors, warnings, tuple(problems))
+
+
+# -- writing --------------------------------------------------------------------------------------
+
+_FORMULA = ("=", "+", "-", "@", "\t", "\r")
+
+
+def neutral(column: Column, value: str) -> str:
+    """A text cell a spreadsheet would evaluate, quoted; numbers and dates are left alone."""
+    if column.kind is Kind.TEXT and value.startswith(_FORMULA):
+        return "'" + value
+    return value
+
+
+class Writer:
+    """Writes rows laid out by letter to one CSV or XLSX file, neutralising formula text."""
+
+    def __init__(self, template: Template, path: str | Path):
+        self.template = template
+        self.path = Path(path)
+        self.rows = 0
+        self._text = [c.index for c in template.columns if c.kind is Kind.TEXT]
+        self._xlsx = self.path.suffix.lower() == ".xlsx"
+        if self._xlsx:
+            self._book, self._sheet = _open_xlsx(template, self.path)
+        else:
+            try:
+                self._handle: io.TextIOBase = self.path.open("w", newline="", encoding="utf-8")
+            except OSError as exc:
+                raise FileFormatError(str(self.path), f"cannot be written: {exc}") from exc
+            self._csv = csv.writer(self._handle, lineterminator="\r\n")
+            self._csv.writerow(template.headers)
+
+    def write(self, row: list[str]) -> None:
+        """One data row (``width`` cells by letter)."""
+        for index in self._text:
+            value = row[index]
+            if value and value.startswith(_FORMULA):
+                row[index] = "'" + value
+        if self._xlsx:
+            self._sheet.append(_xlsx_cells(self.template, self._sheet, row))
+        else:
+            self._csv.writerow(row)
+        self.rows += 1
+
+    def close(self) -> None:
+        """Finish the file."""
+        if self._xlsx:
+            self._book.save(str(self.path))
+        else:
+            self._handle.close()
+
+    def __enter__(self) -> Writer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _open_xlsx(template: Template, path: Path) -> tuple[Any, Any]:
+    try:
+        from openpyxl import Workbook
+    except ImportError as exc:
+        raise FileFormatError(
+            str(path), "XLSX needs openpyxl: pip install 'taxbridge[xlsx]'"
+        ) from exc
+    book = Workbook(write_only=True)
+    sheet = book.create_sheet(template.name[:31])
+    sheet.append(template.headers)
+    return book, sheet
+
+
+def _xlsx_cells(template: Template, sheet: Any, row: list[str]) -> list[Any]:
+    from openpyxl.cell import WriteOnlyCell
+
+    cells: list[Any] = list(row)
+    for column in template.columns:
+        value = row[column.index]
+        if not value:
+            continue
+        if column.keep_text:
+            cell = WriteOnlyCell(sheet, value=value)
+            cell.number_format = "@"
+            cells[column.index] = cell
+        elif column.kind in (Kind.NUMBER, Kind.INTEGER) and parse_number(value) is not None:
+            number = Decimal(value)
+            cells[column.index] = int(number) if number == number.to_integral() else float(number)
+    return cells
