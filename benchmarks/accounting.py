@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import resource
 import sqlite3
 import subprocess
 import sys
@@ -24,6 +23,7 @@ from pathlib import Path
 
 import attrs
 import structlog
+from _memory import peak_rss_mb
 
 from taxbridge import LocalEngine, SQLiteStore, TaxBridge
 from taxbridge.config import GLAccount, default_config
@@ -157,7 +157,7 @@ def measure(path: Path) -> None:
     assert tax == journal.total_tax == report.total.tax == floor_tax, (tax, journal, floor_tax)
     assert journal.debits == journal.credits
     total = workfile_s + journal_s + report_s
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak = peak_rss_mb()
     print(f"lines                      {rows:,}")
     print(f"floor (bare sqlite3 pass)  {floor_s:.2f} s")
     print(f"workfile pass              {workfile_s:.2f} s  ({workfile_s / floor_s:.1f}x the floor)")

@@ -467,3 +467,20 @@ def test_cert_ids_are_unique_across_every_import(tmp_path: Path) -> None:
     ]  # fmt: skip
     assert ecms(tmp_path, ecms_template({"1": "C009/NY/2025-01-01"}, overwrite=True)) == []
     assert ecms(tmp_path, ecms_template({"1": "C001/NY/2026-01-01"})) == []  # the same cert
+
+
+def test_line_numbers_of_any_shape_are_ordered_without_failing(tmp_path: Path) -> None:
+    rows = [line(H="1001-1"), line(H="1001-FRT"), line(H="1001-2")]
+    assert errors(check(tmp_path, rows)) == [
+        (4, "H", "lines of one DocCode must be in order (and not repeated)")
+    ]
+    assert errors(check(tmp_path, [line(H="1001-9"), line(H="1001-10"), line(H="1001-10a")])) == []
+
+
+def test_the_files_page_shows_each_template_as_declared() -> None:
+    page = (Path(__file__).resolve().parents[1] / "docs" / "files.md").read_text()
+    for template in (avatax_template(), BASIC, FULL, ECMS):
+        for column in template.columns:
+            required = "yes" if column.required else ""
+            start = f"| {column.letter} | {column.header} | {column.kind.value} | {column.length or ''} | {required} |"
+            assert start in page, start

@@ -116,93 +116,88 @@ _AT = {letter: letter_index(letter) for letter in (
 _DEST = tuple(letter_index(x) for x in ("U", "V", "W", "X"))
 _ORIG = tuple(letter_index(x) for x in ("Z", "AA", "AB", "AC"))
 _SST_REQUIRED = ("I", "K", "L", "T", "U", "V", "W", "X")
-_DECIMALS = re.compile(r"^-?\d*(\.\d{1,4})?$")
+
+
+_QTY = re.compile(r"\d*\.?\d{0,4}")
+"""A positive quantity's shape: at most four decimals (zero is refused apart)."""
 
 
 def _row_rules(template: Template, *, sst: bool) -> tuple[RowRule, ...]:
-    at = _AT
+    """The row rules, on indexes worked out once (a 100,000-line file runs them per row)."""
     p = template.problem
+    a, c, g, n, m, o, ap, ad, u = (_AT[x] for x in ("A", "C", "G", "N", "M", "O", "AP", "AD", "U"))
+    sst_required = [(x, letter_index(x)) for x in _SST_REQUIRED]
+    sides = [
+        (letter_index(street), parts, region, letter_index(region), postal, letter_index(postal),
+         letter_index(country))
+        for street, parts, region, postal, country in (
+            ("T", _DEST, "V", "W", "X"),
+            ("Y", _ORIG, "AA", "AB", "AC"),
+        )
+    ]  # fmt: skip
 
     def rules(number: int, row: Row) -> list[Problem]:
         found: list[Problem] = []
-        process, doc_type = row[at["A"]], row[at["C"]]
+        process, doc_type = row[a], row[c]
         if doc_type in ORDER_TYPES:
-            found.append(
-                p(
-                    number,
-                    "C",
-                    doc_type,
-                    "order documents (0, 2, 4, 6, 8, 11) aren't saved to AvaTax and don't post",
-                    warning=True,
-                )
-            )
-        if sst and process and process not in SST_PROCESS_CODES:
-            found.append(p(number, "A", process, "SST sellers use only codes 0, 3, 4, 9 and 10"))
-        if sst and row[at["G"]]:
-            found.append(p(number, "G", row[at["G"]], "SST sellers can't use entity use codes"))
+            why = "order documents (0, 2, 4, 6, 8, 11) aren't saved to AvaTax and don't post"
+            found.append(p(number, "C", doc_type, why, warning=True))
         if sst:
-            for letter in _SST_REQUIRED:
-                if not row[letter_index(letter)]:
-                    found.append(p(number, letter, "", "is required for SST sellers"))
-        found.extend(_address_rules(template, number, row))
-        amount = parse_number(row[at["N"]]) if row[at["N"]] else None
-        if amount is not None and doc_type == "5" and amount > 0:
-            found.append(
-                p(number, "N", row[at["N"]], "must be negative for a return invoice (DocType 5)")
-            )
-        qty = row[at["M"]]
-        if qty:
-            value = parse_number(qty)
-            if value is not None and (value <= 0 or not _DECIMALS.match(qty)):
+            if process and process not in SST_PROCESS_CODES:
                 found.append(
-                    p(number, "M", qty, "must be a positive number with at most 4 decimals")
+                    p(number, "A", process, "SST sellers use only codes 0, 3, 4, 9 and 10")
                 )
-        discount = parse_number(row[at["O"]]) if row[at["O"]] else None
-        if discount and amount is not None and (discount < 0) != (amount < 0):
+            if row[g]:
+                found.append(p(number, "G", row[g], "SST sellers can't use entity use codes"))
+            for letter, index in sst_required:
+                if not row[index]:
+                    found.append(p(number, letter, "", "is required for SST sellers"))
+        for street, parts, region, at_region, postal, at_postal, at_country in sides:
+            if row[street] and not (
+                row[parts[0]] or row[parts[1]] or row[parts[2]] or row[parts[3]]
+            ):
+                continue  # a LocationCode stands for the whole address
+            nation = row[at_country] or "US"
+            known = BY_COUNTRY.get(nation)
+            if known is None:
+                continue
+            named = row[at_region]
+            if not named:
+                found.append(p(number, region, "", "is required for US and Canadian transactions"))
+            elif named not in known:
+                found.append(p(number, region, named, f"is not a state or province of {nation}"))
+            if not row[at_postal]:
+                found.append(p(number, postal, "", "is required for US and Canadian transactions"))
+        amount_text, qty, discount_text = row[n], row[m], row[o]
+        if (
+            doc_type == "5"
+            and amount_text
+            and not amount_text.startswith("-")
+            and (parse_number(amount_text) or 0) > 0
+        ):
             found.append(
-                p(number, "O", row[at["O"]], "the sign of the discount must match the line amount")
+                p(number, "N", amount_text, "must be negative for a return invoice (DocType 5)")
             )
-        if row[at["AP"]] and process in ("0", "3", "4"):
-            found.append(
-                p(
-                    number,
-                    "AP",
-                    row[at["AP"]],
-                    "TotalTax is not used for ProcessCode 0, 3 or 4",
-                    warning=True,
-                )
-            )
-        if row[at["AD"]] and row[at["U"]]:
-            found.append(
-                p(number, "U", row[at["U"]], "must be blank when LocationCode (AD) is set")
-            )
+        if (
+            qty
+            and qty != "1"
+            and parse_number(qty) is not None
+            and (not _QTY.fullmatch(qty) or not qty.strip("0."))
+        ):
+            found.append(p(number, "M", qty, "must be a positive number with at most 4 decimals"))
+        if discount_text:
+            discount, amount = parse_number(discount_text), parse_number(amount_text)
+            if discount and amount is not None and (discount < 0) != (amount < 0):
+                why = "the sign of the discount must match the line amount"
+                found.append(p(number, "O", discount_text, why))
+        if row[ap] and process in ("0", "3", "4"):
+            why = "TotalTax is not used for ProcessCode 0, 3 or 4"
+            found.append(p(number, "AP", row[ap], why, warning=True))
+        if row[ad] and row[u]:
+            found.append(p(number, "U", row[u], "must be blank when LocationCode (AD) is set"))
         return found
 
     return (rules,)
-
-
-def _address_rules(template: Template, number: int, row: Row) -> list[Problem]:
-    """US/CA need V, W, AA, AB; elsewhere X and AC; a LocationCode in T (or Y) stands for the
-    whole address: then U, V, W, X (or Z, AA, AB, AC) stay blank."""
-    found: list[Problem] = []
-    p = template.problem
-    for street, parts, region, postal, country in (
-        ("T", _DEST, "V", "W", "X"),
-        ("Y", _ORIG, "AA", "AB", "AC"),
-    ):
-        if row[letter_index(street)] and not any(row[i] for i in parts):
-            continue  # a LocationCode
-        nation = row[letter_index(country)] or "US"
-        if nation in BY_COUNTRY:
-            for letter in (region, postal):
-                if not row[letter_index(letter)]:
-                    found.append(
-                        p(number, letter, "", "is required for US and Canadian transactions")
-                    )
-            named = row[letter_index(region)]
-            if named and named not in BY_COUNTRY[nation]:
-                found.append(p(number, region, named, f"is not a state or province of {nation}"))
-    return found
 
 
 class _Documents(FileRule):
@@ -216,7 +211,7 @@ class _Documents(FileRule):
         self.seen: set[tuple[str, str]] = set()
         self.current: tuple[str, str] | None = None
         self.lines = 0
-        self.last_line: tuple[object, ...] = ()
+        self.last_line: tuple[tuple[int, int | str], ...] = ()
         self.totals: list[tuple[int, str]] = []
         self.process = ""
 
@@ -287,8 +282,23 @@ class _Documents(FileRule):
         return self._close()
 
 
-def _natural(text: str) -> tuple[object, ...]:
-    return tuple(int(part) if part.isdigit() else part for part in re.split(r"(\d+)", text) if part)
+def _natural(text: str) -> tuple[tuple[int, int | str], ...]:
+    """A line number's order: ``1001-10`` after ``1001-9``; digits compare as numbers, other
+    text as text (the common ``<process>-<line>`` shape without a regular expression)."""
+    head, dash, tail = text.partition("-")
+    if dash and head.isdigit() and tail.isdigit():
+        return ((0, int(head)), (1, "-"), (0, int(tail)))
+    parts = text.split("-")
+    if all(part.isdigit() for part in parts):
+        key: list[tuple[int, int | str]] = []
+        for part in parts:
+            if key:
+                key.append((1, "-"))
+            key.append((0, int(part)))
+        return tuple(key)
+    return tuple(
+        (0, int(part)) if part.isdigit() else (1, part) for part in re.split(r"(\d+)", text) if part
+    )
 
 
 @functools.cache
