@@ -8,12 +8,14 @@ from pathlib import Path
 
 import attrs
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from taxbridge.files import BASIC, ECMS, FULL, Severity, avatax_template, ecms_template, read
 from taxbridge.files import avatax_import as avatax
 from taxbridge.files.avatax_import import knowing
 from taxbridge.files.certcapture import customers_knowing
-from taxbridge.files.template import FileFormatError, Report, Template, letter_index
+from taxbridge.files.template import FileFormatError, Report, Template, _Screen, letter_index
 
 GOOD = {
     "A": "3", "B": "A-1001", "C": "1", "D": "2026-11-20", "E": "DEFAULT", "F": "C001",
@@ -484,3 +486,33 @@ def test_the_files_page_shows_each_template_as_declared() -> None:
             required = "yes" if column.required else ""
             start = f"| {column.letter} | {column.header} | {column.kind.value} | {column.length or ''} | {required} |"
             assert start in page, start
+
+
+SCREEN = _Screen(avatax_template())
+
+
+@given(
+    st.dictionaries(
+        st.sampled_from([c.letter for c in avatax_template().columns]),
+        st.one_of(
+            st.sampled_from(["", "1", "-1.5", "2026-11-20", "11/20/2026", "True", "0", "1e5"]),
+            st.text(max_size=60),
+        ),
+        max_size=8,
+    )
+)
+@settings(max_examples=150, deadline=None)
+def test_a_row_the_screen_lets_through_breaks_no_cell_rule(changes: dict[str, str]) -> None:
+    from taxbridge.files.template import _cell_check
+
+    template = avatax_template()
+    row = [""] * template.width
+    for letter, value in {**GOOD, **changes}.items():
+        row[letter_index(letter)] = value
+    if SCREEN.suspect(row):
+        return
+    for column in template.columns:
+        value = row[column.index]
+        assert value or not column.required
+        if value:
+            assert _cell_check(template, column)(2, value) == []
