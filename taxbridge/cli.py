@@ -307,6 +307,36 @@ def _mark_manual(args: argparse.Namespace) -> int:
     return 0
 
 
+def _store_migrate(args: argparse.Namespace) -> int:
+    from taxbridge.factory import open_store
+    from taxbridge.files.service import CUSTOMERS, ECMS_IDS
+    from taxbridge.store.copy import copy_store
+
+    config = _config(args)
+    source = open_store(args.source, create=False)
+    try:
+        target = open_store(args.target, create=True)
+        try:
+            summary = copy_store(
+                source,
+                target,
+                companies=[c.company_code for c in config.companies],
+                export_kinds=(CUSTOMERS, ECMS_IDS),
+            )
+        finally:
+            target.close()
+    finally:
+        source.close()
+    flags = ", ".join(f"{flag}={count}" for flag, count in summary.by_flag)
+    print(
+        f"copied {summary.documents} documents ({flags}; tax {summary.total_tax}), "
+        f"{summary.events} log entries, {summary.queue_entries} open queue entries, "
+        f"{summary.exemptions} exemptions, {summary.journals} journals; counts and tax "
+        "totals checked equal"
+    )
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``taxbridge`` command."""
     parser = argparse.ArgumentParser(
@@ -435,6 +465,30 @@ def build_parser() -> argparse.ArgumentParser:
     manual.set_defaults(run=_mark_manual)
     add_commands(commands, common, _bridge)
     add_file_commands(commands, common, _bridge)
+
+    store = commands.add_parser("store", help="the store itself: migrate it to another")
+    store_actions = store.add_subparsers(
+        dest="action", required=True, metavar="ACTION", help="migrate"
+    )
+    migrate = store_actions.add_parser(
+        "migrate",
+        parents=[common],
+        help="copy a store into an empty one (e.g. SQLite to PostgreSQL), checked",
+        description="Copy documents with their log, credit allocations, the open queue, "
+        "reference data, exemptions, journals and the export registry; then check that "
+        "document counts (by flag), tax totals, queue and exemptions are equal.",
+    )
+    migrate.add_argument(
+        "--from", dest="source", required=True, metavar="STORE", help="sqlite:PATH (or PATH)"
+    )
+    migrate.add_argument(
+        "--to",
+        dest="target",
+        required=True,
+        metavar="STORE",
+        help="postgresql://user@host/db (password: PGPASSWORD) or sqlite:PATH",
+    )
+    migrate.set_defaults(run=_store_migrate)
     return parser
 
 

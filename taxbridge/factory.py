@@ -64,3 +64,17 @@ def build(config: BridgeConfig, *, create: bool = True) -> tuple[TaxBackend, Sto
     except BaseException:
         backend.close()
         raise
+
+
+def open_store(spec: str, *, create: bool) -> Store:
+    """The store a command line names: ``sqlite:PATH`` (or a bare path) or a
+    ``postgresql://`` URL, opened through its plugin."""
+    from taxbridge._toml import TableReader
+
+    text = spec.strip()
+    if text.startswith(("postgresql://", "postgres://")):
+        kind, table = "postgres", {"url": text}
+    else:
+        kind, table = "sqlite", {"path": text.removeprefix("sqlite:")}
+    plugin = store_plugin(kind)
+    return plugin.open(plugin.settings(table, TableReader(spec)), create=create)

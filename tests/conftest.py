@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -199,3 +200,49 @@ def _quiet_logs() -> Iterator[None]:
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(40))
     yield
     structlog.reset_defaults()
+
+
+# -- PostgreSQL: a real server, started once per test session ----------------------------------
+
+REQUIRE_POSTGRES = os.environ.get("TAXBRIDGE_REQUIRE_POSTGRES") == "1"
+"""Set by CI (.ci/run): a missing PostgreSQL fails the run instead of skipping its tests."""
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[str]:
+    """The URL of a throwaway PostgreSQL server on loopback; skipped only when no server
+    binary exists at all (never in CI)."""
+    from taxbridge.testing.postgres import server_binaries, temporary_server
+
+    if server_binaries() is None:
+        if REQUIRE_POSTGRES:
+            pytest.fail("PostgreSQL is required (TAXBRIDGE_REQUIRE_POSTGRES=1) but not installed")
+        pytest.skip("no PostgreSQL server binaries (initdb, postgres) on this machine")
+    with temporary_server() as url:
+        yield url
+
+
+@pytest.fixture
+def postgres_url(postgres_server: str) -> str:
+    """A fresh, empty database on the session's server."""
+    from taxbridge.testing.postgres import fresh_database
+
+    return fresh_database(postgres_server)
+
+
+def open_store(spec: str | Path) -> Any:
+    """The store a spec names: a ``postgresql://`` URL or an SQLite file."""
+    if str(spec).startswith("postgresql://"):
+        from taxbridge.store.postgres import PostgresStore
+
+        return PostgresStore(str(spec))
+    return SQLiteStore(spec)
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def store_spec(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Where a test's store lives, once on each store kind: an SQLite file or a PostgreSQL
+    database URL."""
+    if request.param == "sqlite":
+        return str(tmp_path / "shared.db")
+    return str(request.getfixturevalue("postgres_url"))

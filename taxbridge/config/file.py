@@ -67,6 +67,8 @@ def parse_config(
     top = read.table(dict(data), "", _TOP)
 
     store = read.table(top.get("store", {}), "store", None) if "store" in top else {}
+    if "kind" not in store and "url" in store:
+        store = {**store, "kind": "postgres"}  # a database URL names the PostgreSQL store
     store_kind = read.one_of(store, "kind", "store.kind", list(STORES))
     store_settings = store_plugin(store_kind).settings(
         {key: value for key, value in store.items() if key != "kind"}, read

@@ -22,6 +22,7 @@ from taxbridge.store.sqlite import SQLiteSettings, SQLiteStore
 
 STORES: dict[str, str] = {
     "sqlite": "taxbridge.store.sqlite",
+    "postgres": "taxbridge.store.postgres",
 }
 """Store kind -> the module whose ``PLUGIN`` reads its ``[store]`` table and opens it."""
 

@@ -4,15 +4,15 @@ the exemption database."""
 from __future__ import annotations
 
 import datetime as dt
-import sqlite3
 from typing import Any
 
 from taxbridge.rates import RATE_COLUMNS
 from taxbridge.store._codec import EXEMPTION_COLUMNS
+from taxbridge.store._ledger_sql import Runner
 from taxbridge.store.base import ReferenceData
 
 
-def replace_reference(conn: sqlite3.Connection, reference: ReferenceData) -> None:
+def replace_reference(conn: Runner, reference: ReferenceData) -> None:
     """Replace the parts of ``reference`` that are given (inside the caller's transaction)."""
     placeholders = ", ".join("?" for _ in RATE_COLUMNS)
     if reference.tax_codes is not None:
@@ -50,22 +50,21 @@ def replace_reference(conn: sqlite3.Connection, reference: ReferenceData) -> Non
         )
 
 
-def delete_exemption(
-    conn: sqlite3.Connection, customer_code: str, region: str, effective: dt.date
-) -> bool:
+def delete_exemption(conn: Runner, customer_code: str, region: str, effective: dt.date) -> bool:
     """Remove one exemption entry; False when there was none."""
     cursor = conn.execute(
         "DELETE FROM exemptions WHERE customer_code = ? AND region = ? AND effective = ?",
         (customer_code, region, effective.isoformat()),
     )
-    return cursor.rowcount > 0
+    return bool(cursor.rowcount > 0)
 
 
-def exemption_rows(conn: sqlite3.Connection, customer_code: str | None) -> list[Any]:
+def exemption_rows(conn: Runner, customer_code: str | None) -> list[Any]:
     """Exemption rows of one customer (or all), by customer, region and effective date."""
     sql = f"SELECT {EXEMPTION_COLUMNS} FROM exemptions"
     params: tuple[str, ...] = ()
     if customer_code is not None:
         sql += " WHERE customer_code = ?"
         params = (customer_code,)
-    return conn.execute(sql + " ORDER BY 1, 2, 3", params).fetchall()
+    rows: list[Any] = conn.execute(sql + " ORDER BY 1, 2, 3", params).fetchall()
+    return rows

@@ -201,6 +201,10 @@ class DocumentStore(Protocol):
         """Invoice line -> (amount, tax) credited so far, leaving out credit ``excluding``."""
         ...
 
+    def allocation(self, credit_code: str) -> CreditAllocation | None:
+        """What a credit takes off its invoice's lines, or None."""
+        ...
+
 
 class QueueStore(Protocol):
     """The unposted queue: open entries, leases for repost workers, settled history."""

@@ -25,7 +25,7 @@ from taxbridge.models import (
     TaxDocument,
 )
 from taxbridge.rates import RateTable, ZipRate
-from taxbridge.store import _sqlite_ledger as _ledger
+from taxbridge.store import _ledger_sql as _ledger
 from taxbridge.store._codec import (
     CREDIT_COLUMNS,
     DOCUMENT_COLUMNS,
@@ -69,7 +69,7 @@ _DOC_PLACEHOLDERS = ", ".join("?" for _ in DOCUMENT_COLUMNS.split(", "))
 _LINE_PLACEHOLDERS = ", ".join("?" for _ in LINE_COLUMNS.split(", "))
 
 
-class SQLiteStore(_ledger.SQLiteLedger, _ledger.SQLiteExports):
+class SQLiteStore(_ledger.LedgerMixin, _ledger.ExportsMixin):
     """Tax documents, event log, unposted queue and offline rates in one SQLite file.
 
     Safe to share between threads of one process (one connection behind a lock) and between
@@ -249,6 +249,11 @@ class SQLiteStore(_ledger.SQLiteLedger, _ledger.SQLiteExports):
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             breakdown,
         )
+
+    def allocation(self, credit_code: str) -> CreditAllocation | None:
+        """What a credit takes off its invoice's lines, or None."""
+        with self._read() as conn:
+            return _ledger.read_allocation(conn, credit_code)
 
     def head(self, code: str) -> DocumentHead | None:
         """Code, kind, stage, flag and invoice code, without lines or request."""

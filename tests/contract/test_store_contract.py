@@ -50,10 +50,20 @@ from taxbridge.store.base import (
 
 Opener = Callable[[], Store]
 
-IMPLEMENTATIONS: dict[str, Callable[[Path], Opener]] = {
-    "sqlite": lambda folder: lambda: SQLiteStore(folder / "contract.db"),
+
+def _postgres(folder: Path, request: pytest.FixtureRequest) -> Opener:
+    url = request.getfixturevalue("postgres_url")
+    from taxbridge.store.postgres import PostgresStore
+
+    return lambda: PostgresStore(url, pool_max=4)
+
+
+IMPLEMENTATIONS: dict[str, Callable[[Path, pytest.FixtureRequest], Opener]] = {
+    "sqlite": lambda folder, request: lambda: SQLiteStore(folder / "contract.db"),
+    "postgres": _postgres,
 }
-"""Store kind -> (a folder -> a function opening a connection to one store's data there)."""
+"""Store kind -> (a folder and the test's request -> a function opening a connection to one
+store's data: a file in the folder, or a fresh database on the session's server)."""
 
 T0 = dt.datetime(2026, 11, 21, 8, 0, tzinfo=dt.UTC)
 LEASE = dt.timedelta(minutes=5)
@@ -65,7 +75,7 @@ RETRY = RetryPolicy(jitter=0.0)
 
 @pytest.fixture(params=sorted(IMPLEMENTATIONS))
 def opener(request: pytest.FixtureRequest, tmp_path: Path) -> Opener:
-    return IMPLEMENTATIONS[request.param](tmp_path)
+    return IMPLEMENTATIONS[request.param](tmp_path, request)
 
 
 @pytest.fixture
@@ -415,9 +425,9 @@ NOVEMBER = DateRange.period("2026-11")
 def test_the_workfile_streams_posted_lines_in_order_across_batches(
     store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from taxbridge.store import _sqlite_ledger
+    from taxbridge.store import _ledger_sql
 
-    monkeypatch.setattr(_sqlite_ledger, "BATCH", 3)
+    monkeypatch.setattr(_ledger_sql, "BATCH", 3)
     docs = [document(f"A-{n}", amount=f"{n}.00") for n in range(10, 15)]
     docs.append(document("A-20", flag=F.FAILED))
     docs.append(document("A-21", flag=F.OFFLINE))  # not posted: not in the workfile

@@ -1,18 +1,20 @@
-"""The SQLite store's ledger half: the workfile streamed from documents and lines in batches
-(keyset pages, the lock held per batch only), and GL journals with their lines and shares."""
+"""The stores' ledger half, in SQL both stores run (SQLite's dialect; the PostgreSQL store
+translates placeholders and upserts): the workfile streamed from documents and lines in keyset
+pages (a lock or connection held per page only), GL journals with their lines and shares, and
+the export registry."""
 
 from __future__ import annotations
 
 import datetime as dt
-import sqlite3
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager
 from decimal import Decimal
-from typing import Any
+from typing import Any, Protocol
 
 from taxbridge.errors import ConcurrentChange
 from taxbridge.flags import FinalTaxFlag
 from taxbridge.models import (
+    CreditedLine,
     DateRange,
     DocumentKind,
     Journal,
@@ -22,7 +24,7 @@ from taxbridge.models import (
     JurisdictionLine,
     WorkfileLine,
 )
-from taxbridge.store.base import PostedHead
+from taxbridge.store.base import CreditAllocation, PostedHead
 
 BATCH = 5000
 """Rows read per trip to the database while streaming. Each page walks the documents_period
@@ -47,7 +49,21 @@ _JURISDICTIONS = (
     "JOIN document_breakdown b ON b.code = d.code WHERE " + _SCOPE
 )
 
-Reader = Callable[[], AbstractContextManager[sqlite3.Connection]]
+
+class Runner(Protocol):
+    """What the shared SQL runs on: a ``sqlite3`` connection, or the PostgreSQL store's
+    translating one."""
+
+    def execute(self, sql: str, params: Any = ..., /) -> Any:
+        """Run one statement; the cursor."""
+        ...
+
+    def executemany(self, sql: str, rows: Any, /) -> Any:
+        """Run one statement per row."""
+        ...
+
+
+Reader = Callable[[], AbstractContextManager[Runner]]
 
 
 def process_of(code: str, number: str) -> str:
@@ -178,7 +194,7 @@ def _journal(row: Any, lines: tuple[JournalLine, ...], shares: tuple[JournalShar
     )
 
 
-def read_journal(conn: sqlite3.Connection, key: str) -> Journal | None:
+def read_journal(conn: Runner, key: str) -> Journal | None:
     """The journal with its lines and shares."""
     row = conn.execute(f"SELECT {_JOURNAL_COLUMNS} FROM journals WHERE key = ?", (key,)).fetchone()
     if row is None:
@@ -203,7 +219,7 @@ def read_journal(conn: sqlite3.Connection, key: str) -> Journal | None:
     return _journal(row, lines, shares)
 
 
-def list_journals(conn: sqlite3.Connection, company: str | None) -> list[Journal]:
+def list_journals(conn: Runner, company: str | None) -> list[Journal]:
     """Journals by range, without lines or shares."""
     sql = f"SELECT {_JOURNAL_COLUMNS} FROM journals"
     params: tuple[str, ...] = ()
@@ -214,7 +230,7 @@ def list_journals(conn: sqlite3.Connection, company: str | None) -> list[Journal
     return [_journal(row, (), ()) for row in rows]
 
 
-def write_journal(conn: sqlite3.Connection, journal: Journal, expected: Journal | None) -> None:
+def write_journal(conn: Runner, journal: Journal, expected: Journal | None) -> None:
     """Replace the stored journal by ``journal`` if the stored one is still ``expected``."""
     key = journal.key
     row = conn.execute("SELECT status, version FROM journals WHERE key = ?", (key,)).fetchone()
@@ -265,12 +281,12 @@ def write_journal(conn: sqlite3.Connection, journal: Journal, expected: Journal 
     )
 
 
-class SQLiteLedger:
-    """The ledger methods of :class:`~taxbridge.store.sqlite.SQLiteStore` (see
-    :class:`~taxbridge.store.base.LedgerStore`), over its read and write context managers."""
+class LedgerMixin:
+    """The ledger methods of a store (see :class:`~taxbridge.store.base.LedgerStore`), over its
+    read and write context managers."""
 
-    _read: Callable[..., AbstractContextManager[sqlite3.Connection]]
-    _write: Callable[[], AbstractContextManager[sqlite3.Connection]]
+    _read: Callable[..., AbstractContextManager[Runner]]
+    _write: Callable[[], AbstractContextManager[Runner]]
 
     def workfile(self, period: DateRange, *, company: str | None = None) -> Iterator[WorkfileLine]:
         """Posted invoice and credit lines of ``period``, streamed in batches."""
@@ -304,12 +320,11 @@ class SQLiteLedger:
             write_journal(conn, journal, expected)
 
 
-class SQLiteExports:
-    """The export registry of :class:`~taxbridge.store.sqlite.SQLiteStore` (see
-    :class:`~taxbridge.store.base.ExportStore`)."""
+class ExportsMixin:
+    """The export registry of a store (see :class:`~taxbridge.store.base.ExportStore`)."""
 
-    _read: Callable[..., AbstractContextManager[sqlite3.Connection]]
-    _write: Callable[[], AbstractContextManager[sqlite3.Connection]]
+    _read: Callable[..., AbstractContextManager[Runner]]
+    _write: Callable[[], AbstractContextManager[Runner]]
 
     def record_exports(self, kind: str, entries: Mapping[str, str], at: dt.datetime) -> None:
         """Remember the pairs in one transaction."""
@@ -328,3 +343,18 @@ class SQLiteExports:
                 "SELECT key, value FROM file_exports WHERE kind = ?", (kind,)
             ).fetchall()
         return {str(key): str(value) for key, value in rows}
+
+
+def read_allocation(conn: Runner, credit_code: str) -> CreditAllocation | None:
+    """What a credit takes off its invoice's lines, or None."""
+    rows = conn.execute(
+        "SELECT invoice_code, invoice_line, amount, tax FROM credit_allocations "
+        "WHERE credit_code = ? ORDER BY seq",
+        (credit_code,),
+    ).fetchall()
+    if not rows:
+        return None
+    lines = tuple(
+        CreditedLine(line, Decimal(amount), Decimal(tax)) for _, line, amount, tax in rows
+    )
+    return CreditAllocation(credit_code, str(rows[0][0]), lines)

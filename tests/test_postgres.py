@@ -1,0 +1,183 @@
+"""The PostgreSQL store beyond the contract: its settings, migrations under concurrent starts,
+a lost connection, the pool under repost threads, and ``taxbridge store migrate``."""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+from decimal import Decimal
+from pathlib import Path
+
+import psycopg
+import pytest
+from conftest import invoice, order
+
+from taxbridge import FinalTaxFlag as F
+from taxbridge import LocalEngine, RecordingBackend, TaxBridge
+from taxbridge.cli import main
+from taxbridge.config import default_config, load_config
+from taxbridge.errors import ConfigError, StoreError
+from taxbridge.store.postgres import LATEST, PostgresSettings, PostgresStore
+
+
+def test_a_url_in_the_config_selects_the_postgres_store(tmp_path: Path) -> None:
+    path = tmp_path / "taxbridge.toml"
+    text = (Path(__file__).parents[1] / "taxbridge" / "data" / "taxbridge.toml").read_text()
+    sqlite = '[store]\nkind = "sqlite"                     # the embedded store (the default)\n'
+    sqlite += 'path = "taxbridge.db"'
+    assert sqlite in text
+    path.write_text(text.replace(sqlite, '[store]\nurl = "postgresql://erp@db.example/tax"\n#'))
+    config = load_config(path)
+    assert config.store == "postgres"
+    assert config.store_settings == PostgresSettings("postgresql://erp@db.example/tax")
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"url": "mysql://db/x"}, "is not a postgresql://host/database URL"),
+        ({"url": "postgresql://erp:s3cret@db/x"}, "holds a password"),
+        ({"url": "postgresql://erp@db/x", "pool_min": 5, "pool_max": 2}, "is more than pool_max"),
+        ({"url": "postgresql://erp@db/x", "pool_max": 0}, "is not a whole number >= 1"),
+    ],
+)
+def test_bad_settings_are_refused_naming_the_key(settings: dict[str, object], message: str) -> None:
+    with pytest.raises(ConfigError, match=message) as caught:
+        PostgresSettings(**settings)  # type: ignore[arg-type]
+    assert "s3cret" not in str(caught.value)
+
+
+def test_the_password_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = PostgresSettings("postgresql://erp@db/x", password_env="TAXBRIDGE_PG_PASSWORD")
+    monkeypatch.delenv("TAXBRIDGE_PG_PASSWORD", raising=False)
+    with pytest.raises(ConfigError, match="TAXBRIDGE_PG_PASSWORD is not set"):
+        settings.password()
+    monkeypatch.setenv("TAXBRIDGE_PG_PASSWORD", "s3cret")
+    assert settings.password() == "s3cret"
+    assert "s3cret" not in repr(settings)
+
+
+def test_servers_starting_together_migrate_once(postgres_url: str) -> None:
+    errors: list[BaseException] = []
+
+    def start() -> None:
+        try:
+            PostgresStore(postgres_url, pool_max=2).close()
+        except BaseException as exc:  # collected for the assertion below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=start) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    with psycopg.connect(postgres_url) as conn:
+        versions = [row[0] for row in conn.execute("SELECT version FROM schema_migrations")]
+    assert versions == list(range(1, LATEST + 1))
+
+
+def test_a_newer_schema_and_a_missing_store_are_refused(postgres_url: str) -> None:
+    with pytest.raises(StoreError, match="no taxbridge store in this database"):
+        PostgresStore(postgres_url, create=False)
+    PostgresStore(postgres_url).close()
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        conn.execute("INSERT INTO schema_migrations VALUES (99, 'later')")
+    with pytest.raises(StoreError, match="schema version 99 is newer"):
+        PostgresStore(postgres_url)
+
+
+def test_a_lost_connection_is_a_retryable_store_error_and_nothing_is_half_written(
+    postgres_url: str,
+) -> None:
+    with PostgresStore(postgres_url, pool_min=1, pool_max=1) as store:
+        bridge = TaxBridge(default_config(), RecordingBackend(LocalEngine()), store)
+        bridge.on_invoice(invoice("7001", order("7001")))
+        with psycopg.connect(postgres_url, autocommit=True) as admin:
+            admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid != pg_backend_pid()"
+            )
+        with pytest.raises(StoreError) as caught:
+            bridge.on_invoice(invoice("7002", order("7002")))
+        assert caught.value.busy
+        assert store.head("A-7002") is None or store.get("A-7002") is not None
+        again = bridge.on_invoice(invoice("7002", order("7002")))
+        assert again.flag is F.POSTED
+        assert len(store.get("A-7002").lines) == 1  # type: ignore[union-attr]
+
+
+def test_repost_threads_share_the_pool_and_post_each_document_once(postgres_url: str) -> None:
+    engine = RecordingBackend(LocalEngine())
+    with PostgresStore(postgres_url, pool_max=4) as store:
+        bridge = TaxBridge(default_config(), engine, store)
+        engine.outage = True
+        codes = [bridge.on_invoice(invoice(str(n), order(str(n)))).code for n in range(1, 41)]
+        engine.outage = False
+        summary = bridge.repost(concurrency=8)
+        assert sorted(summary.reposted) == sorted(codes)
+        assert all(engine.commit_counts[code] == 1 for code in codes)
+        assert store.queue() == []
+        assert [entry.outcome for entry in store.settled()] == ["R"] * 40
+
+
+def test_store_migrate_copies_a_store_checked(
+    tmp_path: Path, postgres_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db = str(tmp_path / "demo.db")
+    assert main(["demo", "--db", db]) == 0
+    capsys.readouterr()
+    assert main(["store", "migrate", "--from", f"sqlite:{db}", "--to", postgres_url]) == 0
+    out = capsys.readouterr().out
+    assert "copied 100 documents (N=45, R=4, U=1, X=8, Y=41, blank=1; tax 1337.45)" in out
+    assert "counts and tax totals checked equal" in out
+    with PostgresStore(postgres_url) as copied:
+        assert [e.code for e in copied.queue()] == ["A-9049"]
+        assert copied.allocation("B-5001") is not None
+        assert copied.events("A-9001")
+        bridge = TaxBridge(default_config(), RecordingBackend(LocalEngine()), copied)
+        assert bridge.state_report("2026-11").total.tax == Decimal("666.94")
+        assert bridge.journal("2026-11").total_tax == Decimal("666.94")
+        assert bridge.exemptions() == []
+    assert main(["store", "migrate", "--from", db, "--to", postgres_url]) == 2
+    assert "holds documents already" in capsys.readouterr().err
+    assert (
+        main(["store", "migrate", "--from", str(tmp_path / "none.db"), "--to", postgres_url]) == 2
+    )
+
+
+def test_a_journal_posted_on_one_server_is_locked_on_another(postgres_url: str) -> None:
+    first = PostgresStore(postgres_url)
+    second = PostgresStore(postgres_url)
+    try:
+        config = default_config()
+        import attrs
+
+        from taxbridge.config.sections import GLAccount
+
+        config = attrs.evolve(config, gl_accounts=(GLAccount("NY", "2310-NY", "1190"),))
+        one = TaxBridge(config, RecordingBackend(LocalEngine()), first)
+        two = TaxBridge(config, RecordingBackend(LocalEngine()), second)
+        one.on_invoice(invoice("7101", order("7101")))
+        one.generate_journal("2026-11")
+        two.post_journal("2026-11", user="controller")
+        from taxbridge.errors import JournalError
+
+        with pytest.raises(JournalError, match="locked"):
+            one.generate_journal("2026-11")
+        assert first.journal("*:2026-11").posted_at is not None  # type: ignore[union-attr]
+    finally:
+        first.close()
+        second.close()
+
+
+def test_dates_and_times_round_trip_exactly(postgres_url: str) -> None:
+    with PostgresStore(postgres_url) as store:
+        bridge = TaxBridge(
+            default_config(),
+            RecordingBackend(LocalEngine()),
+            store,
+            clock=lambda: dt.datetime(2026, 11, 20, 23, 59, 59, 123456, tzinfo=dt.UTC),
+        )
+        posted = bridge.on_invoice(invoice("7201", order("7201")))
+        assert store.get("A-7201") == posted
