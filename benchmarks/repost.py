@@ -8,11 +8,16 @@ every document ended R and was committed exactly once at the server.
 
     python benchmarks/repost.py                                   # 3,000 documents, 1/4/16
     python benchmarks/repost.py --docs 40 --concurrency 1 4 --latency-ms 5   # CI smoke size
+    python benchmarks/repost.py --store postgres                  # the same on PostgreSQL
+
+With ``--store postgres`` each drain works on a fresh database of a throwaway server, filled by
+``copy_store`` from the queued SQLite file.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import multiprocessing
 import shutil
@@ -35,6 +40,7 @@ from taxbridge import (
     OrderLine,
     RecordingBackend,
     SQLiteStore,
+    Store,
     TaxBridge,
 )
 from taxbridge.backends.avatax import AvaTaxBackend, AvaTaxSettings, Secret
@@ -92,10 +98,27 @@ def run_server(latency: float, pipe: Connection) -> None:
         pipe.send(dict(fake.commit_counts))
 
 
-def drain(template: Path, work: Path, concurrency: int, latency: float) -> tuple[int, float]:
+def copy_of(template: Path, work: Path, concurrency: int, server: str | None) -> Store:
+    """A fresh store holding what ``template`` holds: a copied file, or a fresh database."""
+    if server is None:
+        db = work / f"drain-{concurrency}.db"
+        shutil.copyfile(template, db)
+        return SQLiteStore(db)
+    from taxbridge.store.copy import copy_store
+    from taxbridge.store.postgres import PostgresStore
+    from taxbridge.testing.postgres import fresh_database
+
+    target = PostgresStore(fresh_database(server), pool_max=max(concurrency, 2))
+    with SQLiteStore(template) as source:
+        copy_store(source, target)
+    return target
+
+
+def drain(
+    template: Path, work: Path, concurrency: int, latency: float, server: str | None
+) -> tuple[int, float]:
     """Drain a copy of ``template`` at ``concurrency``; (documents reposted, seconds)."""
-    db = work / f"drain-{concurrency}.db"
-    shutil.copyfile(template, db)
+    store = copy_of(template, work, concurrency, server)
     context = multiprocessing.get_context("spawn")
     ours, theirs = context.Pipe()
     server = context.Process(target=run_server, args=(latency, theirs), daemon=True)
@@ -110,7 +133,7 @@ def drain(template: Path, work: Path, concurrency: int, latency: float) -> tuple
         )
         with (
             AvaTaxBackend(settings) as backend,
-            TaxBridge(default_config(str(db)), backend, SQLiteStore(db)) as bridge,
+            TaxBridge(default_config(), backend, store) as bridge,
         ):
             backend.ping()  # the first connection is not part of the drain
             started = time.perf_counter()
@@ -136,10 +159,17 @@ def main() -> int:
     parser.add_argument("--docs", type=int, default=3_000)
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 4, 16])
     parser.add_argument("--latency-ms", type=float, default=50.0)
+    parser.add_argument("--store", choices=("sqlite", "postgres"), default="sqlite")
     args = parser.parse_args()
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(40))
     latency = args.latency_ms / 1000
-    with tempfile.TemporaryDirectory(prefix="taxbridge-repost-") as folder:
+    with contextlib.ExitStack() as stack:
+        folder = stack.enter_context(tempfile.TemporaryDirectory(prefix="taxbridge-repost-"))
+        server = None
+        if args.store == "postgres":
+            from taxbridge.testing.postgres import temporary_server
+
+            server = stack.enter_context(temporary_server())
         work = Path(folder)
         template = work / "queued.db"
         started = time.perf_counter()
@@ -148,11 +178,11 @@ def main() -> int:
             f"queued {args.docs:,} U documents in {time.perf_counter() - started:.1f} s", flush=True
         )
         for concurrency in args.concurrency:
-            done, elapsed = drain(template, work, concurrency, latency)
+            done, elapsed = drain(template, work, concurrency, latency, server)
             rate = done / elapsed
             ideal = concurrency / latency
             print(
-                f"repost {done:,} documents, concurrency {concurrency:>2}, "
+                f"{args.store}: repost {done:,} documents, concurrency {concurrency:>2}, "
                 f"{args.latency_ms:g} ms server: {elapsed:6.1f} s, {rate:6.1f} documents/s "
                 f"= {rate / ideal:.0%} of ideal {ideal:.0f}/s; each committed once",
                 flush=True,
