@@ -32,6 +32,7 @@ from taxbridge.store._codec import (
     EVENT_COLUMNS,
     EXEMPTION_COLUMNS,
     QUEUE_COLUMNS,
+    DocumentRows,
     credit_rows,
     credited_totals,
     document_from_rows,
@@ -82,7 +83,7 @@ class PostgresStore(LedgerMixin, ExportsMixin):
             ) from exc
         self._psycopg = psycopg
         self.url = _shown(url)
-        extra: dict[str, Any] = {"connect_timeout": max(1, int(timeout))}
+        extra: dict[str, Any] = {"connect_timeout": max(1, int(timeout)), "autocommit": True}
         if password:
             extra["password"] = password
         try:
@@ -104,7 +105,14 @@ class PostgresStore(LedgerMixin, ExportsMixin):
 
     @contextmanager
     def _read(self, doing: str = "cannot read the store") -> Iterator[_sql.Connection]:
+        """A read of several statements, in one transaction (one snapshot)."""
         with self._transaction(doing) as conn:
+            yield conn
+
+    @contextmanager
+    def _read_one(self) -> Iterator[_sql.Connection]:
+        """A read of one statement: no transaction around it (one round trip, not three)."""
+        with self._transaction("cannot read the store", transaction=False) as conn:
             yield conn
 
     @contextmanager
@@ -113,13 +121,17 @@ class PostgresStore(LedgerMixin, ExportsMixin):
             yield conn
 
     @contextmanager
-    def _transaction(self, doing: str) -> Iterator[_sql.Connection]:
+    def _transaction(self, doing: str, *, transaction: bool = True) -> Iterator[_sql.Connection]:
         psycopg = self._psycopg
         from psycopg_pool import PoolTimeout
 
         try:
-            with self._pool.connection() as raw, raw.transaction():
-                yield _sql.Connection(raw)
+            with self._pool.connection() as raw:
+                if transaction:
+                    with raw.transaction():
+                        yield _sql.Connection(raw)
+                else:
+                    yield _sql.Connection(raw)
         except PoolTimeout as exc:
             raise StoreError(
                 f"{doing}: no connection free ({exc})", path=self.url, busy=True
@@ -167,37 +179,56 @@ class PostgresStore(LedgerMixin, ExportsMixin):
         codes = {doc.code for doc in documents} | set(invoiced.order_codes if invoiced else ())
         codes |= {code for code in (dequeue, enqueue.code if enqueue else None) if code}
         with self._write() as conn:
-            for code in sorted(codes):
-                conn.execute("SELECT pg_advisory_xact_lock(hashtext(?))", (code,))
+            if codes:
+                conn.execute(
+                    "SELECT pg_advisory_xact_lock(hashtext(c)) "
+                    "FROM unnest(?::text[]) AS c ORDER BY c",
+                    (sorted(codes),),
+                )
             if holder is not None:
                 self._check_holder(conn, str(enqueue.code if enqueue else dequeue), holder)
             if expected is not None:
                 for doc in documents:
                     self._check_expected(conn, doc.code, expected)
-            for document, lines, breakdown in rows:
-                conn.execute(_sql.DOC_UPSERT, document)
-                conn.execute("DELETE FROM document_lines WHERE code = ?", (document[0],))
-                conn.execute("DELETE FROM document_breakdown WHERE code = ?", (document[0],))
-                conn.executemany(_sql.LINE_INSERT, lines)
-                conn.executemany(_sql.BREAKDOWN_INSERT, breakdown)
-            conn.executemany(_sql.EVENT_INSERT, event_rows)
-            if enqueue is not None:
-                conn.execute(_sql.QUEUE_UPSERT, queue_row(enqueue))
-            if dequeue is not None:
-                flag = next((d.flag.value for d in documents if d.code == dequeue), "")
-                at = next((e.at for e in events if e.code == dequeue), None)
-                conn.execute(
-                    "UPDATE unposted_queue SET settled_at = ?, outcome = ?, claimed_by = NULL, "
-                    "lease_expires_at = NULL WHERE code = ? AND settled_at IS NULL",
-                    ((at or dt.datetime.now(dt.UTC)).isoformat(), flag, dequeue),
-                )
-            if invoiced is not None:
-                _sql.link_orders(conn, invoiced)
-            if credits is not None:
-                conn.execute(
-                    "DELETE FROM credit_allocations WHERE credit_code = ?", (credits.credit_code,)
-                )
-                conn.executemany(_sql.CREDIT_INSERT, credit_rows(credits))
+            with conn.raw.pipeline():
+                self._write_rows(conn, rows, event_rows, enqueue, dequeue, documents, events)
+                if invoiced is not None:
+                    _sql.link_orders(conn, invoiced)
+                if credits is not None:
+                    conn.execute(
+                        "DELETE FROM credit_allocations WHERE credit_code = ?",
+                        (credits.credit_code,),
+                    )
+                    conn.executemany(_sql.CREDIT_INSERT, credit_rows(credits))
+
+    @staticmethod
+    def _write_rows(
+        conn: _sql.Connection,
+        rows: list[DocumentRows],
+        event_rows: list[tuple[Any, ...]],
+        enqueue: QueueEntry | None,
+        dequeue: str | None,
+        documents: Sequence[TaxDocument],
+        events: Sequence[DocumentEvent],
+    ) -> None:
+        """The writes of a save, sent without waiting for each answer (a pipeline)."""
+        for document, lines, breakdown in rows:
+            conn.execute(_sql.DOC_UPSERT, document)
+            conn.execute("DELETE FROM document_lines WHERE code = ?", (document[0],))
+            conn.execute("DELETE FROM document_breakdown WHERE code = ?", (document[0],))
+            conn.executemany(_sql.LINE_INSERT, lines)
+            conn.executemany(_sql.BREAKDOWN_INSERT, breakdown)
+        conn.executemany(_sql.EVENT_INSERT, event_rows)
+        if enqueue is not None:
+            conn.execute(_sql.QUEUE_UPSERT, queue_row(enqueue))
+        if dequeue is not None:
+            flag = next((d.flag.value for d in documents if d.code == dequeue), "")
+            at = next((e.at for e in events if e.code == dequeue), None)
+            conn.execute(
+                "UPDATE unposted_queue SET settled_at = ?, outcome = ?, claimed_by = NULL, "
+                "lease_expires_at = NULL WHERE code = ? AND settled_at IS NULL",
+                ((at or dt.datetime.now(dt.UTC)).isoformat(), flag, dequeue),
+            )
 
     @staticmethod
     def _check_expected(conn: _sql.Connection, code: str, expected: Expected) -> None:
@@ -220,7 +251,7 @@ class PostgresStore(LedgerMixin, ExportsMixin):
         self, invoice_code: str, *, excluding: str = ""
     ) -> dict[str, tuple[Decimal, Decimal]]:
         """Invoice line -> (amount, tax) credited so far, leaving out ``excluding``."""
-        with self._read() as conn:
+        with self._read_one() as conn:
             rows = conn.execute(
                 "SELECT invoice_line, amount, tax FROM credit_allocations "
                 "WHERE invoice_code = ? AND credit_code != ?",
@@ -230,12 +261,12 @@ class PostgresStore(LedgerMixin, ExportsMixin):
 
     def allocation(self, credit_code: str) -> CreditAllocation | None:
         """What a credit takes off its invoice's lines, or None."""
-        with self._read() as conn:
+        with self._read_one() as conn:
             return _ledger.read_allocation(conn, credit_code)
 
     def head(self, code: str) -> DocumentHead | None:
         """Code, kind, stage, flag and invoice code, without lines or request."""
-        with self._read() as conn:
+        with self._read_one() as conn:
             row = conn.execute(
                 "SELECT code, kind, stage, flag, invoice_code FROM documents WHERE code = ?",
                 (code,),
@@ -277,7 +308,7 @@ class PostgresStore(LedgerMixin, ExportsMixin):
 
     def events(self, code: str) -> list[DocumentEvent]:
         """The document's log, oldest first."""
-        with self._read() as conn:
+        with self._read_one() as conn:
             rows = conn.execute(
                 f"SELECT {EVENT_COLUMNS} FROM document_events WHERE code = ? ORDER BY id", (code,)
             ).fetchall()
@@ -297,13 +328,13 @@ class PostgresStore(LedgerMixin, ExportsMixin):
         if needs_fix is not None:
             sql += " AND retryable = ?"
             params.append(int(not needs_fix))
-        with self._read() as conn:
+        with self._read_one() as conn:
             rows = conn.execute(sql + ' ORDER BY next_attempt_at, code COLLATE "C"', params)
             return [queue_entry_from_row(row) for row in rows.fetchall()]
 
     def queue_entry(self, code: str) -> QueueEntry | None:
         """The open queue entry of ``code``, or None."""
-        with self._read() as conn:
+        with self._read_one() as conn:
             row = conn.execute(
                 f"SELECT {QUEUE_COLUMNS} FROM unposted_queue WHERE code = ? AND settled_at IS NULL",
                 (code,),
@@ -369,7 +400,7 @@ class PostgresStore(LedgerMixin, ExportsMixin):
 
     def settled(self) -> list[SettledEntry]:
         """Queue history: entries settled R or M and not yet purged, oldest first."""
-        with self._read() as conn:
+        with self._read_one() as conn:
             rows = conn.execute(
                 "SELECT code, outcome, settled_at FROM unposted_queue "
                 'WHERE settled_at IS NOT NULL ORDER BY settled_at, code COLLATE "C"'
@@ -380,7 +411,7 @@ class PostgresStore(LedgerMixin, ExportsMixin):
 
     def offline_rates(self) -> RateTable:
         """The offline table as stored."""
-        with self._read() as conn:
+        with self._read_one() as conn:
             rows = conn.execute(
                 'SELECT * FROM offline_rates ORDER BY state, zip_code COLLATE "C"'
             ).fetchall()
@@ -395,20 +426,20 @@ class PostgresStore(LedgerMixin, ExportsMixin):
 
     def active_tax_codes(self) -> frozenset[str] | None:
         """The refreshed active tax codes, or None before the first refresh."""
-        with self._read() as conn:
+        with self._read_one() as conn:
             rows = conn.execute("SELECT code FROM reference_tax_codes").fetchall()
         return frozenset(row[0] for row in rows) or None
 
     def entity_use_codes(self) -> dict[str, str]:
         """The refreshed entity use codes and descriptions."""
-        with self._read() as conn:
+        with self._read_one() as conn:
             return dict(
                 conn.execute("SELECT code, description FROM reference_entity_use_codes").fetchall()
             )
 
     def nexus(self, company_code: str) -> frozenset[str]:
         """The refreshed nexus regions of a company."""
-        with self._read() as conn:
+        with self._read_one() as conn:
             rows = conn.execute(
                 "SELECT region FROM reference_nexus WHERE company_code = ?", (company_code,)
             ).fetchall()
@@ -440,7 +471,7 @@ class PostgresStore(LedgerMixin, ExportsMixin):
 
     def get_meta(self, key: str) -> str | None:
         """A store-level setting, or None."""
-        with self._read() as conn:
+        with self._read_one() as conn:
             row = conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
         return None if row is None else str(row[0])
 
