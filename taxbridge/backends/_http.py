@@ -249,7 +249,7 @@ def _within_deadline(timeout: httpx.Timeout, backend: str, code: str) -> httpx.T
 def request(
     client: httpx.Client,
     method: str,
-    url: str,
+    url: str | httpx.URL,
     *,
     backend: str,
     code: str,

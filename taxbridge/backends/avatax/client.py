@@ -95,6 +95,7 @@ class AvaTaxBackend:
         self.name = name
         self.settings = settings
         self._base = settings.base_url.rstrip("/")
+        self._urls: dict[tuple[str, tuple[tuple[str, str], ...]], httpx.URL] = {}
         self._headers = {
             "Authorization": settings.authorization(),
             "X-Avalara-Client": settings.client_header(_library_version()),
@@ -470,6 +471,17 @@ class AvaTaxBackend:
                 status=response.status_code,
             ) from exc
 
+    def _url(self, path: str, params: Mapping[str, str] | None) -> httpx.URL:
+        """The full URL, parsed once per path and query: a drain posts thousands of documents
+        to the same create URL, and parsing it is a good part of httpx's work per request."""
+        key = (path, tuple(sorted(params.items())) if params else ())
+        found = self._urls.get(key)
+        if found is None:
+            if len(self._urls) >= 512:
+                self._urls.clear()
+            found = self._urls[key] = httpx.URL(self._base + path, params=params)
+        return found
+
     def _send_raw(self, method: str, path: str, params: Mapping[str, str] | None, code: str) -> str:
         return self._exchange(method, path, params, None, code).text
 
@@ -484,10 +496,9 @@ class AvaTaxBackend:
         response = _http.request(
             self._client,
             method,
-            self._base + path,
+            self._url(path, params),
             backend=self.name,
             code=code,
-            params=params,
             content=content,
             headers=headers,
             timeout=self._timeout,
