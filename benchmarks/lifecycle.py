@@ -7,6 +7,9 @@ against 150 x the 100-line time, and peak RSS.
     python benchmarks/lifecycle.py                     # 1,000 x 20 lines, 15,000-line invoice
     python benchmarks/lifecycle.py --orders 5 --lines 3 --big-lines 300   # CI smoke size
 
+It also runs the hand-written floor of the same work (``../shared/bench/lifecycle_floor.py``,
+when it is there) in the same run and prints the ratio.
+
 With ``--loop-only`` it runs the orders through the five stages and nothing else, for counting
 instructions: ``valgrind --tool=callgrind python benchmarks/lifecycle.py --loop-only --orders
 120`` minus the same at ``--orders 20`` is the cost of 100 orders, start-up cancelled out.
@@ -16,8 +19,10 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import json
 import resource
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -139,6 +144,24 @@ def run(orders: int, lines: int, big_lines: int) -> dict[str, float]:
     }
 
 
+FLOOR = Path(__file__).resolve().parents[1].parent / "shared" / "bench" / "lifecycle_floor.py"
+"""The hand-written floor of the same work (``../shared/bench``; absent in a user's clone)."""
+
+
+def floor(orders: int, lines: int) -> float | None:
+    """The floor's seconds for the same orders and lines, run now in its own process (None
+    when the reference program is not beside the project)."""
+    if not FLOOR.exists():
+        return None
+    done = subprocess.run(
+        [sys.executable, str(FLOOR), str(orders), str(lines)],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return float(json.loads(done.stdout.strip().splitlines()[-1])["seconds"])
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--orders", type=int, default=1000)
@@ -150,10 +173,16 @@ def main(argv: list[str] | None = None) -> int:
         seconds = loop_only(args.orders, args.lines)
         print(f"{args.orders} x {args.lines} lines through 5 stages: {seconds:.2f} s")
         return 0
+    floor_s = floor(args.orders, args.lines)
     figures = run(args.orders, args.lines, args.big_lines)
     print(f"orders                 {args.orders} x {args.lines} lines, 5 stages each")
     print(f"lifecycle              {figures['lifecycle_s']:.2f} s")
     print(f"orders/s               {figures['orders_per_s']:.0f}   (target >= 300)")
+    if floor_s is None:
+        print(f"floor                  not run: {FLOOR} is not here")
+    else:
+        ratio = floor_s / figures["lifecycle_s"]
+        print(f"floor, same work       {floor_s:.2f} s  -> taxbridge at {ratio:.2f}x the floor")
     print(f"100-line invoice       {figures['hundred_line_s'] * 1000:.1f} ms")
     print(
         f"{args.big_lines}-line invoice    {figures['big_s']:.2f} s   "
