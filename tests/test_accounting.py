@@ -231,6 +231,7 @@ def test_a_void_at_the_engine_only_is_found_and_recorded(
 def test_a_posting_missing_at_the_engine_is_requeued_and_reposted_once(
     books: TaxBridge, engine: RecordingBackend
 ) -> None:
+    books.on_invoice(sale("5300", 6))  # the engine lists this one
     engine.outage = True
     books.on_invoice(sale("5301", 7))
     engine.outage = False
@@ -531,3 +532,17 @@ def test_an_unknown_code_an_uncommitted_one_and_a_tax_difference_are_reported_on
     assert (differs.tax_here, differs.tax_engine) == (Decimal("11.73"), Decimal("12.43"))
     assert check.stored == 4
     assert check.listed == 5
+
+
+def test_an_engine_that_lists_nothing_requeues_nothing(store: SQLiteStore) -> None:
+    """A store from before the local engine kept a register (or the wrong company or
+    environment): every posted document looks missing, and none is requeued on that alone."""
+    first = TaxBridge(config(), RecordingBackend(LocalEngine()), store)
+    first.on_invoice(sale("6501", 2))
+    first.on_invoice(sale("6502", 3))
+    forgetful = TaxBridge(config(), RecordingBackend(LocalEngine()), store)  # an empty register
+    check = forgetful.reconcile_engine("2026-11", fix=True)
+    assert [f.kind for f in check.findings] == [FindingKind.MISSING_AT_ENGINE] * 2
+    assert not any(f.fixed for f in check.findings)
+    assert all("listed no document" in f.result for f in check.findings)
+    assert {doc.flag for doc in store.documents()} == {F.POSTED}

@@ -100,6 +100,12 @@ class EngineReconciliation:
         return not self.findings
 
 
+_BLIND = (
+    "not requeued: the engine listed no document at all for the range (check the engine, "
+    "company code and environment)"
+)
+
+
 class EngineBooks:
     """Voids and the engine-vs-store reconciliation over one bridge's engine and store."""
 
@@ -229,7 +235,16 @@ class EngineBooks:
             if (finding := _compare(here.get(key), engine.get(key))) is not None
         ]
         if fix:
-            findings = [self._fix(finding) for finding in findings]
+            # an engine that lists nothing at all for the range is more likely the wrong engine,
+            # company or environment (or a register that was never kept) than an engine that
+            # lost every posting: nothing is requeued on that evidence alone
+            blind = not engine and any(f.kind is FindingKind.MISSING_AT_ENGINE for f in findings)
+            findings = [
+                attrs.evolve(finding, result=_BLIND)
+                if blind and finding.action is Action.REQUEUE
+                else self._fix(finding)
+                for finding in findings
+            ]
         return EngineReconciliation(
             period,
             company or "*",
