@@ -1,6 +1,5 @@
 """The SQL of the PostgreSQL store: the translation of the SQL the stores share (written for
-SQLite), the statements of a document's write, linking invoiced orders, and the migrations
-applied once under an advisory lock."""
+SQLite) and the migrations applied once under an advisory lock."""
 
 from __future__ import annotations
 
@@ -10,23 +9,11 @@ from collections.abc import Sequence
 from typing import Any
 
 from taxbridge.errors import StoreError
-from taxbridge.models import Stage
-from taxbridge.store._codec import (
-    CREDIT_COLUMNS,
-    DOCUMENT_COLUMNS,
-    EVENT_COLUMNS,
-    LINE_COLUMNS,
-    LINE_READ_COLUMNS,
-    QUEUE_COLUMNS,
-)
 from taxbridge.store._pg_schema import MIGRATIONS, PRIMARY_KEYS
-from taxbridge.store.base import InvoiceLink
 
 LATEST = MIGRATIONS[-1][0]
 MIGRATION_LOCK = 7_172_001
 """The advisory lock under which servers starting together apply migrations once."""
-REFERENCE_LOCK = 7_172_002
-"""The advisory lock under which the reference tables are replaced (one refresh at a time)."""
 _UPSERT = re.compile(r"INSERT OR REPLACE INTO (\w+) \(([^)]*)\)(.*)", re.S)
 _TRANSLATED: dict[str, str] = {}
 
@@ -65,62 +52,6 @@ class Connection:
         if rows:
             with self.raw.cursor() as cursor:
                 cursor.executemany(translate(sql), rows)
-
-
-DOC_UPSERT = (
-    f"INSERT OR REPLACE INTO documents ({DOCUMENT_COLUMNS}) VALUES "
-    f"({', '.join('?' for _ in DOCUMENT_COLUMNS.split(', '))})"
-)
-LINE_INSERT = (
-    f"INSERT INTO document_lines ({LINE_COLUMNS}) VALUES "
-    f"({', '.join('?' for _ in LINE_COLUMNS.split(', '))})"
-)
-BREAKDOWN_INSERT = (
-    "INSERT INTO document_breakdown "
-    "(code, seq, jurisdiction_type, name, region, rate, taxable, exempt, tax) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
-)
-EVENT_INSERT = f"INSERT INTO document_events ({EVENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
-QUEUE_UPSERT = (
-    f"INSERT OR REPLACE INTO unposted_queue ({QUEUE_COLUMNS}, settled_at, outcome) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, '')"
-)
-CREDIT_INSERT = f"INSERT INTO credit_allocations ({CREDIT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)"
-
-
-def parts(conn: Connection, row: Any) -> tuple[Any, list[Any], list[Any]]:
-    code = row[0]
-    lines = conn.execute(
-        f"SELECT {LINE_READ_COLUMNS} FROM document_lines WHERE code = ? ORDER BY seq", (code,)
-    ).fetchall()
-    breakdown = conn.execute(
-        "SELECT jurisdiction_type, name, region, rate, taxable, exempt, tax "
-        "FROM document_breakdown WHERE code = ? ORDER BY seq",
-        (code,),
-    ).fetchall()
-    return row, lines, breakdown
-
-
-def link_orders(conn: Connection, link: InvoiceLink) -> None:
-    message = f"invoiced as {link.invoice_code}"
-    at = link.at.isoformat()
-    for code in link.order_codes:
-        found = conn.execute(
-            "SELECT flag, backend FROM documents WHERE code = ? "
-            "AND (invoice_code IS NULL OR invoice_code != ?)",
-            (code, link.invoice_code),
-        ).fetchone()
-        if found is None:
-            continue
-        conn.execute(
-            f"INSERT INTO document_events ({EVENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, 0)",
-            (code, at, Stage.INVOICE.value, found[0], found[0], found[1], message),
-        )
-        conn.execute(
-            "UPDATE documents SET stage = ?, invoice_code = ?, last_log = ?, updated_at = ? "
-            "WHERE code = ?",
-            (Stage.INVOICE.value, link.invoice_code, message, at, code),
-        )
 
 
 def migrate(conn: Connection, *, create: bool, where: str) -> None:
