@@ -11,7 +11,7 @@ queued, so the ERP's invoicing run goes on.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from decimal import Decimal
 from pathlib import Path
 
@@ -23,15 +23,32 @@ from taxbridge.accounting import (
     StateReport,
 )
 from taxbridge.backends.base import Capabilities, PingResult, TaxBackend
+from taxbridge.certificates import (
+    CertificateService,
+    ExemptCustomers,
+    IncidentHook,
+    LocalCertificates,
+    Mailer,
+    ReminderRun,
+    Reminders,
+    SyncSummary,
+    build_service,
+)
 from taxbridge.claims import Claims
 from taxbridge.config import BridgeConfig, load_config
 from taxbridge.context import StageContext, utcnow
-from taxbridge.exemptions import Exemptions
+from taxbridge.errors import NoCertificateService
+from taxbridge.exemptions import EntityUseCodes, Exemptions
 from taxbridge.factory import build, build_backend
 from taxbridge.files import Files
 from taxbridge.lifecycle import Inquiry, Lifecycle, PendingCheck
 from taxbridge.models import (
+    Certificate,
+    CertificateCheck,
+    CertificateRequest,
     Claim,
+    Customer,
+    CustomerNote,
     DateRange,
     Exemption,
     Invoice,
@@ -39,6 +56,7 @@ from taxbridge.models import (
     JurisdictionLine,
     Order,
     Quotation,
+    Reminder,
     TaxDocument,
     WorkfileLine,
 )
@@ -58,7 +76,8 @@ from taxbridge.store.base import SettledEntry, Store
 class TaxBridge:
     """Tax for an ERP's order lifecycle over a pluggable backend and a durable store.
 
-    ``offline`` replaces the offline table the bridge builds from its store; ``clock`` and
+    ``offline`` replaces the offline table the bridge builds from its store; ``certificates``
+    the certificate service ``[certificates]`` names, ``mailer`` the SMTP mailer; ``clock`` and
     ``retry`` (the unposted queue's schedule) are there for tests and tuning. A store with no
     offline table yet gets one when the bridge starts (from the engine when it hands out
     rates), unless ``seed_offline`` is off: a bridge that only reads never calls the engine.
@@ -74,6 +93,8 @@ class TaxBridge:
         clock: Callable[[], dt.datetime] = utcnow,
         retry: RetryPolicy | None = None,
         seed_offline: bool = True,
+        certificates: CertificateService | None = None,
+        mailer: Mailer | None = None,
     ):
         self.config = config
         self.backend = backend
@@ -81,14 +102,24 @@ class TaxBridge:
         self.clock = clock
         self.retry = retry or RetryPolicy()
         self.reference = Reference(config, backend, store, offline=offline, seed=seed_offline)
-        self.exemption_db = Exemptions(config, store, clock)
+        entity_use_codes = EntityUseCodes(store, Capabilities(backend).entity_use_codes)
+        self.exemption_db = Exemptions(config, store, clock, entity_use_codes)
+        self.mailer = mailer or Mailer(config.smtp)
+        """Outgoing mail (``[smtp]``): local certificate requests and reminder letters."""
+        service = certificates or build_service(
+            config, backend, store, self.mailer, clock=clock, reasons=entity_use_codes
+        )
+        self.exempt_customers = ExemptCustomers(config, store, service, clock, entity_use_codes)
+        """Exempt customers' certificates (``[certificates] service``)."""
+        self.reminders = Reminders(config, store, self.exempt_customers, self.mailer, clock)
         mapping = Context(
             nexus=self.reference.nexus_for,
             exemptions=self.exemption_db.evidence_for,
             zip_states=self.reference.zip_states,
+            certificate=self.exempt_customers.evidence,
         )
         ctx = StageContext(config, backend, store, self.reference, clock)
-        self.lifecycle = Lifecycle(ctx, self.exemption_db, mapping)
+        self.lifecycle = Lifecycle(ctx, self.exemption_db, mapping, self.exempt_customers)
         self.posting = Posting(ctx, self.retry, mapping, lease=config.lease)
         self.claims = Claims(ctx, self.lifecycle, self.posting, self.exemption_db, mapping)
         self.queue = UnpostedQueue(ctx, self.posting.repost_entry)
@@ -125,7 +156,9 @@ class TaxBridge:
             backend.close()
 
     def close(self) -> None:
-        """Close the backend and the store."""
+        """Close the certificate service, the backend and the store."""
+        if self.exempt_customers.service is not None:
+            self.exempt_customers.service.close()
         self.backend.close()
         self.store.close()
 
@@ -334,6 +367,92 @@ class TaxBridge:
     def exemptions(self, customer_code: str | None = None) -> list[Exemption]:
         """The exemption database, for one customer or all."""
         return self.exemption_db.entries(customer_code)
+
+    # -- exempt customers and certificates (seeds 000, 002, 003) ---------------------------------
+
+    def certificate_check(self, order: Order) -> CertificateCheck | None:
+        """Does a certificate cover this exempt customer's order (ship-to region, order date)?
+        Syncs the customer card and pulls certificates back first; None: not an exempt
+        customer, or no certificate service."""
+        return self.exempt_customers.check(order)
+
+    def certificate_status(
+        self, customer_code: str, region: str, *, company_code: str | None = None
+    ) -> Certificate | None:
+        """The service's answer for today: the certificate exempting the customer in the
+        region, if any (AvaTax ListValidCertificatesForCustomer)."""
+        service = self.exempt_customers.service
+        if service is None:
+            raise NoCertificateService("a certificate status")
+        company = company_code or self._company_of(customer_code)
+        return service.valid_certificate(company, customer_code, region.strip().upper())
+
+    def request_certificate(
+        self,
+        customer: Customer,
+        regions: Sequence[str],
+        reasons: Sequence[str] = (),
+        *,
+        company_code: str | None = None,
+    ) -> CertificateRequest:
+        """Send the customer a certificate request (CertExpress invitation, or an e-mail with
+        the upload link) to its TAX contact, else its A/P e-mail."""
+        return self.exempt_customers.request(customer, regions, reasons, company_code=company_code)
+
+    def certificates(
+        self, customer_code: str, *, pull: bool = False, company_code: str | None = None
+    ) -> list[Certificate]:
+        """The customer's certificates as the store has them; ``pull`` asks the service first."""
+        if pull:
+            company = company_code or self._company_of(customer_code)
+            self.exempt_customers.pull(company, customer_code)
+        return self.store.certificates(customer_code)
+
+    def add_certificate(self, certificate: Certificate) -> Certificate:
+        """Store a certificate the customer uploaded (local certificate service only: AvaTax's
+        come back through CertExpress and are pulled on the next order)."""
+        service = self.exempt_customers.service
+        if not isinstance(service, LocalCertificates):
+            raise NoCertificateService("adding a certificate by hand (local service)")
+        return service.add(certificate)
+
+    def sync_customers(self) -> SyncSummary:
+        """Send the certificate service every customer card it lacks or has out of date."""
+        return self.exempt_customers.sync_pending()
+
+    def exemption_reminders(
+        self, as_of: dt.date | None = None, days: int | None = None
+    ) -> list[Reminder]:
+        """Exemption entries and certificates expired or expiring within ``days`` (default:
+        ``[reminders] days``, else the pending check's horizon)."""
+        return self.reminders.due(as_of or self.clock().date(), days)
+
+    def send_reminders(
+        self,
+        as_of: dt.date | None = None,
+        days: int | None = None,
+        *,
+        dry_run: bool = False,
+        customers: Mapping[str, Customer] | None = None,
+        incident: IncidentHook | None = None,
+    ) -> ReminderRun:
+        """Render the reminder letters and (unless ``dry_run``) mail them, recording each as a
+        TXEEXP note once a day and handing it to ``incident`` (CH-TEEX)."""
+        return self.reminders.run(
+            as_of or self.clock().date(),
+            days,
+            send=not dry_run,
+            customers=customers,
+            incident=incident,
+        )
+
+    def customer_notes(self, customer_code: str | None = None) -> list[CustomerNote]:
+        """Customer-history notes (TXEEXP reminders), oldest first."""
+        return self.store.customer_notes(customer_code)
+
+    def _company_of(self, customer_code: str) -> str:
+        found = self.store.customer_card(customer_code)
+        return found[0].company_code if found else self.config.companies[0].company_code
 
     def ping(self) -> PingResult | None:
         """Ask the engine whether it answers and knows our credentials; None for a backend

@@ -13,6 +13,7 @@ from importlib.metadata import PackageNotFoundError, version
 
 from taxbridge.bridge import TaxBridge
 from taxbridge.cli_books import add_commands
+from taxbridge.cli_customers import add_commands as add_customer_commands
 from taxbridge.cli_files import add_commands as add_file_commands
 from taxbridge.cli_files import mark_manual_from_file
 from taxbridge.config import BridgeConfig, default_config, example_config_text, load_config
@@ -465,6 +466,7 @@ def build_parser() -> argparse.ArgumentParser:
     manual.set_defaults(run=_mark_manual)
     add_commands(commands, common, _bridge)
     add_file_commands(commands, common, _bridge)
+    add_customer_commands(commands, common, _bridge)
 
     store = commands.add_parser("store", help="the store itself: migrate it to another")
     store_actions = store.add_subparsers(

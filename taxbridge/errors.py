@@ -341,3 +341,34 @@ class MissingAtEngine(BackendError):
     reconciliation): it goes back to the queue, and the repost posts it."""
 
     retryable = True
+
+
+class CertificateNotFoundError(TaxBridgeError, LookupError):
+    """The certificate service has no certificate with that id (or no such customer)."""
+
+    def __init__(self, what: str, value: str):
+        self.what = what
+        self.value = value
+        super().__init__(f"no {what} {value!r} at the certificate service")
+
+
+class NoCertificateService(TaxBridgeError):
+    """A certificate feature was asked for, and ``[certificates] service`` is ``none``."""
+
+    def __init__(self, action: str):
+        self.action = action
+        super().__init__(
+            f"{action} needs a certificate service: set [certificates] service to "
+            "'local' or 'avatax'"
+        )
+
+
+class MailError(TaxBridgeError):
+    """The SMTP server could not be reached or refused the message: nothing was sent, and
+    nothing is recorded as sent (the next run tries again)."""
+
+    def __init__(self, message: str, *, recipient: str = ""):
+        self.message = message
+        self.recipient = recipient
+        where = f" (to {recipient})" if recipient else ""
+        super().__init__(f"{message}{where}")

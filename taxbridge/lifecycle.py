@@ -8,6 +8,7 @@ import time
 
 from attrs import frozen
 
+from taxbridge.certificates import ExemptCustomers
 from taxbridge.context import Outcome, Route, StageContext
 from taxbridge.errors import (
     BackendError,
@@ -20,6 +21,8 @@ from taxbridge.flags import RECALCULABLE, FinalTaxFlag, check_recalculable
 from taxbridge.logs import get_logger
 from taxbridge.models import (
     Address,
+    CertificateCheck,
+    Coverage,
     DocumentEvent,
     Order,
     PendCode,
@@ -89,27 +92,52 @@ def order_addresses(order: Order) -> list[tuple[str, Address]]:
 class Lifecycle:
     """The estimate stages of one bridge."""
 
-    def __init__(self, ctx: StageContext, exemptions: Exemptions, mapping: Context):
+    def __init__(
+        self,
+        ctx: StageContext,
+        exemptions: Exemptions,
+        mapping: Context,
+        certificates: ExemptCustomers | None = None,
+    ):
         self._ctx = ctx
         self._exemptions = exemptions
         self._mapping = mapping
+        self._certificates = certificates
 
     def on_entry(self, order: Order, *, program: str | None = None) -> TaxDocument:
-        """Order entry: the engine if online-at-entry is on (N), else the offline table."""
+        """Order entry: the engine if online-at-entry is on (N), else the offline table. An
+        exempt customer's certificate is checked first (its outcome is in the document's log)."""
         online = self._ctx.config.online_at_entry
         return self._order(Stage.ENTRY, order, online=online, program=program)[0]
 
     def on_pending_check(self, order: Order, *, program: str | None = None) -> PendingCheck:
         """Pending check: recalculate and say why the order must pend (TMSDS/PEND-DOC,
-        PEND-DO2): tax validation (BNO155B), exemption expiry (BNW150C), obsolete tax codes
-        (BNO155BT). A document already posted or invoiced is checked but never changed."""
+        PEND-DO2): tax validation (BNO155B), exemption expiry (BNW150C), an exempt customer's
+        certificate missing or expired (seed 002), obsolete tax codes (BNO155BT). A document
+        already posted or invoiced is checked but never changed."""
         checks = self._ctx.config.pending.order_checks
         reasons: list[PendReason] = []
-        document, rejection = self._order(Stage.PENDING_CHECK, order, online=True, program=program)
+        document, rejection, certificate = self._order(
+            Stage.PENDING_CHECK, order, online=True, program=program
+        )
         if rejection is not None and PendCode.TAX_VALIDATION in checks:
             reasons.append(PendReason(PendCode.TAX_VALIDATION, str(rejection), line=rejection.line))
         if PendCode.EXEMPTION_EXPIRY in checks:
             reasons.extend(self._exemptions.expiry(order.customer, order.ship_to.region))
+        exempt = document.request is not None and document.request.exempt
+        if (
+            PendCode.EXEMPTION_CERTIFICATE in checks
+            and certificate is not None
+            and certificate.coverage.pends
+            and not exempt
+        ):
+            reasons.append(
+                PendReason(
+                    PendCode.EXEMPTION_CERTIFICATE,
+                    certificate.message,
+                    customer=order.customer.code,
+                )
+            )
         if PendCode.OBSOLETE_TAX_CODE in checks and document.request is not None:
             reasons.extend(self.obsolete_codes(document.request))
         return PendingCheck(document, tuple(reasons))
@@ -145,23 +173,34 @@ class Lifecycle:
 
     def _order(
         self, stage: Stage, order: Order, *, online: bool, program: str | None
-    ) -> tuple[TaxDocument, DocumentRejected | None]:
+    ) -> tuple[TaxDocument, DocumentRejected | None, CertificateCheck | None]:
         ctx = self._ctx
-        request = order_request(ctx.config, order, self._mapping)
-        interfaces = ctx.config.interfaces(order.transaction_group)
-        note = ctx.check_addresses(order_addresses(order), program)
-        head = ctx.store.head(request.code)
+        head = ctx.store.head(order.code)
         if head is not None and (head.invoice_code or head.flag.is_final):
             # Invoiced or posted: the check may run, but nothing about the document changes.
             started = time.perf_counter()
+            request = order_request(ctx.config, order, self._mapping)
+            ctx.check_addresses(order_addresses(order), program)
             rejection = self.validate(request) if stage is Stage.PENDING_CHECK else None
             existing = ctx.require(request.code)
             ctx.emit(stage, Outcome.UNCHANGED, existing, existing.flag, started)
-            return existing, rejection
+            return existing, rejection, None
+        certificate = None
+        if self._certificates is not None and stage in (Stage.ENTRY, Stage.PENDING_CHECK):
+            certificate = self._certificates.check(order)
+        request = order_request(ctx.config, order, self._mapping)
+        interfaces = ctx.config.interfaces(order.transaction_group)
+        note = ctx.check_addresses(order_addresses(order), program)
+        if certificate is not None and certificate.coverage is not Coverage.COVERED:
+            stale = " (service unavailable: as last pulled)" if certificate.stale else ""
+            note += f"{certificate.message}{stale}; "
         if not interfaces:
             note += f"transaction group {order.transaction_group!r} is not interfaced; "
         flag_before = head.flag if head else None
-        return self.estimate(stage, request, flag_before, online=online and interfaces, note=note)
+        document, rejection = self.estimate(
+            stage, request, flag_before, online=online and interfaces, note=note
+        )
+        return document, rejection, certificate
 
     def estimate(
         self,

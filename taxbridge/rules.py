@@ -53,6 +53,11 @@ class Context:
     """Customer code -> exemption database entries."""
     zip_states: Callable[[str], frozenset[str]] = lambda zip5: frozenset()
     """ZIP5 -> the states the local rate data places it in (empty: it does not know it)."""
+    certificate: Callable[[str, str, dt.date, str, str], tuple[str, str | None] | None] = (
+        lambda customer, region, day, order, po: None
+    )
+    """(customer, region, day, order number, PO number) -> (exemption number, entity use code)
+    of the certificate covering it, for an exempt customer (None: none does)."""
 
 
 def checked_zips(request: TaxRequest, context: Context) -> TaxRequest:
@@ -82,21 +87,37 @@ def checked_zips(request: TaxRequest, context: Context) -> TaxRequest:
 
 
 def exemption_evidence(
-    config: BridgeConfig, customer: Customer, region: str, day: dt.date, context: Context
+    config: BridgeConfig,
+    customer: Customer,
+    region: str,
+    day: dt.date,
+    context: Context,
+    *,
+    order_number: str = "",
+    po_number: str = "",
 ) -> Evidence:
-    """The exemption a document carries (in local exemption mode, BNADS/AV-IF1 *NOEXM).
+    """The exemption a document carries.
 
-    The customer-master tax number wins; else an exemption database entry for the region valid
-    on ``day``; else an overseas-resident code by customer classification (TMSDS/CC-TXUS).
-    In engine mode nothing is sent: the engine applies its certificates by customer code.
+    In local exemption mode (BNADS/AV-IF1 *NOEXM) the customer-master tax number wins; else an
+    exemption database entry for the region valid on ``day``. Then, for a customer flagged
+    exempt with a certificate service configured, the certificate covering the region on
+    ``day`` (seed 002). Last, in local mode, an overseas-resident code by customer
+    classification (TMSDS/CC-TXUS). In engine mode without a certificate service nothing is
+    sent: the engine applies its certificates by customer code.
     """
-    if config.exemptions.mode is ExemptionMode.ENGINE:
-        return Evidence()
-    if customer.tax_number:
+    local = config.exemptions.mode is ExemptionMode.LOCAL
+    if local and customer.tax_number:
         return Evidence(customer.tax_number, customer.entity_use_code, "customer master")
-    for entry in context.exemptions(customer.code):
-        if entry.region == region and entry.valid_on(day):
-            return Evidence(entry.exemption_no, entry.entity_use_code, "exemption database")
+    if local:
+        for entry in context.exemptions(customer.code):
+            if entry.region == region and entry.valid_on(day):
+                return Evidence(entry.exemption_no, entry.entity_use_code, "exemption database")
+    if config.certificates.active and customer.is_exempt:
+        found = context.certificate(customer.code, region, day, order_number, po_number)
+        if found is not None:
+            return Evidence(found[0], found[1], "certificate")
+    if not local:
+        return Evidence()
     overseas = config.exemptions.overseas.get(customer.classification)
     if customer.classification and overseas:
         return Evidence(None, overseas, "overseas classification")
@@ -215,7 +236,15 @@ def _request(
     *,
     commit: bool = False,
 ) -> TaxRequest:
-    evidence = exemption_evidence(config, order.customer, order.ship_to.region, date, context)
+    evidence = exemption_evidence(
+        config,
+        order.customer,
+        order.ship_to.region,
+        date,
+        context,
+        order_number=order.number,
+        po_number=order.purchase_order_no,
+    )
     limit = config.max_detail_lines
     request = TaxRequest(
         code=code,

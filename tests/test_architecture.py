@@ -38,6 +38,7 @@ FACE = {
     "taxbridge.cli",
     "taxbridge.cli_books",
     "taxbridge.cli_files",
+    "taxbridge.cli_customers",
     "taxbridge.demo",
 }
 BRIDGE = {
@@ -53,6 +54,7 @@ BRIDGE = {
     "taxbridge.context",
     "taxbridge.accounting",
     "taxbridge.files",
+    "taxbridge.certificates",
 }
 RULES = {"taxbridge.rules", "taxbridge.config"}
 BASE = {
@@ -107,6 +109,7 @@ def test_no_backend_store_or_test_helper_imports_the_bridge_or_the_package_root(
         "taxbridge.cli",
         "taxbridge.cli_books",
         "taxbridge.cli_files",
+        "taxbridge.cli_customers",
         "taxbridge.config.core",
         "taxbridge.config.file",
         "taxbridge.factory",

@@ -130,7 +130,10 @@ def test_a_wrapper_refuses_what_its_inner_backend_cannot_do() -> None:
 
 
 def test_each_backend_declares_what_it_can_do() -> None:
-    assert LocalEngine.capabilities == frozenset(Capability) - {Capability.PING}
+    assert LocalEngine.capabilities == frozenset(Capability) - {
+        Capability.PING,
+        Capability.CERTIFICATES,
+    }
     assert OfflineTable.capabilities == frozenset()
     assert AvaTaxBackend.capabilities == frozenset(Capability)
     assert Capabilities(LocalEngine()).posts

@@ -181,3 +181,24 @@ def test_dates_and_times_round_trip_exactly(postgres_url: str) -> None:
         )
         posted = bridge.on_invoice(invoice("7201", order("7201")))
         assert store.get("A-7201") == posted
+
+
+def test_store_migrate_carries_exempt_customers_across(tmp_path: Path, postgres_url: str) -> None:
+    from taxbridge.models import Certificate, CustomerCard, CustomerNote
+    from taxbridge.store import SQLiteStore
+    from taxbridge.store.copy import copy_store
+
+    at = dt.datetime(2026, 11, 20, 9, 0, tzinfo=dt.UTC)
+    certificate = Certificate("C1", "G", ("NY",), signed="2026-01-01", id="L-1", pdf=b"%PDF")
+    card = CustomerCard("C1", "DEFAULT", "Acme", "1 Main St", "New York", "NY", "10118")
+    note = CustomerNote("C1", "TXEEXP", dt.date(2026, 11, 20), "reminder sent", at)
+    with SQLiteStore(tmp_path / "tb.db") as source, PostgresStore(postgres_url) as target:
+        source.save_certificates([certificate], service="local", at=at)
+        source.use_certificate("L-1", "O-1", at)
+        source.save_customer_card(card, at, sent=True)
+        source.add_customer_note(note)
+        copy_store(source, target)
+        assert target.certificates() == [certificate]
+        assert target.certificate_uses() == {"L-1": "O-1"}
+        assert target.customer_cards() == [(card, card)]
+        assert target.customer_notes() == [note]

@@ -47,6 +47,9 @@ class Capability(enum.Enum):
     LISTING = "listing"
     """Lists a company's saved documents by date (:class:`DocumentListing`): the engine
     reconciliation needs it."""
+    CERTIFICATES = "certificates"
+    """Its account keeps exemption certificates too: ``certificate_service()`` gives the
+    certificate service on the same connection (``[certificates] service = "avatax"``)."""
 
 
 class VoidReason(enum.Enum):

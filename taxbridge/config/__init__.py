@@ -7,6 +7,12 @@ path and the value, e.g. ``taxbridge.toml: nexus[2].region: 'XX' is not a US sta
 province``.
 """
 
+from taxbridge.config.certificates import (
+    CertificateServiceKind,
+    CertificateSettings,
+    ReminderSettings,
+    SMTPSettings,
+)
 from taxbridge.config.core import DEFAULT_NEXUS, BridgeConfig, default_config
 from taxbridge.config.file import (
     _TOP,
@@ -42,6 +48,8 @@ __all__ = [
     "AddressValidation",
     "BridgeConfig",
     "CanadianRate",
+    "CertificateServiceKind",
+    "CertificateSettings",
     "CompanyMapping",
     "ExemptionMode",
     "ExemptionSettings",
@@ -51,6 +59,8 @@ __all__ = [
     "PendingRules",
     "QueueSettings",
     "QuotationSettings",
+    "ReminderSettings",
+    "SMTPSettings",
     "TaxCodeMap",
     "TransactionGroup",
     "default_config",

@@ -13,6 +13,12 @@ from attrs import field, frozen
 
 from taxbridge._toml import TableReader
 from taxbridge.backends import backend_plugin
+from taxbridge.config.certificates import (
+    CertificateServiceKind,
+    CertificateSettings,
+    ReminderSettings,
+    SMTPSettings,
+)
 from taxbridge.config.sections import (
     AddressValidation,
     CanadianRate,
@@ -126,6 +132,13 @@ class BridgeConfig:
         factory=QuotationSettings, validator=_instance(QuotationSettings)
     )
     queue: QueueSettings = field(factory=QueueSettings, validator=_instance(QueueSettings))
+    certificates: CertificateSettings = field(
+        factory=CertificateSettings, validator=_instance(CertificateSettings)
+    )
+    smtp: SMTPSettings = field(factory=SMTPSettings, validator=_instance(SMTPSettings))
+    reminders: ReminderSettings = field(
+        factory=ReminderSettings, validator=_instance(ReminderSettings)
+    )
     source: str = "<code>"
     """Where the config came from, for messages."""
 
@@ -190,6 +203,13 @@ class BridgeConfig:
                         levy.effective.isoformat(),
                         f"overlaps levy_items[{other_index}] ({levy.item_code} in {levy.region})",
                     )
+        if self.certificates.service is CertificateServiceKind.AVATAX and self.backend != "avatax":
+            raise _at(
+                "certificates.service",
+                "avatax",
+                f"needs the avatax backend (its account keeps the certificates); the backend "
+                f"is {self.backend!r}",
+            )
         quoted = self.quotations.company_code
         if quoted and quoted not in codes:
             raise _at("quotations.company_code", quoted, "is not in the company map")

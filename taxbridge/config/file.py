@@ -18,6 +18,7 @@ from attrs import evolve
 
 from taxbridge._toml import TableReader
 from taxbridge.backends import BACKENDS, backend_plugin
+from taxbridge.config.certificates import read_certificates, read_reminders, read_smtp
 from taxbridge.config.core import BridgeConfig, sqlite_file
 from taxbridge.config.sections import (
     AddressValidation,
@@ -56,6 +57,9 @@ _TOP = {
     "gl_accounts",
     "quotations",
     "queue",
+    "certificates",
+    "smtp",
+    "reminders",
 }
 
 
@@ -121,6 +125,9 @@ def parse_config(
         gl_accounts=_gl_accounts(read, top),
         quotations=_quotations(read, top),
         queue=_queue(read, top),
+        certificates=read_certificates(read, top),
+        smtp=read_smtp(read, top),
+        reminders=read_reminders(read, top),
         source=source,
     )
 

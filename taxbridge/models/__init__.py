@@ -18,6 +18,22 @@ from taxbridge.models.erp import (
     QuotationLine,
     Warehouse,
 )
+from taxbridge.models.exempt import (
+    REMINDER_INCIDENT,
+    REMINDER_NOTE,
+    TAX_CONTACT_ROLE,
+    Certificate,
+    CertificateCheck,
+    CertificateRequest,
+    CertificateStatus,
+    Contact,
+    Coverage,
+    CustomerCard,
+    CustomerNote,
+    Incident,
+    Reminder,
+    valid_email,
+)
 from taxbridge.models.ledger import (
     DateRange,
     EngineDocument,
@@ -48,11 +64,22 @@ from taxbridge.models.tax import (
 )
 
 __all__ = [
+    "REMINDER_INCIDENT",
+    "REMINDER_NOTE",
+    "TAX_CONTACT_ROLE",
     "Address",
+    "Certificate",
+    "CertificateCheck",
+    "CertificateRequest",
+    "CertificateStatus",
     "Claim",
     "ClaimLine",
+    "Contact",
+    "Coverage",
     "CreditedLine",
     "Customer",
+    "CustomerCard",
+    "CustomerNote",
     "DateRange",
     "DocumentEvent",
     "DocumentKind",
@@ -60,6 +87,7 @@ __all__ = [
     "DocumentType",
     "EngineDocument",
     "Exemption",
+    "Incident",
     "Invoice",
     "Journal",
     "JournalLine",
@@ -76,6 +104,7 @@ __all__ = [
     "Quotation",
     "QuotationAccount",
     "QuotationLine",
+    "Reminder",
     "Stage",
     "TaxDocument",
     "TaxLine",
@@ -84,4 +113,5 @@ __all__ = [
     "Warehouse",
     "WorkfileLine",
     "journal_key",
+    "valid_email",
 ]

@@ -12,6 +12,7 @@ from attrs import field, frozen
 
 from taxbridge.errors import InvalidFieldError
 from taxbridge.models import _fields as _f
+from taxbridge.models.exempt import TAX_CONTACT_ROLE, Contact
 from taxbridge.money import ZERO
 from taxbridge.regions import BY_COUNTRY
 
@@ -76,6 +77,26 @@ class Customer:
     """Why the customer is exempt (BNADS/AV-EX1), e.g. ``G`` resale, ``E`` charitable."""
     classification: str = field(default="", converter=_f.text)
     """Customer classification CC-TXUS: maps to an overseas-resident exemption code."""
+    contacts: tuple[Contact, ...] = field(
+        default=(), converter=_f.as_tuple, validator=_f.tuple_of(Contact)
+    )
+    """Contacts by role; the ``TAX`` contact (CM-CTSS) gets certificate mail before ``email``."""
+    bill_to: str = field(default="", converter=_f.text)
+    """For a ship-to customer kept under its own number: the bill-to customer's number."""
+
+    @property
+    def is_exempt(self) -> bool:
+        """Flagged tax exempt: by an exemption number *or* an exemption code (seed 002)."""
+        return bool(self.tax_number or self.entity_use_code)
+
+    @property
+    def certificate_email(self) -> str:
+        """Where certificate requests and reminders go: the ``TAX`` contact, else the A/P
+        e-mail (blank when there is neither)."""
+        for contact in self.contacts:
+            if contact.role == TAX_CONTACT_ROLE and contact.email:
+                return contact.email
+        return self.email
 
 
 @frozen

@@ -106,6 +106,9 @@ class PendCode(enum.Enum):
     """BNO155BT: a line's tax code is not in the engine's active list."""
     EXEMPTION_EXPIRY = "exemption_expiry"
     """BNW150C: the customer's exemption has expired or expires within the warning days."""
+    EXEMPTION_CERTIFICATE = "exemption_certificate"
+    """An exempt customer's certificate for the ship-to region is missing or expired (or a
+    single-use one went to another order): the ERP may send a certificate request."""
 
 
 def _document_type(value: Any) -> DocumentType:

@@ -175,6 +175,61 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
         )
         """,
     ),
+    (
+        2,
+        """
+        CREATE TABLE certificates (
+            id TEXT PRIMARY KEY,
+            customer_code TEXT NOT NULL,
+            service TEXT NOT NULL,
+            exempt_reason TEXT NOT NULL,
+            regions TEXT NOT NULL,
+            signed TEXT NOT NULL,
+            expiry TEXT,
+            effective TEXT,
+            exemption_no TEXT NOT NULL,
+            single_use INTEGER NOT NULL,
+            po_number TEXT NOT NULL,
+            status TEXT NOT NULL,
+            filename TEXT NOT NULL,
+            pdf BYTEA,
+            pulled_at TEXT NOT NULL
+        );
+        CREATE INDEX certificates_customer ON certificates (customer_code);
+        CREATE TABLE certificate_uses (
+            certificate_id TEXT PRIMARY KEY,
+            order_number TEXT NOT NULL,
+            used_at TEXT NOT NULL
+        );
+        CREATE TABLE customer_cards (
+            customer_code TEXT PRIMARY KEY,
+            wanted TEXT NOT NULL,
+            sent TEXT,
+            synced_at TEXT,
+            updated_at TEXT NOT NULL
+        );
+        CREATE TABLE certificate_requests (
+            seq BIGSERIAL PRIMARY KEY,
+            id TEXT NOT NULL,
+            customer_code TEXT NOT NULL,
+            recipient TEXT NOT NULL,
+            regions TEXT NOT NULL,
+            reasons TEXT NOT NULL,
+            link TEXT NOT NULL,
+            service TEXT NOT NULL,
+            status TEXT NOT NULL,
+            sent_at TEXT NOT NULL
+        );
+        CREATE TABLE customer_notes (
+            customer_code TEXT NOT NULL,
+            note_type TEXT NOT NULL,
+            day TEXT NOT NULL,
+            text TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            PRIMARY KEY (customer_code, note_type, day)
+        )
+        """,
+    ),
 )
 """Schema changes in order; later features append a (version, sql) pair, never edit one."""
 
@@ -186,5 +241,9 @@ PRIMARY_KEYS: dict[str, tuple[str, ...]] = {
     "exemptions": ("customer_code", "region", "effective"),
     "journals": ("key",),
     "file_exports": ("kind", "key"),
+    "certificates": ("id",),
+    "certificate_uses": ("certificate_id",),
+    "customer_cards": ("customer_code",),
+    "customer_notes": ("customer_code", "note_type", "day"),
 }
 """What an upsert of each table conflicts on."""

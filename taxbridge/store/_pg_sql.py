@@ -26,6 +26,10 @@ def translate(sql: str) -> str:
         return found
     text = sql.replace("%", "%%").replace("?", "%s")
     text = text.replace(" INDEXED BY documents_period", "").replace("d.rowid", "d.code")
+    if text.startswith("INSERT OR IGNORE INTO"):
+        text = (
+            "INSERT INTO" + text.removeprefix("INSERT OR IGNORE INTO") + " ON CONFLICT DO NOTHING"
+        )
     upsert = _UPSERT.match(text.strip())
     if upsert is not None:
         table, columns, rest = upsert.groups()

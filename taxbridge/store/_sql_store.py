@@ -16,6 +16,7 @@ from taxbridge.errors import ConcurrentChange, LeaseLost
 from taxbridge.flags import FinalTaxFlag
 from taxbridge.models import DocumentEvent, DocumentKind, Exemption, Stage, TaxDocument
 from taxbridge.rates import RateTable, ZipRate
+from taxbridge.store._certificate_sql import CertificatesMixin
 from taxbridge.store._codec import (
     CREDIT_COLUMNS,
     DOCUMENT_COLUMNS,
@@ -74,7 +75,7 @@ _CREDIT_INSERT = (
 )
 
 
-class SQLStore(LedgerMixin, ExportsMixin):
+class SQLStore(LedgerMixin, ExportsMixin, CertificatesMixin):
     """The store protocols over SQL connections; subclasses open them and say how their
     database locks, batches and sorts."""
 

@@ -215,6 +215,61 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
         ) WITHOUT ROWID
         """,
     ),
+    (
+        8,
+        """
+        CREATE TABLE certificates (
+            id TEXT PRIMARY KEY,
+            customer_code TEXT NOT NULL,
+            service TEXT NOT NULL,
+            exempt_reason TEXT NOT NULL,
+            regions TEXT NOT NULL,
+            signed TEXT NOT NULL,
+            expiry TEXT,
+            effective TEXT,
+            exemption_no TEXT NOT NULL,
+            single_use INTEGER NOT NULL,
+            po_number TEXT NOT NULL,
+            status TEXT NOT NULL,
+            filename TEXT NOT NULL,
+            pdf BLOB,
+            pulled_at TEXT NOT NULL
+        );
+        CREATE INDEX certificates_customer ON certificates (customer_code);
+        CREATE TABLE certificate_uses (
+            certificate_id TEXT PRIMARY KEY,
+            order_number TEXT NOT NULL,
+            used_at TEXT NOT NULL
+        ) WITHOUT ROWID;
+        CREATE TABLE customer_cards (
+            customer_code TEXT PRIMARY KEY,
+            wanted TEXT NOT NULL,
+            sent TEXT,
+            synced_at TEXT,
+            updated_at TEXT NOT NULL
+        ) WITHOUT ROWID;
+        CREATE TABLE certificate_requests (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT,
+            id TEXT NOT NULL,
+            customer_code TEXT NOT NULL,
+            recipient TEXT NOT NULL,
+            regions TEXT NOT NULL,
+            reasons TEXT NOT NULL,
+            link TEXT NOT NULL,
+            service TEXT NOT NULL,
+            status TEXT NOT NULL,
+            sent_at TEXT NOT NULL
+        );
+        CREATE TABLE customer_notes (
+            customer_code TEXT NOT NULL,
+            note_type TEXT NOT NULL,
+            day TEXT NOT NULL,
+            text TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            PRIMARY KEY (customer_code, note_type, day)
+        ) WITHOUT ROWID
+        """,
+    ),
 )
 """Schema changes in order. Later features append a (version, sql) pair; never edit one."""
 

@@ -20,7 +20,11 @@ from attrs import frozen
 from taxbridge._toml import TableReader
 from taxbridge.flags import FinalTaxFlag
 from taxbridge.models import (
+    Certificate,
+    CertificateRequest,
     CreditedLine,
+    CustomerCard,
+    CustomerNote,
     DateRange,
     DocumentEvent,
     DocumentKind,
@@ -337,8 +341,81 @@ class ExportStore(Protocol):
         ...
 
 
+class CertificateStore(Protocol):
+    """What exempt customers leave (seeds 000, 002, 003): certificates (the local service's, or
+    pulled back from the engine's), which order a single-use certificate went to, customer
+    cards wanted and sent, certificate requests, and customer-history notes (TXEEXP)."""
+
+    def save_certificates(
+        self,
+        certificates: Sequence[Certificate],
+        *,
+        service: str,
+        at: dt.datetime,
+        replace_customer: str | None = None,
+    ) -> None:
+        """Store certificates by id; ``replace_customer`` drops that customer's others (a pull
+        back), in one transaction."""
+        ...
+
+    def certificates(self, customer_code: str | None = None) -> list[Certificate]:
+        """Certificates of a customer, or all."""
+        ...
+
+    def certificate(self, certificate_id: str) -> Certificate | None:
+        """One certificate, or None."""
+        ...
+
+    def use_certificate(self, certificate_id: str, order_number: str, at: dt.datetime) -> str:
+        """Give a single-use certificate to an order unless one has it: the holder."""
+        ...
+
+    def certificate_uses(self) -> dict[str, str]:
+        """Single-use certificates given: id -> order number."""
+        ...
+
+    def save_customer_card(self, card: CustomerCard, at: dt.datetime, *, sent: bool) -> None:
+        """Keep the card wanted now (``sent``: the service has it too)."""
+        ...
+
+    def customer_cards(
+        self, *, unsynced: bool = False
+    ) -> list[tuple[CustomerCard, CustomerCard | None]]:
+        """(wanted, sent) per customer; ``unsynced``: where they differ."""
+        ...
+
+    def customer_card(self, customer_code: str) -> tuple[CustomerCard, CustomerCard | None] | None:
+        """One customer's (wanted, sent), or None."""
+        ...
+
+    def record_certificate_request(self, request: CertificateRequest) -> None:
+        """Remember a certificate request sent."""
+        ...
+
+    def certificate_requests(self, customer_code: str | None = None) -> list[CertificateRequest]:
+        """Requests sent, oldest first."""
+        ...
+
+    def add_customer_note(self, note: CustomerNote) -> bool:
+        """Record a note; False when the customer has one of that type that day already."""
+        ...
+
+    def customer_notes(
+        self, customer_code: str | None = None, note_type: str | None = None
+    ) -> list[CustomerNote]:
+        """Customer-history notes, oldest first."""
+        ...
+
+
 class Store(
-    DocumentStore, QueueStore, ReferenceStore, ExemptionStore, LedgerStore, ExportStore, Protocol
+    DocumentStore,
+    QueueStore,
+    ReferenceStore,
+    ExemptionStore,
+    LedgerStore,
+    ExportStore,
+    CertificateStore,
+    Protocol,
 ):
     """Everything the bridge keeps, in one place it can close."""
 

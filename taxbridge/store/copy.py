@@ -3,9 +3,10 @@ server on SQLite to several on PostgreSQL — and checking the copy.
 
 Documents go with their lines, breakdown, request and log, in batches of one transaction each;
 then credit allocations, open queue entries (unclaimed: leases start afresh), reference data,
-the exemption database, journals and the export registry. Queue history (entries settled R or
-M) stays behind: it is operational history, kept until purged, and each settled document's log
-says how it settled. The target must hold no document yet.
+the exemption database, exempt customers (certificates, single-use orders, customer cards,
+certificate requests, TXEEXP notes), journals and the export registry. Queue history (entries
+settled R or M) stays behind: it is operational history, kept until purged, and each settled
+document's log says how it settled. The target must hold no document yet.
 """
 
 from __future__ import annotations
@@ -57,6 +58,23 @@ def _batches(documents: Sequence[TaxDocument]) -> Iterable[Sequence[TaxDocument]
         yield documents[start : start + BATCH]
 
 
+def _copy_exempt_customers(source: Store, target: Store) -> None:
+    now = dt.datetime.now(dt.UTC)
+    certificates = source.certificates()
+    if certificates:
+        target.save_certificates(certificates, service="copied", at=now)
+    for certificate_id, order_number in source.certificate_uses().items():
+        target.use_certificate(certificate_id, order_number, now)
+    for wanted, sent in source.customer_cards():
+        if sent is not None:
+            target.save_customer_card(sent, now, sent=True)
+        target.save_customer_card(wanted, now, sent=sent == wanted)
+    for request in source.certificate_requests():
+        target.record_certificate_request(request)
+    for note in source.customer_notes():
+        target.add_customer_note(note)
+
+
 def copy_store(
     source: Store,
     target: Store,
@@ -99,6 +117,7 @@ def copy_store(
         journal = source.journal(listed.key)
         if journal is not None:
             target.save_journal(journal, expected=None)
+    _copy_exempt_customers(source, target)
     for kind in export_kinds:
         registry = source.exports(kind)
         if registry:

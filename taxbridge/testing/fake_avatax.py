@@ -45,6 +45,7 @@ from taxbridge.models import (
     TaxResult,
 )
 from taxbridge.money import ZERO, round_money
+from taxbridge.testing.fake_certcapture import FakeCertCapture, Refusal
 
 _DECODE = (
     ("%20", " "),
@@ -180,6 +181,9 @@ class FakeAvaTax:
         """Canned answers given (in order) instead of handling the next calls."""
         self._lock = threading.RLock()
         self._ids = itertools.count(10_000_000_001)
+        self.certcapture = FakeCertCapture(self._company_id)
+        """Customers, certificates and CertExpress invitations (``upload`` adds a certificate
+        as a customer completing an invitation would)."""
 
     # -- entry point ---------------------------------------------------------------------------
 
@@ -289,6 +293,14 @@ class FakeAvaTax:
                 return _page(rows, params)
             if method == "GET" and path == "/api/v2/companies":
                 return _page(self._companies(params.get("$filter", "")), params)
+            answered = self.certcapture.route(method, raw, params, body)
+            if answered is not None:
+                status, data = answered
+                if method == "GET" and isinstance(data, list):
+                    return _page(data, params)
+                return httpx.Response(
+                    status, content=dumps(data), headers={"Content-Type": "application/json"}
+                )
             match = re.fullmatch(r"/api/v2/companies/(\d+)/nexus", path)
             if method == "GET" and match:
                 return _page(self._nexus(int(match.group(1))), params)
@@ -309,6 +321,14 @@ class FakeAvaTax:
                 action = match.group(1) or ""
                 kind = _document_type(params.get("documentType", "SalesInvoice"))
                 return self._transaction(method, action, company, code, kind, body, include)
+        except Refusal as refused:
+            return error_body(
+                refused.status,
+                refused.code,
+                refused.number,
+                refused.message,
+                refers_to=refused.refers_to,
+            )
         except _Refused as refused:
             return error_body(
                 refused.status,

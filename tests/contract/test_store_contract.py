@@ -20,7 +20,11 @@ from taxbridge.backends import LocalEngine
 from taxbridge.errors import BackendUnavailable, ConcurrentChange, DocumentRejected, LeaseLost
 from taxbridge.models import (
     Address,
+    Certificate,
+    CertificateRequest,
     CreditedLine,
+    CustomerCard,
+    CustomerNote,
     DateRange,
     DocumentEvent,
     DocumentKind,
@@ -478,3 +482,69 @@ def test_a_journal_write_that_lost_a_race_writes_nothing(store: Store) -> None:
     assert store.journal(first.key) == posted
     assert [j.key for j in store.journals()] == [first.key]
     assert store.journals("01") == []
+
+
+def test_certificates_round_trip_and_a_pull_back_replaces_the_customers(store: Store) -> None:
+    pdf = b"%PDF-1.7 certificate"
+    kept = Certificate(
+        "C1", "G", ("NY", "PA"), signed="2026-01-01", expiry="2027-01-01", id="9", pdf=pdf
+    )
+    gone = Certificate("C1", "RESALE", ("NJ",), signed="2026-01-01", id="8", single_use=True)
+    other = Certificate("C2", "G", ("NY",), signed="2026-01-01", id="L-1", po_number="PO-1")
+    store.save_certificates([kept, gone], service="avatax", at=T0)
+    store.save_certificates([other], service="local", at=T0)
+    assert store.certificates("C1") == [gone, kept]
+    assert store.certificate("9") == kept
+    assert store.certificate("9").pdf == pdf  # type: ignore[union-attr]
+    store.save_certificates([kept], service="avatax", at=T0, replace_customer="C1")
+    assert store.certificates() == [kept, other]
+    store.save_certificates([], service="avatax", at=T0, replace_customer="C2")
+    assert store.certificates() == [kept]
+    assert store.certificate("nope") is None
+
+
+def test_a_single_use_certificate_goes_to_the_first_order_only(opener: Opener) -> None:
+    first, second = opener(), opener()
+    try:
+        assert first.use_certificate("7", "O-1", T0) == "O-1"
+        assert second.use_certificate("7", "O-2", T0) == "O-1"
+        assert second.use_certificate("7", "O-1", T0) == "O-1"
+        assert first.certificate_uses() == {"7": "O-1"}
+    finally:
+        first.close()
+        second.close()
+
+
+def test_customer_cards_keep_what_was_wanted_and_what_was_sent(store: Store) -> None:
+    card = CustomerCard("C1", "DEFAULT", "Acme", "1 Main St", "New York", "NY", "10118")
+    store.save_customer_card(card, T0, sent=False)
+    assert store.customer_card("C1") == (card, None)
+    assert store.customer_cards(unsynced=True) == [(card, None)]
+    store.save_customer_card(card, T0, sent=True)
+    assert store.customer_cards(unsynced=True) == []
+    renamed = attrs.evolve(card, name="Acme Inc")
+    store.save_customer_card(renamed, T0, sent=False)
+    assert store.customer_card("C1") == (renamed, card)
+    assert store.customer_cards() == [(renamed, card)]
+
+
+def test_a_customer_note_is_kept_once_a_day_and_requests_are_remembered(store: Store) -> None:
+    note = CustomerNote("C1", "TXEEXP", dt.date(2026, 11, 20), "reminder sent", T0)
+    assert store.add_customer_note(note)
+    assert not store.add_customer_note(attrs.evolve(note, text="again"))
+    assert store.customer_notes("C1") == [note]
+    assert store.customer_notes(note_type="OTHER") == []
+    request = CertificateRequest(
+        "C1",
+        "tax@c1.example",
+        ("NY",),
+        ("RESALE",),
+        link="https://x",
+        id="5",
+        service="avatax",
+        sent_at=T0,
+        status="Ready",
+    )
+    store.record_certificate_request(request)
+    assert store.certificate_requests("C1") == [request]
+    assert store.certificate_requests("C2") == []

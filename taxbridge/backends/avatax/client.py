@@ -21,6 +21,7 @@ import httpx
 
 from taxbridge.backends import _http
 from taxbridge.backends.avatax import mapping
+from taxbridge.backends.avatax.certificates import AvaTaxCertificates
 from taxbridge.backends.avatax.errors import error_from_response
 from taxbridge.backends.avatax.mapping import (
     INCLUDE_ALL,
@@ -79,6 +80,7 @@ class AvaTaxBackend:
             Capability.ADDRESSES,
             Capability.PING,
             Capability.LISTING,
+            Capability.CERTIFICATES,
         }
     )
 
@@ -407,6 +409,37 @@ class AvaTaxBackend:
             if exc.status == 404:
                 return None
             raise
+
+    def certificate_service(self) -> AvaTaxCertificates:
+        """CertCapture through this account: customers, certificates, CertExpress requests."""
+        return AvaTaxCertificates(self)
+
+    def api(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, str] | None = None,
+        body: Any = None,
+        idempotent: bool = True,
+    ) -> Any:
+        """One API call through the retry budget and circuit breaker: the JSON answer, or a
+        typed error (for the certificate service, which shares this connection)."""
+
+        def attempt(number: int) -> Any:
+            return self._send(method, path, params, body, "")
+
+        return self._call(attempt, "", idempotent=idempotent)
+
+    def fetch_all(
+        self, path: str, model: str, params: Mapping[str, str] | None = None
+    ) -> list[Mapping[str, Any]]:
+        """Every row of a paged list call."""
+        return self._fetch_all(path, model, params)
+
+    def company_id(self, company_code: str) -> int:
+        """The AvaTax company id of a company code (looked up once)."""
+        return self._company_id(company_code)
 
     # -- transport -----------------------------------------------------------------------------
 

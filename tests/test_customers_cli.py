@@ -1,0 +1,202 @@
+"""The exempt-customer commands against a real SQLite file and a real SMTP server."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from smtp_server import Inbox, smtp_server
+
+from taxbridge.cli import main
+from taxbridge.config import example_config_text
+
+
+@pytest.fixture
+def setup(tmp_path: Path) -> Iterator[tuple[Path, Inbox]]:
+    """A config on a demo store, the local certificate service and a loopback SMTP server."""
+    with smtp_server() as (port, inbox):
+        db = tmp_path / "tb.db"
+        assert main(["demo", "--db", str(db)]) == 0
+        text = example_config_text()
+        text = text.replace('host = ""', 'host = "127.0.0.1"').replace(
+            "port = 587", f"port = {port}"
+        )
+        text = text.replace("starttls = true", "starttls = false")
+        lines = []
+        for line in text.splitlines():
+            lines.append(f'path = "{db}"' if line.startswith("path = ") else line)
+        config = tmp_path / "taxbridge.toml"
+        config.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        customers = tmp_path / "customers.json"
+        customers.write_text(
+            json.dumps(
+                [
+                    {
+                        "code": "C900",
+                        "name": "Museum Shop",
+                        "addresses": [
+                            {
+                                "line1": "350 5th Ave",
+                                "city": "New York",
+                                "region": "NY",
+                                "postal_code": "10118",
+                            }
+                        ],
+                        "email": "ap@museum.example",
+                        "entity_use_code": "E",
+                        "contacts": [{"role": "TAX", "email": "tax@museum.example"}],
+                    },
+                    {"code": "C901", "name": "Not Exempt", "email": "x@y.example"},
+                ]
+            ),
+            encoding="utf-8",
+        )
+        yield config, inbox
+
+
+def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_customers_sync_sends_the_exempt_customers_of_a_file(
+    setup: tuple[Path, Inbox], capsys: pytest.CaptureFixture[str]
+) -> None:
+    config, _ = setup
+    folder = config.parent
+    code, out, _ = _run(
+        capsys,
+        "customers",
+        "sync",
+        "--config",
+        str(config),
+        "--from-file",
+        str(folder / "customers.json"),
+    )
+    assert code == 0
+    assert "created   C900" in out
+    assert "C901" not in out
+    assert out.strip().endswith("1 created, 0 updated, 0 unchanged, 0 failed")
+    code, out, _ = _run(capsys, "customers", "sync", "--config", str(config))
+    assert out.strip() == "0 created, 0 updated, 0 unchanged, 0 failed"
+
+
+def test_certificates_add_list_and_request(
+    setup: tuple[Path, Inbox], capsys: pytest.CaptureFixture[str]
+) -> None:
+    config, inbox = setup
+    args = ("--config", str(config))
+    _run(capsys, "customers", "sync", *args, "--from-file", str(config.parent / "customers.json"))
+    pdf = config.parent / "cert.pdf"
+    pdf.write_bytes(b"%PDF-1.4 fake")
+    code, out, _ = _run(
+        capsys,
+        "certificates",
+        "add",
+        "C900",
+        "--region",
+        "NY",
+        "--reason",
+        "E",
+        "--signed",
+        "2026-01-01",
+        "--expiry",
+        "2026-12-01",
+        "--exemption-no",
+        "NY-77",
+        "--pdf",
+        str(pdf),
+        *args,
+    )
+    assert code == 0
+    assert "stored for C900" in out
+    code, out, _ = _run(
+        capsys, "certificates", "list", "C900", "--region", "NY", "--format", "json", *args
+    )
+    body = json.loads(out)
+    (row,) = body["certificates"]
+    assert (row["Ex Code"], row["Exemption No"], row["Ex State"], row["Cert Exp Date"]) == (
+        "E",
+        "NY-77",
+        "NY",
+        "2026-12-01",
+    )
+    assert body["valid_in_region"]["NY"] == row["id"]
+    code, out, _ = _run(
+        capsys, "certificates", "request", "C900", "--region", "PA", "--reason", "E", *args
+    )
+    assert code == 0
+    assert "sent to tax@museum.example for PA" in out
+    assert inbox.to("tax@museum.example")
+    code, _, err = _run(
+        capsys, "certificates", "request", "C900", "--region", "PA", "--email", "nope", *args
+    )
+    assert code == 2
+    assert "Customer.email: 'nope'" in err
+    code, _, err = _run(
+        capsys,
+        "certificates",
+        "add",
+        "C900",
+        "--region",
+        "NY",
+        "--reason",
+        "ZZ",
+        "--signed",
+        "2026-01-01",
+        *args,
+    )
+    assert code == 2
+    assert "Certificate.exempt_reason: 'ZZ'" in err
+
+
+def test_reminders_list_send_once_and_dry_run(
+    setup: tuple[Path, Inbox], capsys: pytest.CaptureFixture[str]
+) -> None:
+    config, inbox = setup
+    args = ("--config", str(config), "--as-of", "2026-11-20")
+    _run(
+        capsys,
+        "customers",
+        "sync",
+        "--config",
+        str(config),
+        "--from-file",
+        str(config.parent / "customers.json"),
+    )
+    _run(
+        capsys,
+        "certificates",
+        "add",
+        "C900",
+        "--region",
+        "NY",
+        "--reason",
+        "E",
+        "--signed",
+        "2025-01-01",
+        "--expiry",
+        "2026-12-01",
+        "--config",
+        str(config),
+    )
+    code, out, _ = _run(capsys, "reminders", "--days", "30", *args)
+    assert code == 0
+    assert "C900         NY  expires 2026-12-01 certificate" in out
+    assert "-> tax@museum.example" in out
+    assert out.strip().endswith("would send 1 letters (0 failed, 0 skipped)")
+    assert inbox.received == []
+    code, out, _ = _run(capsys, "reminders", "--days", "30", "--send", "--dry-run", *args)
+    assert inbox.received == []
+    code, out, _ = _run(capsys, "reminders", "--days", "30", "--send", *args)
+    assert code == 0
+    assert out.strip().endswith("sent 1 letters (0 failed, 0 skipped)")
+    assert len(inbox.to("tax@museum.example")) == 1
+    code, out, _ = _run(capsys, "reminders", "--days", "30", "--send", "--format", "json", *args)
+    body = json.loads(out)
+    assert body["sent"] == []
+    assert body["skipped"] == [{"customer": "C900", "why": "reminded already on 2026-11-20"}]
+    assert len(inbox.received) == 1
