@@ -384,7 +384,7 @@ class TaxBridge:
         service = self.exempt_customers.service
         if service is None:
             raise NoCertificateService("a certificate status")
-        company = company_code or self._company_of(customer_code)
+        company = company_code or self.exempt_customers.company_of(customer_code)
         return service.valid_certificate(company, customer_code, region.strip().upper())
 
     def request_certificate(
@@ -404,7 +404,7 @@ class TaxBridge:
     ) -> list[Certificate]:
         """The customer's certificates as the store has them; ``pull`` asks the service first."""
         if pull:
-            company = company_code or self._company_of(customer_code)
+            company = company_code or self.exempt_customers.company_of(customer_code)
             self.exempt_customers.pull(company, customer_code)
         return self.store.certificates(customer_code)
 
@@ -449,10 +449,6 @@ class TaxBridge:
     def customer_notes(self, customer_code: str | None = None) -> list[CustomerNote]:
         """Customer-history notes (TXEEXP reminders), oldest first."""
         return self.store.customer_notes(customer_code)
-
-    def _company_of(self, customer_code: str) -> str:
-        found = self.store.customer_card(customer_code)
-        return found[0].company_code if found else self.config.companies[0].company_code
 
     def ping(self) -> PingResult | None:
         """Ask the engine whether it answers and knows our credentials; None for a backend

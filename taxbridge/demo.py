@@ -29,6 +29,7 @@ from taxbridge.config import example_config
 from taxbridge.flags import FinalTaxFlag
 from taxbridge.models import (
     Address,
+    Certificate,
     Customer,
     Invoice,
     Order,
@@ -68,7 +69,7 @@ CUSTOMERS = (
     _customer("C011", "Cascade Public Library", "801 SW 10th Ave", "Portland", "OR", "97201"),
     _customer(
         "C012", "St. Mary's Charity", "1400 Main St", "Dallas", "TX", "75201",
-        tax_number="EX-TX-4471", entity_use_code="E",
+        tax_number="EX-TX-4471", entity_use_code="E", email="accounts@stmarys.example",
     ),
 )  # fmt: skip
 """C011 ships to Oregon (no nexus: flag X); C012 is exempt by the tax number on its master."""
@@ -294,6 +295,8 @@ def run_demo(db_path: str, echo: Callable[[str], None] = print) -> int:
         f"{bridge.store.get('Q-7001') is not None}"
     )
     echo("")
+    _exempt_customers(bridge, echo)
+    echo("")
     _month_end(bridge, echo)
     echo("")
     where = Path(db_path).resolve()
@@ -329,6 +332,27 @@ def _month_end(bridge: TaxBridge, echo: Callable[[str], None]) -> None:
     )
     for row in render(state_table(bridge.state_report(PERIOD)), Format.TABLE).splitlines():
         echo("  " + row)
+
+
+def _exempt_customers(bridge: TaxBridge, echo: Callable[[str], None]) -> None:
+    """C012's certificate (local certificate service) and the reminders it is due."""
+    echo("Exempt customers (certificate service: local)")
+    card = bridge.store.customer_card("C012")
+    echo(f"  C012's card was created at its first order: {card is not None}")
+    stored = bridge.add_certificate(
+        Certificate(
+            "C012",
+            "E",
+            ("TX",),
+            signed=DAY.replace(year=DAY.year - 3),
+            expiry=DAY + dt.timedelta(days=20),
+            exemption_no="EX-TX-4471",
+        )
+    )
+    echo(f"  certificate {stored.id} uploaded: {stored.erp_fields()}")
+    run = bridge.send_reminders(DAY, 30, dry_run=True)
+    for letter in run.letters:
+        echo(f"  reminder due, not sent (dry run): to {letter.recipient}: {letter.subject}")
 
 
 def _flags(counts: Counter[FinalTaxFlag]) -> str:

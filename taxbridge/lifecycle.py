@@ -191,7 +191,11 @@ class Lifecycle:
         request = order_request(ctx.config, order, self._mapping)
         interfaces = ctx.config.interfaces(order.transaction_group)
         note = ctx.check_addresses(order_addresses(order), program)
-        if certificate is not None and certificate.coverage is not Coverage.COVERED:
+        if (
+            certificate is not None
+            and certificate.coverage is not Coverage.COVERED
+            and not request.exempt
+        ):
             stale = " (service unavailable: as last pulled)" if certificate.stale else ""
             note += f"{certificate.message}{stale}; "
         if not interfaces:

@@ -187,16 +187,21 @@ def test_reminders_list_send_once_and_dry_run(
     assert code == 0
     assert "C900         NY  expires 2026-12-01 certificate" in out
     assert "-> tax@museum.example" in out
-    assert out.strip().endswith("would send 1 letters (0 failed, 0 skipped)")
+    assert "C012         TX  expires 2026-12-10 certificate" in out  # the demo's
+    assert out.strip().endswith("would send 2 letters (0 failed, 0 skipped)")
     assert inbox.received == []
     code, out, _ = _run(capsys, "reminders", "--days", "30", "--send", "--dry-run", *args)
     assert inbox.received == []
     code, out, _ = _run(capsys, "reminders", "--days", "30", "--send", *args)
     assert code == 0
-    assert out.strip().endswith("sent 1 letters (0 failed, 0 skipped)")
+    assert out.strip().endswith("sent 2 letters (0 failed, 0 skipped)")
     assert len(inbox.to("tax@museum.example")) == 1
+    assert len(inbox.to("accounts@stmarys.example")) == 1
     code, out, _ = _run(capsys, "reminders", "--days", "30", "--send", "--format", "json", *args)
     body = json.loads(out)
     assert body["sent"] == []
-    assert body["skipped"] == [{"customer": "C900", "why": "reminded already on 2026-11-20"}]
-    assert len(inbox.received) == 1
+    assert body["skipped"] == [
+        {"customer": "C012", "why": "reminded already on 2026-11-20"},
+        {"customer": "C900", "why": "reminded already on 2026-11-20"},
+    ]
+    assert len(inbox.received) == 2

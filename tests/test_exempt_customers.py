@@ -24,16 +24,25 @@ from taxbridge.config import (
     SMTPSettings,
     default_config,
 )
-from taxbridge.errors import CertificateNotFoundError, InvalidFieldError, NoCertificateService
+from taxbridge.errors import (
+    AuthenticationFailed,
+    BackendUnavailable,
+    CertificateNotFoundError,
+    DocumentRejected,
+    InvalidFieldError,
+    NoCertificateService,
+)
 from taxbridge.models import (
     Address,
     Certificate,
     Contact,
     Coverage,
     Customer,
+    CustomerCard,
     Exemption,
     PendCode,
 )
+from taxbridge.testing.fake_avatax import error_body
 
 PITTSBURGH = Address("600 Grant St", "Pittsburgh", "PA", "15219")
 EXEMPT = Customer(
@@ -468,3 +477,47 @@ def test_the_service_status_names_the_valid_certificate(service: Service) -> Non
     assert found is not None
     assert found.id == number
     assert service.bridge.certificate_status("C100", "PA") is None
+
+
+@pytest.mark.parametrize(
+    ("status", "code", "number", "expected"),
+    [
+        (400, "CertificatesNotSetup", 1205, DocumentRejected),
+        (401, "AuthenticationException", 12, AuthenticationFailed),
+        (503, "ServerUnreachable", None, BackendUnavailable),
+    ],
+)
+def test_error_answers_of_certificate_calls_are_typed(
+    status: int, code: str, number: int | None, expected: type[Exception]
+) -> None:
+    with fake_avatax(max_attempts=1) as recording:
+        certificates = recording.inner.certificate_service()
+        recording.inner.company_id("DEFAULT")
+        recording.fake.fail_next = [error_body(status, code, number, f"{code} (recorded shape)")]
+        with pytest.raises(expected) as caught:
+            certificates.certificates("DEFAULT", "C100")
+        assert caught.value.error_code == code  # type: ignore[attr-defined]
+
+
+def test_a_certificate_call_that_meets_a_503_once_is_retried() -> None:
+    with fake_avatax(max_attempts=3) as recording:
+        recording.fake.certcapture.upload(
+            "DEFAULT", "C100", region="NY", signed=dt.date(2026, 1, 1), expiry=None
+        )
+        recording.fake.certcapture.customers[(recording.inner.company_id("DEFAULT"), "C100")] = {
+            "customerCode": "C100"
+        }
+        recording.fake.fail_next = [error_body(503, "ServerUnreachable", None, "busy")]
+        (found,) = recording.inner.certificate_service().certificates("DEFAULT", "C100")
+        assert found.regions == ("NY",)
+
+
+def test_a_customer_unknown_to_avatax_has_no_certificates_and_a_duplicate_is_updated() -> None:
+    with fake_avatax() as recording:
+        certificates = recording.inner.certificate_service()
+        assert certificates.certificates("DEFAULT", "NOBODY") == []
+        card = CustomerCard("C1", "DEFAULT", "Acme", "1 Main St", "New York", "NY", "10118")
+        certificates.push_customer(card, None)
+        certificates.push_customer(attrs.evolve(card, name="Acme Inc"), None)
+        company = recording.fake.companies["DEFAULT"]
+        assert recording.fake.certcapture.customers[(company, "C1")]["name"] == "Acme Inc"

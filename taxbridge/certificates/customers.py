@@ -329,7 +329,7 @@ class ExemptCustomers:
                     reason,
                     f"is not an exempt reason of the {service.name} service",
                 )
-        company = company_code or self._company_of(customer.code)
+        company = company_code or self.company_of(customer.code)
         if customer.addresses:
             self.sync_card(self.card_for(customer, company))  # the service needs the customer
         asked = CertificateRequest(customer.code, recipient, tuple(regions), tuple(reasons))
@@ -344,7 +344,8 @@ class ExemptCustomers:
         )
         return sent
 
-    def _company_of(self, customer_code: str) -> str:
+    def company_of(self, customer_code: str) -> str:
+        """The engine company of a customer's card (else the first company's)."""
         found = self._store.customer_card(customer_code)
         if found is not None:
             return found[0].company_code

@@ -15,6 +15,7 @@ from taxbridge.certificates.mail import Mailer, Message
 from taxbridge.config import CertificateSettings
 from taxbridge.errors import CertificateNotFoundError, InvalidFieldError
 from taxbridge.models import Certificate, CertificateRequest, CustomerCard
+from taxbridge.models.exempt import CARD_FIELDS
 from taxbridge.regions import BY_COUNTRY
 from taxbridge.store.base import Store
 
@@ -27,23 +28,7 @@ class LocalCertificates:
     (the refreshed AV-EX1 catalogue, else ``reasons``)."""
 
     name = SERVICE
-    kept_fields = frozenset(
-        {
-            "customer_code",
-            "company_code",
-            "name",
-            "line1",
-            "line2",
-            "city",
-            "region",
-            "postal_code",
-            "country",
-            "email",
-            "bill_to",
-            "exposure_zones",
-            "active_certificates",
-        }
-    )
+    kept_fields = CARD_FIELDS
 
     def __init__(
         self,

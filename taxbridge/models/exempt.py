@@ -224,6 +224,26 @@ class CustomerCard:
         return tuple(key for key, value in mine.items() if theirs.get(key) != value)
 
 
+CARD_FIELDS = frozenset(
+    {
+        "customer_code",
+        "company_code",
+        "name",
+        "line1",
+        "line2",
+        "city",
+        "region",
+        "postal_code",
+        "country",
+        "email",
+        "bill_to",
+        "exposure_zones",
+        "active_certificates",
+    }
+)
+"""Every field of a :class:`CustomerCard` (a service keeps these or fewer)."""
+
+
 @frozen
 class CertificateRequest:
     """A request for a certificate sent to a customer: a CertExpress invitation, or an e-mail

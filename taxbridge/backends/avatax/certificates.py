@@ -15,6 +15,7 @@ import attrs
 from taxbridge.backends.avatax.mapping import encode_code
 from taxbridge.errors import CertificateNotFoundError, DocumentRejected, MalformedResponse
 from taxbridge.models import Certificate, CertificateRequest, CertificateStatus, CustomerCard
+from taxbridge.models.exempt import CARD_FIELDS
 
 if TYPE_CHECKING:
     from taxbridge.backends.avatax.client import AvaTaxBackend
@@ -92,21 +93,8 @@ class AvaTaxCertificates:
     """The certificate service of an AvaTax account."""
 
     name = "avatax"
-    kept_fields = frozenset(
-        {
-            "customer_code",
-            "company_code",
-            "name",
-            "line1",
-            "line2",
-            "city",
-            "region",
-            "postal_code",
-            "country",
-            "email",
-            "bill_to",
-        }
-    )
+    kept_fields = CARD_FIELDS - {"exposure_zones", "active_certificates"}
+    """CustomerModel has no field for these."""
 
     def __init__(self, backend: AvaTaxBackend):
         self._backend = backend
