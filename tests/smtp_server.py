@@ -10,6 +10,7 @@ from email.message import Message
 from typing import Any
 
 from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult
 
 
 class Inbox:
@@ -36,11 +37,22 @@ def free_port() -> int:
 
 
 @contextmanager
-def smtp_server() -> Iterator[tuple[int, Inbox]]:
-    """An SMTP server on a free loopback port: (port, inbox)."""
+def smtp_server(login: tuple[str, str] | None = None) -> Iterator[tuple[int, Inbox]]:
+    """An SMTP server on a free loopback port: (port, inbox). With ``login`` it requires
+    AUTH with that user and password (over plain text: loopback only)."""
     inbox = Inbox()
     port = free_port()
-    controller = Controller(inbox, hostname="127.0.0.1", port=port)
+    extra: dict[str, Any] = {}
+    if login is not None:
+
+        def authenticate(
+            server: Any, session: Any, envelope: Any, mechanism: str, data: Any
+        ) -> Any:
+            ok = data is not None and (data.login.decode(), data.password.decode()) == login
+            return AuthResult(success=ok)
+
+        extra = {"auth_required": True, "auth_require_tls": False, "authenticator": authenticate}
+    controller = Controller(inbox, hostname="127.0.0.1", port=port, **extra)
     controller.start()
     try:
         yield port, inbox

@@ -229,3 +229,48 @@ def test_bad_certificate_smtp_and_reminder_settings_name_the_key(
     text = f'[[companies]]\nerp_company = "01"\ncompany_code = "DEFAULT"\n{section}\n'
     with pytest.raises(ConfigError, match=match):
         parse_config_text(text, source="t.toml", base=tmp_path)
+
+
+def _login_bridge(store: SQLiteStore, port: int, environ: dict[str, str]) -> TaxBridge:
+    from taxbridge.certificates import Mailer
+
+    smtp = SMTPSettings(
+        host="127.0.0.1",
+        port=port,
+        starttls=False,
+        username="taxbridge",
+        password_env="TB_SMTP_PASSWORD",
+        sender="tax@seller.example",
+        timeout=2,  # aiosmtpd stalls a refused login until the client gives up
+    )
+    config = attrs.evolve(
+        default_config(),
+        certificates=CertificateSettings(service=CertificateServiceKind.LOCAL),
+        smtp=smtp,
+    )
+    mailer = Mailer(smtp, environ=environ)
+    return TaxBridge(config, RecordingBackend(LocalEngine()), store, clock=_clock, mailer=mailer)
+
+
+@pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")  # loopback only
+def test_the_smtp_login_uses_the_password_from_the_environment(store: SQLiteStore) -> None:
+    with smtp_server(login=("taxbridge", "s3cret")) as (port, inbox):
+        bridge = _login_bridge(store, port, {"TB_SMTP_PASSWORD": "s3cret"})
+        _due_soon(bridge)
+        assert bridge.send_reminders(DAY, 30).sent == ("C100",)
+        assert len(inbox.received) == 1
+        wrong = _login_bridge(store, port, {"TB_SMTP_PASSWORD": "guess"})
+        run = wrong.send_reminders(DAY + dt.timedelta(days=1), 30)
+        assert run.sent == ()
+        assert "guess" not in run.failed[0][1]
+        assert len(inbox.received) == 1
+
+
+def test_a_missing_password_variable_is_named_and_nothing_is_recorded(store: SQLiteStore) -> None:
+    bridge = _login_bridge(store, 25, {})
+    _due_soon(bridge)
+    run = bridge.send_reminders(DAY, 30)
+    assert run.failed == (
+        ("C100", "the SMTP password's environment variable TB_SMTP_PASSWORD is not set"),
+    )
+    assert bridge.customer_notes() == []
