@@ -15,7 +15,7 @@ import re
 import threading
 import time
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import httpx
 import tenacity
@@ -154,6 +154,36 @@ class Caller:
         any attempt of it may have reached the engine.
         """
         deadline = self._clock() + self.budget.max_seconds
+        token = _DEADLINE.set((deadline, self._clock))
+        try:
+            # the first attempt needs none of the retry machinery: most calls end here
+            self.circuit.check(self.name, code)
+            first = attempt(1)
+        except BackendError as exc:
+            if not isinstance(exc, BackendUnavailable):
+                self.circuit.success()
+            elif not isinstance(exc, CircuitOpen):
+                self.circuit.failure()
+            retry = _retry_now if idempotent else _retry_unsent
+            if not retry(exc) or self.budget.max_attempts <= 1:
+                raise
+            first_failure = exc
+        else:
+            self.circuit.success()
+            return first
+        finally:
+            _DEADLINE.reset(token)
+        return self._retry(attempt, code, idempotent, deadline, first_failure)
+
+    def _retry(
+        self,
+        attempt: Callable[[int], T],
+        code: str,
+        idempotent: bool,
+        deadline: float,
+        first_failure: BackendError,
+    ) -> T:
+        """Attempts 2 and on, after a first attempt that failed transiently."""
         bounded = tenacity.stop_after_attempt(
             self.budget.max_attempts
         ) | tenacity.stop_before_delay(self.budget.max_seconds)
@@ -170,12 +200,14 @@ class Caller:
             before_sleep=lambda state: self._log_retry(state, code),
         )
         results: list[T] = []
-        sent = False
-        last: BackendError | None = None
+        sent = first_failure.sent
+        last: BackendError | None = first_failure
         token = _DEADLINE.set((deadline, self._clock))
         try:
             for trial in retrying:
                 with trial:
+                    if trial.retry_state.attempt_number == 1:
+                        raise first_failure  # made and counted already: it decides the wait
                     try:
                         self.circuit.check(self.name, code)
                         results.append(attempt(trial.retry_state.attempt_number))
@@ -246,22 +278,45 @@ def _within_deadline(timeout: httpx.Timeout, backend: str, code: str) -> httpx.T
     )
 
 
+def _exchange(
+    via: httpx.Client | httpx.BaseTransport,
+    method: str,
+    url: str | httpx.URL,
+    timeout: httpx.Timeout,
+    content: bytes | None,
+    headers: dict[str, str] | None,
+) -> httpx.Response:
+    if isinstance(via, httpx.Client):
+        return via.request(method, url, timeout=timeout, content=content, headers=headers)
+    built = httpx.Request(
+        method, url, content=content, headers=headers, extensions={"timeout": timeout.as_dict()}
+    )
+    response = via.handle_request(built)
+    try:
+        response.read()
+    finally:
+        response.close()
+    return response
+
+
 def request(
-    client: httpx.Client,
+    via: httpx.Client | httpx.BaseTransport,
     method: str,
     url: str | httpx.URL,
     *,
     backend: str,
     code: str,
     timeout: httpx.Timeout,
-    **kwargs: Any,
+    content: bytes | None = None,
+    headers: dict[str, str] | None = None,
 ) -> httpx.Response:
-    """One HTTP exchange within the running call's deadline; a transport failure is
-    :class:`BackendUnavailable`, ``sent`` False only when the request certainly never left
-    (connect errors and timeouts, pool timeout). No error text carries a header value."""
+    """One HTTP exchange within the running call's deadline, through a client or straight
+    through a transport; a transport failure is :class:`BackendUnavailable`, ``sent`` False
+    only when the request certainly never left (connect errors and timeouts, pool timeout).
+    No error text carries a header value."""
     timeout = _within_deadline(timeout, backend, code)
     try:
-        return client.request(method, url, timeout=timeout, **kwargs)
+        return _exchange(via, method, url, timeout, content, headers)
     except httpx.ProtocolError as exc:
         # h11 quotes the offending header (an Authorization value) in its message: never shown
         sent = isinstance(exc, httpx.RemoteProtocolError)

@@ -5,6 +5,7 @@ never float) and dates in ISO format."""
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 from decimal import Decimal
 from typing import Any
@@ -42,7 +43,14 @@ def _address(address: Address | None) -> dict[str, str] | None:
 
 
 def _address_from(data: dict[str, str] | None) -> Address | None:
-    return None if data is None else Address(**data)
+    return None if data is None else _stored_address(*data.items())
+
+
+@functools.lru_cache(maxsize=4096)
+def _stored_address(*fields: tuple[str, str]) -> Address:
+    """Addresses repeat from document to document (a warehouse, a customer's ship-to): each
+    distinct one is built and checked once. Address is frozen, so sharing it is safe."""
+    return Address(**dict(fields))
 
 
 def _line_extras(line: TaxLine) -> list[dict[str, Any]]:

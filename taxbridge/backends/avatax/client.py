@@ -107,13 +107,17 @@ class AvaTaxBackend:
             settings.read_timeout, connect=settings.connect_timeout, pool=settings.connect_timeout
         )
         self._owns_client = client is None
-        self._client = client or httpx.Client(
-            timeout=self._timeout,
-            limits=httpx.Limits(
-                max_connections=settings.max_connections,
-                max_keepalive_connections=settings.max_connections,
-            ),
-        )
+        self._transport: httpx.BaseTransport | None = None
+        if client is None:
+            # our own transport, called directly: the client's per-request work (cookies,
+            # auth and redirect handling, merging URLs) serves nothing here
+            self._transport = httpx.HTTPTransport(
+                limits=httpx.Limits(
+                    max_connections=settings.max_connections,
+                    max_keepalive_connections=settings.max_connections,
+                )
+            )
+        self._client = client or httpx.Client(timeout=self._timeout, transport=self._transport)
         self._today = today
         self._caller = _http.Caller(
             name,
@@ -527,7 +531,7 @@ class AvaTaxBackend:
             headers["Content-Type"] = "application/json"
         started = time.perf_counter()
         response = _http.request(
-            self._client,
+            self._transport or self._client,
             method,
             self._url(path, params),
             backend=self.name,
