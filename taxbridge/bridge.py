@@ -125,7 +125,7 @@ class TaxBridge:
         self.queue = UnpostedQueue(ctx, self.posting.repost_entry)
         self.ledger = Ledger(config, store, clock)
         self.engine_books = EngineBooks(ctx, self.posting, self.retry)
-        self.files = Files(store, clock, self.queue.mark_manual)
+        self.files = Files(store, clock, self.queue.mark_manual, entity_use_codes.check)
         """The seeds' files: AvaTax import, CertCapture customers and ECMS certificates."""
         self._ctx = ctx
         self._mapping = mapping

@@ -408,3 +408,18 @@ def test_the_file_commands(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
     )
     assert main(["file", "export", "customers-full", "--output", str(basic), "--db", db]) == 2
     assert "--customers" in capsys.readouterr().err
+
+
+def test_an_ecms_file_naming_an_inactive_entity_use_code_imports_nothing(
+    bridge: TaxBridge, tmp_path: Path
+) -> None:
+    from taxbridge.store.base import ReferenceData
+
+    bridge.add_exemption(Exemption("C001", "NY", dt.date(2026, 1, 1), entity_use_code="E"))
+    [path] = bridge.files.export_ecms(tmp_path / "e.csv", {c.number: c for c in customers()})
+    with SQLiteStore(tmp_path / "fresh.db") as fresh:
+        fresh.replace_reference(ReferenceData(entity_use_codes={"G": "Resale"}))
+        other = TaxBridge(default_config(), LocalEngine(), fresh)
+        with pytest.raises(InvalidFieldError, match=r"Exemption\.entity_use_code.*'E'"):
+            other.files.import_ecms(path)
+        assert fresh.exemptions() == []

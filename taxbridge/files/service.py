@@ -110,10 +110,12 @@ class Files:
         store: Store,
         clock: Callable[[], dt.datetime],
         mark_manual: Callable[[str, str, str], TaxDocument],
+        check_entity_use_code: Callable[[str, str | None], None] = lambda owner, code: None,
     ):
         self._store = store
         self._clock = clock
         self._mark_manual = mark_manual
+        self._check_entity_use_code = check_entity_use_code
 
     # -- AvaTax transaction import (seed 001) --------------------------------------------------
 
@@ -316,7 +318,8 @@ class Files:
 
     def import_ecms(self, path: str | Path, *, overwrite: bool = False) -> tuple[Report, int]:
         """Import an ECMS file into the exemption database: all of it, or nothing when it has
-        an error. Returns the report and how many entries were saved."""
+        an error or an entity use code that is not active. Returns the report and how many
+        entries were saved."""
         report = self.validate_ecms(path, overwrite=overwrite)
         if not report.ok:
             return report, 0
@@ -328,6 +331,8 @@ class Files:
             ids[row[0]] = cc.ecms_key(row)
 
         read(cc.ECMS, path, rows=collect)
+        for entry in entries:  # every code active (AV-EX1) before anything is saved
+            self._check_entity_use_code("Exemption", entry.entity_use_code)
         self._store.save_exemptions(entries)
         self._store.record_exports(ECMS_IDS, ids, self._clock())
         return report, len(entries)
