@@ -278,6 +278,58 @@ def _within_deadline(timeout: httpx.Timeout, backend: str, code: str) -> httpx.T
     )
 
 
+class ThreadConnections:
+    """An engine's connections: one keep-alive connection of its own for each calling thread,
+    up to ``limit`` threads, and a shared pool for any thread beyond them. A thread with its own
+    connection never waits on a pool's lock nor scans the pool's other connections on each
+    request (with 16 threads draining the queue that was a tenth of the client's work). The
+    connection of a thread that has ended goes to the next new thread; all share one TLS
+    context (loading the CA bundle once)."""
+
+    def __init__(self, limit: int):
+        self._tls = httpx.create_ssl_context()
+        self._limit = limit
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._owned: list[tuple[threading.Thread, httpx.HTTPTransport]] = []
+        self.shared = httpx.HTTPTransport(
+            verify=self._tls,
+            limits=httpx.Limits(max_connections=limit, max_keepalive_connections=limit),
+        )
+
+    def transport(self) -> httpx.BaseTransport:
+        """The calling thread's transport."""
+        found: httpx.BaseTransport | None = getattr(self._local, "transport", None)
+        if found is not None:
+            return found
+        me = threading.current_thread()
+        with self._lock:
+            for index, (owner, transport) in enumerate(self._owned):
+                if not owner.is_alive():
+                    self._owned[index] = (me, transport)
+                    found = transport
+                    break
+            else:
+                if len(self._owned) < self._limit:
+                    found = httpx.HTTPTransport(
+                        verify=self._tls,
+                        limits=httpx.Limits(max_connections=1, max_keepalive_connections=1),
+                    )
+                    self._owned.append((me, found))
+                else:
+                    found = self.shared
+        self._local.transport = found
+        return found
+
+    def close(self) -> None:
+        """Close every connection."""
+        with self._lock:
+            owned, self._owned = self._owned, []
+        for _, transport in owned:
+            transport.close()
+        self.shared.close()
+
+
 def _exchange(
     via: httpx.Client | httpx.BaseTransport,
     method: str,

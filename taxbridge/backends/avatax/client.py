@@ -107,17 +107,13 @@ class AvaTaxBackend:
             settings.read_timeout, connect=settings.connect_timeout, pool=settings.connect_timeout
         )
         self._owns_client = client is None
-        self._transport: httpx.BaseTransport | None = None
+        self._connections: _http.ThreadConnections | None = None
         if client is None:
-            # our own transport, called directly: the client's per-request work (cookies,
+            # our own transports, called directly: the client's per-request work (cookies,
             # auth and redirect handling, merging URLs) serves nothing here
-            self._transport = httpx.HTTPTransport(
-                limits=httpx.Limits(
-                    max_connections=settings.max_connections,
-                    max_keepalive_connections=settings.max_connections,
-                )
-            )
-        self._client = client or httpx.Client(timeout=self._timeout, transport=self._transport)
+            self._connections = _http.ThreadConnections(settings.max_connections)
+        shared = self._connections.shared if self._connections is not None else None
+        self._client = client or httpx.Client(timeout=self._timeout, transport=shared)
         self._today = today
         self._caller = _http.Caller(
             name,
@@ -141,6 +137,8 @@ class AvaTaxBackend:
         """Close the connection pool (a client passed in stays open: it is the caller's)."""
         if self._owns_client:
             self._client.close()
+        if self._connections is not None:
+            self._connections.close()
 
     def __enter__(self) -> AvaTaxBackend:
         return self
@@ -531,7 +529,7 @@ class AvaTaxBackend:
             headers["Content-Type"] = "application/json"
         started = time.perf_counter()
         response = _http.request(
-            self._transport or self._client,
+            self._connections.transport() if self._connections is not None else self._client,
             method,
             self._url(path, params),
             backend=self.name,
