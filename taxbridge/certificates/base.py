@@ -19,6 +19,9 @@ class CertificateService(Protocol):
     name: str
     kept_fields: frozenset[str]
     """The customer-card fields the service keeps: a change to any other is not sent."""
+    remote: bool
+    """Its certificates live outside the store: they are pulled back into it (False: the
+    store is where they live)."""
 
     def push_customer(self, card: CustomerCard, sent: CustomerCard | None) -> None:
         """Create the customer card (``sent`` None) or bring it up to date."""

@@ -158,7 +158,7 @@ class ExemptCustomers:
         Exemption No, Cert Signed, Cert Exp Date, Ex State and what decides coverage)."""
         service = self._require("pulling certificates")
         found = service.certificates(company_code, customer_code)
-        if service.name != "local":
+        if service.remote:
             self._store.save_certificates(
                 found, service=service.name, at=self._clock(), replace_customer=customer_code
             )

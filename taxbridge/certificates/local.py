@@ -29,6 +29,7 @@ class LocalCertificates:
 
     name = SERVICE
     kept_fields = CARD_FIELDS
+    remote = False
 
     def __init__(
         self,
@@ -98,8 +99,8 @@ class LocalCertificates:
         )
 
     def exempt_reasons(self) -> dict[str, str]:
-        """Entity use codes: the refreshed catalogue, else the built-in list."""
-        return dict(self._store.entity_use_codes() or self._reasons())
+        """Entity use codes: the refreshed catalogue, else the engine's list."""
+        return dict(self._reasons())
 
     def exposure_zones(self) -> dict[str, str]:
         """Every US state and territory and Canadian province."""

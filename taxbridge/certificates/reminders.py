@@ -107,7 +107,8 @@ class Reminders:
         customer has nothing valid beyond it for that region. ``pull`` refreshes the engine's
         certificates of the customers it knows first (an outage keeps the last ones)."""
         horizon = as_of + dt.timedelta(days=self.horizon(days))
-        if pull and self._customers.service is not None and self._customers.service.name != "local":
+        service = self._customers.service
+        if pull and service is not None and service.remote:
             for card, _sent in self._store.customer_cards():
                 try:
                     self._customers.pull(card.company_code, card.customer_code)

@@ -5,6 +5,7 @@ differ: how rows are locked, how a save's writes are sent, and how text sorts.""
 
 from __future__ import annotations
 
+import abc
 import contextlib
 import datetime as dt
 from collections.abc import Callable, Sequence
@@ -75,7 +76,7 @@ _CREDIT_INSERT = (
 )
 
 
-class SQLStore(LedgerMixin, ExportsMixin, CertificatesMixin):
+class SQLStore(LedgerMixin, ExportsMixin, CertificatesMixin, abc.ABC):
     """The store protocols over SQL connections; subclasses open them and say how their
     database locks, batches and sorts."""
 
@@ -114,9 +115,9 @@ class SQLStore(LedgerMixin, ExportsMixin, CertificatesMixin):
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    @abc.abstractmethod
     def close(self) -> None:
         """Close the store's connections."""
-        raise NotImplementedError
 
     # -- documents -----------------------------------------------------------------------------
 

@@ -95,6 +95,7 @@ class AvaTaxCertificates:
     name = "avatax"
     kept_fields = CARD_FIELDS - {"exposure_zones", "active_certificates"}
     """CustomerModel has no field for these."""
+    remote = True
 
     def __init__(self, backend: AvaTaxBackend):
         self._backend = backend
