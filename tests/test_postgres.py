@@ -8,15 +8,19 @@ import threading
 from decimal import Decimal
 from pathlib import Path
 
+import attrs
 import psycopg
 import pytest
 from conftest import invoice, order
+from contract.test_store_contract import document, event
 
 from taxbridge import FinalTaxFlag as F
 from taxbridge import LocalEngine, RecordingBackend, TaxBridge
 from taxbridge.cli import main
 from taxbridge.config import default_config, load_config
-from taxbridge.errors import ConfigError, StoreError
+from taxbridge.errors import ConcurrentChange, ConfigError, StoreError
+from taxbridge.store._pg_sql import statements
+from taxbridge.store.base import Expected
 from taxbridge.store.postgres import LATEST, PostgresSettings, PostgresStore
 
 
@@ -55,6 +59,44 @@ def test_the_password_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch
     monkeypatch.setenv("TAXBRIDGE_PG_PASSWORD", "s3cret")
     assert settings.password() == "s3cret"
     assert "s3cret" not in repr(settings)
+
+
+def test_migration_statements_split_at_semicolons_outside_function_bodies() -> None:
+    sql = """
+        CREATE TABLE a (x TEXT);
+        CREATE FUNCTION f() RETURNS VOID LANGUAGE plpgsql AS $$
+        BEGIN PERFORM 1; PERFORM 2; END
+        $$;
+        CREATE INDEX a_x ON a (x)
+    """
+    found = statements(sql)
+    assert [s.split()[1] for s in found] == ["TABLE", "FUNCTION", "INDEX"]
+    assert "PERFORM 1; PERFORM 2; END" in found[1]
+    assert found[1].endswith("$$")
+
+
+def test_text_postgresql_cannot_keep_is_refused_and_nothing_is_written(postgres_url: str) -> None:
+    with PostgresStore(postgres_url) as store:
+        doc = attrs.evolve(document(flag=F.CALCULATED), last_log="nul \x00 here")
+        with pytest.raises(StoreError, match="NUL"):
+            store.save([doc], [event(doc)])
+        assert store.get("A-1") is None
+
+
+def test_a_server_reading_backslashes_in_quotes_gets_parameters_not_literals(
+    postgres_url: str,
+) -> None:
+    """With ``standard_conforming_strings`` off a write is not inlined: the same statements go
+    with server-side parameters, and the guard still refuses what it should."""
+    url = postgres_url + "?options=-c%20standard_conforming_strings%3Doff"
+    with PostgresStore(url) as store:
+        awkward = "it's \\ \\' %s ? O'Brien"
+        doc = attrs.evolve(document(flag=F.CALCULATED), last_log=awkward)
+        store.save([doc], [event(doc, message=awkward)], expected=Expected(None))
+        assert store.get("A-1") == doc
+        with pytest.raises(ConcurrentChange, match="it read no document, it is now N"):
+            store.save([doc], [event(doc)], expected=Expected(None))
+        assert [e.message for e in store.events("A-1")] == [awkward]
 
 
 def test_servers_starting_together_migrate_once(postgres_url: str) -> None:

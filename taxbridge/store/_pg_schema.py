@@ -230,8 +230,53 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
         )
         """,
     ),
+    (
+        3,
+        """
+        CREATE FUNCTION taxbridge_guard(
+            keys TEXT[],
+            held_code TEXT,
+            holder TEXT,
+            checked TEXT[],
+            want_present BOOLEAN,
+            want_flag TEXT,
+            want_invoice TEXT
+        ) RETURNS VOID LANGUAGE plpgsql AS $$
+        DECLARE
+            claimed TEXT;
+            settled TEXT;
+            found_flag TEXT;
+            found_invoice TEXT;
+            checked_code TEXT;
+        BEGIN
+            PERFORM pg_advisory_xact_lock(hashtext(k)) FROM unnest(keys) AS k ORDER BY k;
+            IF holder IS NOT NULL THEN
+                SELECT q.claimed_by, q.settled_at INTO claimed, settled
+                    FROM unposted_queue AS q WHERE q.code = held_code FOR UPDATE;
+                IF NOT FOUND OR settled IS NOT NULL OR claimed IS DISTINCT FROM holder THEN
+                    RAISE EXCEPTION USING ERRCODE = 'TB001', MESSAGE = 'lease lost',
+                        DETAIL = json_build_array(held_code, holder, claimed)::text;
+                END IF;
+            END IF;
+            FOREACH checked_code IN ARRAY checked LOOP
+                SELECT d.flag, NULLIF(d.invoice_code, '') INTO found_flag, found_invoice
+                    FROM documents AS d WHERE d.code = checked_code;
+                IF FOUND IS DISTINCT FROM want_present
+                    OR (FOUND AND (found_flag IS DISTINCT FROM want_flag
+                                   OR found_invoice IS DISTINCT FROM want_invoice)) THEN
+                    RAISE EXCEPTION USING ERRCODE = 'TB002', MESSAGE = 'concurrent change',
+                        DETAIL = json_build_array(checked_code, FOUND, found_flag,
+                            found_invoice, want_present, want_flag, want_invoice)::text;
+                END IF;
+            END LOOP;
+        END
+        $$
+        """,
+    ),
 )
-"""Schema changes in order; later features append a (version, sql) pair, never edit one."""
+"""Schema changes in order; later features append a (version, sql) pair, never edit one.
+Version 3 adds the one-call guard of a write (locks, lease, expected state) that lets a save
+travel to the server in one round trip."""
 
 PRIMARY_KEYS: dict[str, tuple[str, ...]] = {
     "documents": ("code",),

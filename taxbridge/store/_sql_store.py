@@ -8,7 +8,7 @@ from __future__ import annotations
 import abc
 import contextlib
 import datetime as dt
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from decimal import Decimal
 from typing import Any
@@ -51,8 +51,14 @@ from taxbridge.store.base import (
 )
 
 
-def _marks(columns: str) -> str:
-    return ", ".join("?" for _ in columns.split(", "))
+def _marks(columns: str | Sequence[str]) -> str:
+    """Placeholders for a column list ("a, b") or for each value of a sequence."""
+    names = columns.split(", ") if isinstance(columns, str) else columns
+    return ", ".join("?" for _ in names)
+
+
+_IN_CHUNK = 500
+"""Codes per ``IN (...)`` list: well under any database's limit on parameters."""
 
 
 _DOC_UPSERT = (
@@ -98,10 +104,6 @@ class SQLStore(LedgerMixin, ExportsMixin, CertificatesMixin, abc.ABC):
         """Make writers of the same ``keys`` wait for one another (the database lock may
         already do it)."""
 
-    def _batched(self, conn: Runner) -> AbstractContextManager[Any]:
-        """Send the writes inside without waiting for each answer, where the database can."""
-        return contextlib.nullcontext()
-
     @property
     def schema_version(self) -> int:
         """The highest migration applied to this store."""
@@ -146,37 +148,57 @@ class SQLStore(LedgerMixin, ExportsMixin, CertificatesMixin, abc.ABC):
         event_rows = [event_row(e) for e in events]
         keys = {doc.code for doc in documents} | set(invoiced.order_codes if invoiced else ())
         keys |= {key for key in (dequeue, enqueue.code if enqueue else None) if key}
+        held = None
+        if holder is not None:
+            held = (str(enqueue.code if enqueue is not None else dequeue), holder)
+        checked = [doc.code for doc in documents] if expected is not None else []
+        reads = invoiced is not None  # the orders' stamping reads inside the transaction
+        with self._guarded(sorted(keys), held, checked, expected, reads=reads) as conn:
+            for written in rows:
+                _write_document(conn, written)
+            conn.executemany(_EVENT_INSERT, event_rows)
+            if enqueue is not None:
+                conn.execute(_QUEUE_UPSERT, queue_row(enqueue))
+            if dequeue is not None:
+                flag = next((d.flag.value for d in documents if d.code == dequeue), "")
+                at = next((e.at for e in events if e.code == dequeue), None)
+                conn.execute(
+                    "UPDATE unposted_queue SET settled_at = ?, outcome = ?, "
+                    "claimed_by = NULL, lease_expires_at = NULL "
+                    "WHERE code = ? AND settled_at IS NULL",
+                    ((at or dt.datetime.now(dt.UTC)).isoformat(), flag, dequeue),
+                )
+            if invoiced is not None:
+                _link_orders(conn, invoiced)
+            if credits is not None:
+                conn.execute(
+                    "DELETE FROM credit_allocations WHERE credit_code = ?",
+                    (credits.credit_code,),
+                )
+                conn.executemany(_CREDIT_INSERT, credit_rows(credits))
+
+    @contextlib.contextmanager
+    def _guarded(
+        self,
+        keys: Sequence[str],
+        held: tuple[str, str] | None,
+        checked: Sequence[str],
+        expected: Expected | None,
+        *,
+        reads: bool = False,
+    ) -> Iterator[Runner]:
+        """A write transaction in which writers of ``keys`` wait for one another, the queue
+        entry ``held`` (code, holder) is still that holder's and each ``checked`` document is
+        still as ``expected``; else :class:`LeaseLost` or :class:`ConcurrentChange` and nothing
+        is written. ``reads``: the writes inside also read (a store may batch writes only)."""
         with self._write() as conn:
-            self._serialise(conn, sorted(keys))
-            if holder is not None:
-                code = enqueue.code if enqueue is not None else dequeue
-                self._check_holder(conn, str(code), holder)
+            self._serialise(conn, keys)
+            if held is not None:
+                self._check_holder(conn, *held)
             if expected is not None:
-                for doc in documents:
-                    self._check_expected(conn, doc.code, expected)
-            with self._batched(conn):
-                for written in rows:
-                    _write_document(conn, written)
-                conn.executemany(_EVENT_INSERT, event_rows)
-                if enqueue is not None:
-                    conn.execute(_QUEUE_UPSERT, queue_row(enqueue))
-                if dequeue is not None:
-                    flag = next((d.flag.value for d in documents if d.code == dequeue), "")
-                    at = next((e.at for e in events if e.code == dequeue), None)
-                    conn.execute(
-                        "UPDATE unposted_queue SET settled_at = ?, outcome = ?, "
-                        "claimed_by = NULL, lease_expires_at = NULL "
-                        "WHERE code = ? AND settled_at IS NULL",
-                        ((at or dt.datetime.now(dt.UTC)).isoformat(), flag, dequeue),
-                    )
-                if invoiced is not None:
-                    _link_orders(conn, invoiced)
-                if credits is not None:
-                    conn.execute(
-                        "DELETE FROM credit_allocations WHERE credit_code = ?",
-                        (credits.credit_code,),
-                    )
-                    conn.executemany(_CREDIT_INSERT, credit_rows(credits))
+                for code in checked:
+                    self._check_expected(conn, code, expected)
+            yield conn
 
     def _check_expected(self, conn: Runner, code: str, expected: Expected) -> None:
         row = conn.execute(
@@ -335,16 +357,18 @@ class SQLStore(LedgerMixin, ExportsMixin, CertificatesMixin, abc.ABC):
                 "UPDATE unposted_queue SET claimed_by = ?, lease_expires_at = ? WHERE code = ?",
                 [(holder, (now + lease).isoformat(), c) for c, _ in found],
             )
-            rows = [
-                (
-                    conn.execute(
-                        f"SELECT {QUEUE_COLUMNS} FROM unposted_queue WHERE code = ?", (c,)
-                    ).fetchone(),
-                    None if previous in (None, holder) else str(previous),
-                )
-                for c, previous in found
-            ]
-        return [queue_entry_from_row(row, taken_over_from=previous) for row, previous in rows]
+            taken: dict[str, Any] = {}
+            codes = [c for c, _ in found]
+            for start in range(0, len(codes), _IN_CHUNK):
+                chunk = codes[start : start + _IN_CHUNK]
+                sql = f"SELECT {QUEUE_COLUMNS} FROM unposted_queue WHERE code IN ({_marks(chunk)})"
+                taken.update((row[0], row) for row in conn.execute(sql, chunk).fetchall())
+        return [
+            queue_entry_from_row(
+                taken[c], taken_over_from=None if previous in (None, holder) else str(previous)
+            )
+            for c, previous in found
+        ]
 
     def purge(self, settled_before: dt.datetime) -> int:
         """Delete settled queue history older than ``settled_before``; open (U) entries stay."""

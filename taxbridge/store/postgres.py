@@ -10,21 +10,26 @@ later); nothing is half-written. Needs the ``postgres`` extra (``taxbridge[postg
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import AbstractContextManager, contextmanager
-from typing import Any, cast
+from contextlib import contextmanager
+from typing import Any
 from urllib.parse import urlsplit
 
 from attrs import frozen
 
 from taxbridge._toml import TableReader
 from taxbridge.errors import ConfigError, StoreError
+from taxbridge.models import TaxDocument
 from taxbridge.store import _pg_sql as _sql
+from taxbridge.store._codec import document_from_rows
 from taxbridge.store._ledger_sql import Runner
 from taxbridge.store._sql_store import SQLStore
+from taxbridge.store.base import Expected
 
 LATEST = _sql.LATEST
+_GUARD = "SELECT taxbridge_guard(?::text[], ?, ?, ?::text[], ?, ?, ?)"
 
 
 class PostgresStore(SQLStore):
@@ -89,17 +94,24 @@ class PostgresStore(SQLStore):
             yield conn
 
     @contextmanager
-    def _transaction(self, doing: str, *, transaction: bool = True) -> Iterator[_sql.Connection]:
+    def _transaction(
+        self, doing: str, *, transaction: bool = True, pipeline: bool = False
+    ) -> Iterator[_sql.Connection]:
+        """A pooled connection, in a transaction or not; with ``pipeline`` the statements,
+        BEGIN and COMMIT included, go out together and meet the server once."""
         psycopg = self._psycopg
         from psycopg_pool import PoolTimeout
 
         try:
-            with self._pool.connection() as raw:
+            with (
+                self._pool.connection() as raw,
+                raw.pipeline() if pipeline else contextlib.nullcontext(),
+            ):
                 if transaction:
                     with raw.transaction():
-                        yield _sql.Connection(raw)
+                        yield _sql.Connection(raw, pipelined=pipeline)
                 else:
-                    yield _sql.Connection(raw)
+                    yield _sql.Connection(raw, pipelined=pipeline)
         except PoolTimeout as exc:
             raise StoreError(
                 f"{doing}: no connection free ({exc})", path=self.url, busy=True
@@ -107,6 +119,9 @@ class PostgresStore(SQLStore):
         except psycopg.OperationalError as exc:
             raise StoreError(f"{doing}: {_reason(exc)}", path=self.url, busy=True) from exc
         except psycopg.Error as exc:
+            guarded = _sql.guard_error(exc)
+            if guarded is not None:
+                raise guarded from None
             raise StoreError(f"{doing}: {_reason(exc)}", path=self.url) from exc
 
     def close(self) -> None:
@@ -131,10 +146,43 @@ class PostgresStore(SQLStore):
                 (list(keys),),
             )
 
-    def _batched(self, conn: Runner) -> AbstractContextManager[Any]:
-        """A pipeline: the writes go out without waiting for each answer."""
-        pipeline: AbstractContextManager[Any] = cast(_sql.Connection, conn).raw.pipeline()
-        return pipeline
+    @contextmanager
+    def _guarded(
+        self,
+        keys: Sequence[str],
+        held: tuple[str, str] | None,
+        checked: Sequence[str],
+        expected: Expected | None,
+        *,
+        reads: bool = False,
+    ) -> Iterator[Runner]:
+        """The write in one round trip: the server-side guard (advisory locks, lease, expected
+        state: it raises and nothing behind it is applied) and the writes, sent as one batch.
+        Writes that read as they go (``reads``) run in a pipelined transaction instead."""
+        code, holder = held if held is not None else (None, None)
+        present = expected is not None and expected.flag is not None
+        flag = expected.flag.value if expected is not None and expected.flag is not None else None
+        invoice = expected.invoice_code if expected is not None else None
+        guard = (list(keys), code, holder, list(checked), present, flag, invoice)
+        if reads:
+            with self._transaction("cannot write the store", pipeline=True) as conn:
+                conn.execute(_GUARD, guard)
+                yield conn
+            return
+        batch = _sql.Batch()
+        batch.execute(_GUARD, guard)
+        yield batch
+        with self._transaction("cannot write the store", transaction=False) as conn:
+            batch.send(conn.raw)
+
+    def get(self, code: str) -> TaxDocument | None:
+        """The stored document, with lines, breakdown and request: one statement (one
+        snapshot, one round trip), the lines and breakdown as JSON arrays."""
+        with self._read_one() as conn:
+            row = conn.execute(_sql.GET_DOCUMENT, (code,)).fetchone()
+        if row is None:
+            return None
+        return document_from_rows(row[:-2], _sql.json_rows(row[-2]), _sql.json_rows(row[-1]))
 
 
 def _shown(url: str) -> str:

@@ -17,7 +17,13 @@ import pytest
 
 from taxbridge import FinalTaxFlag as F
 from taxbridge.backends import LocalEngine
-from taxbridge.errors import BackendUnavailable, ConcurrentChange, DocumentRejected, LeaseLost
+from taxbridge.errors import (
+    BackendUnavailable,
+    ConcurrentChange,
+    DocumentRejected,
+    LeaseLost,
+    StoreError,
+)
 from taxbridge.models import (
     Address,
     Certificate,
@@ -262,6 +268,48 @@ class TestDocuments:
         assert store.get("A-1") == posted
         assert len(store.events("A-1")) == 2
 
+    def test_text_with_quotes_marks_and_placeholders_comes_back_as_written(self, store) -> None:
+        awkward = "it's 100% done \\ \"?\" %s %% ;-- $$ O'Brien \u00e9\u4e2d ''"
+        doc = attrs.evolve(document(flag=F.CALCULATED), last_log=awkward, customer_code="C'1")
+        store.save([doc], [event(doc, message=awkward)])
+        assert store.get("A-1") == doc
+        assert store.events("A-1")[0].message == awkward
+
+    def test_a_document_of_thousands_of_lines_is_written_and_read_whole(self, store) -> None:
+        doc = document(flag=F.CALCULATED)
+        lines = tuple(
+            attrs.evolve(doc.lines[0], number=f"P1-{n}", amount=Decimal(n) / 100)
+            for n in range(1, 2502)
+        )
+        big = attrs.evolve(doc, lines=lines)
+        store.save([big], [event(big)])
+        assert store.get("A-1") == big
+        store.save([doc], [event(doc, F.CALCULATED)], expected=Expected(F.CALCULATED))
+        assert store.get("A-1") == doc
+
+    def test_a_blank_flag_is_a_state_a_write_can_expect(self, store) -> None:
+        offline = document(flag=F.OFFLINE)
+        store.save([offline], [event(offline)])
+        posted = document(flag=F.POSTED)
+        with pytest.raises(ConcurrentChange, match="it read N") as changed:
+            store.save([posted], [event(posted)], expected=Expected(F.CALCULATED))
+        assert changed.value.found == Expected(F.OFFLINE).describe()
+        with pytest.raises(ConcurrentChange, match="it read no document"):
+            store.save([posted], [event(posted)], expected=Expected(None))
+        store.save([posted], [event(posted, F.OFFLINE)], expected=Expected(F.OFFLINE))
+        assert store.get("A-1") == posted
+
+    def test_a_refused_write_leaves_the_store_usable_for_the_next(self, store) -> None:
+        first = document(flag=F.CALCULATED)
+        store.save([first], [event(first)])
+        for _ in range(3):
+            with pytest.raises(ConcurrentChange):
+                store.save([first], [event(first)], expected=Expected(None))
+        second = document("A-2", flag=F.CALCULATED)
+        store.save([second], [event(second)], expected=Expected(None))
+        assert [d.code for d in store.documents()] == ["A-1", "A-2"]
+        assert len(store.events("A-1")) == 1
+
     def test_a_write_expecting_no_invoice_link_finds_an_invoiced_order(self, store) -> None:
         order = document("O-1", flag=F.CALCULATED, kind=DocumentKind.ORDER)
         store.save([order], [event(order)])
@@ -343,6 +391,28 @@ class TestQueue:
         assert store.get("A-1").flag is F.FAILED
         store.save([doc], [event(doc, F.FAILED)], dequeue="A-1", holder="fast")
         assert store.get("A-1").flag is F.REPOSTED
+
+    def test_a_lost_lease_names_who_holds_the_entry_now(self, store) -> None:
+        failed(store, "A-1")
+        store.claim("slow", now=T0, lease=LEASE)
+        store.claim("fast", now=T0 + LEASE, lease=LEASE)
+        doc = document("A-1", flag=F.REPOSTED)
+        with pytest.raises(LeaseLost) as lost:
+            store.save([doc], [event(doc, F.FAILED)], dequeue="A-1", holder="slow")
+        assert (lost.value.code, lost.value.holder, lost.value.current) == ("A-1", "slow", "fast")
+        store.save([doc], [event(doc, F.FAILED)], dequeue="A-1", holder="fast")
+        with pytest.raises(LeaseLost) as settled:
+            store.save([doc], [event(doc, F.REPOSTED)], dequeue="A-1", holder="fast")
+        assert settled.value.current is None
+
+    def test_a_claim_of_many_entries_returns_each_once_in_due_order(self, store) -> None:
+        codes = [f"A-{n:04d}" for n in range(1, 1202)]
+        for code in codes:
+            failed(store, code)
+        claimed = store.claim("w", now=T0, lease=LEASE)
+        assert [e.code for e in claimed] == codes
+        assert {(e.claimed_by, e.attempts) for e in claimed} == {("w", 1)}
+        assert store.claim("w", now=T0, lease=LEASE) == []
 
     def test_settling_keeps_history_until_purged_open_entries_always_stay(self, store) -> None:
         failed(store, "A-1")
