@@ -78,7 +78,7 @@ def allocate(total: Decimal, raw: Sequence[Decimal], unit: Decimal = CENT) -> li
     (ties go to the earlier part). The result always sums to ``total`` exactly, and no part moves
     more than one unit away from its own rounding unless ``total`` is far from ``sum(raw)``.
     """
-    parts = [round_money(value, unit) for value in raw]
+    parts = [value.quantize(unit, rounding=ROUND_HALF_UP) for value in raw]  # round_money, inline
     residue = total - sum(parts, ZERO)
     if not residue or not parts:
         return parts

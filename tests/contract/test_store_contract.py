@@ -22,7 +22,6 @@ from taxbridge.errors import (
     ConcurrentChange,
     DocumentRejected,
     LeaseLost,
-    StoreError,
 )
 from taxbridge.models import (
     Address,
