@@ -20,6 +20,7 @@ import argparse
 import contextlib
 import datetime as dt
 import multiprocessing
+import os
 import shutil
 import sys
 import tempfile
@@ -89,13 +90,14 @@ def queue_documents(db: Path, docs: int) -> None:
 
 def run_server(latency: float, pipe: Connection) -> None:
     """The fake AvaTax in its own process (its own GIL): sends its URL, then on any message
-    answers with its commit counts and stops."""
+    answers with its commit counts and the CPU seconds it spent serving, and stops."""
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(40))
     fake = FakeAvaTax(account_id=ACCOUNT, license_key=KEY, latency=latency)
     with serve(fake) as url:
+        started = time.process_time()
         pipe.send(url)
         pipe.recv()
-        pipe.send(dict(fake.commit_counts))
+        pipe.send((dict(fake.commit_counts), time.process_time() - started))
 
 
 def copy_of(template: Path, work: Path, concurrency: int, server: str | None) -> Store:
@@ -114,10 +116,16 @@ def copy_of(template: Path, work: Path, concurrency: int, server: str | None) ->
     return target
 
 
+def _cpu() -> float:
+    times = os.times()
+    return times.user + times.system
+
+
 def drain(
     template: Path, work: Path, concurrency: int, latency: float, server: str | None
-) -> tuple[int, float]:
-    """Drain a copy of ``template`` at ``concurrency``; (documents reposted, seconds)."""
+) -> tuple[int, float, float, float]:
+    """Drain a copy of ``template`` at ``concurrency``: documents reposted, seconds, and the
+    CPU seconds of this process's drain and of the fake's serving (both whole runs)."""
     store = copy_of(template, work, concurrency, server)
     context = multiprocessing.get_context("spawn")
     ours, theirs = context.Pipe()
@@ -136,12 +144,13 @@ def drain(
             TaxBridge(default_config(), backend, store) as bridge,
         ):
             backend.ping()  # the first connection is not part of the drain
-            started = time.perf_counter()
+            started, cpu = time.perf_counter(), _cpu()
             summary = bridge.repost(concurrency=concurrency)
-            elapsed = time.perf_counter() - started
+            elapsed, cpu = time.perf_counter() - started, _cpu() - cpu
             left = bridge.unposted()
         ours.send("counts")
-        counts: dict[str, int] = ours.recv()
+        counts: dict[str, int]
+        counts, served = ours.recv()
     finally:
         server.join(timeout=10)
         if server.is_alive():
@@ -151,7 +160,7 @@ def drain(
     twice = sorted(code for code, count in counts.items() if count != 1)
     if twice or sorted(counts) != sorted(summary.reposted):
         raise SystemExit(f"concurrency {concurrency}: committed more than once: {twice[:5]}")
-    return len(summary.reposted), elapsed
+    return len(summary.reposted), elapsed, cpu, served
 
 
 def main() -> int:
@@ -178,13 +187,18 @@ def main() -> int:
             f"queued {args.docs:,} U documents in {time.perf_counter() - started:.1f} s", flush=True
         )
         for concurrency in args.concurrency:
-            done, elapsed = drain(template, work, concurrency, latency, server)
+            done, elapsed, cpu, served = drain(template, work, concurrency, latency, server)
             rate = done / elapsed
             ideal = concurrency / latency
             print(
                 f"{args.store}: repost {done:,} documents, concurrency {concurrency:>2}, "
                 f"{args.latency_ms:g} ms server: {elapsed:6.1f} s, {rate:6.1f} documents/s "
                 f"= {rate / ideal:.0%} of ideal {ideal:.0f}/s; each committed once",
+                flush=True,
+            )
+            print(
+                f"    CPU per document: this process {1000 * cpu / done:.2f} ms, "
+                f"the fake engine {1000 * served / done:.2f} ms",
                 flush=True,
             )
     return 0
