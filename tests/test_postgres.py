@@ -83,6 +83,17 @@ def test_text_postgresql_cannot_keep_is_refused_and_nothing_is_written(postgres_
         assert store.get("A-1") is None
 
 
+def test_the_same_write_sent_again_and_again_is_never_prepared(postgres_url: str) -> None:
+    """A write's message holds several statements, which PostgreSQL cannot prepare: one
+    connection sending the identical message past psycopg's prepare threshold still runs it."""
+    with PostgresStore(postgres_url, pool_max=1) as store:
+        doc = document(flag=F.CALCULATED)
+        for _ in range(8):
+            store.save([doc], [event(doc)])
+        assert len(store.events("A-1")) == 8
+        assert store.get("A-1") == doc
+
+
 def test_a_server_reading_backslashes_in_quotes_gets_parameters_not_literals(
     postgres_url: str,
 ) -> None:

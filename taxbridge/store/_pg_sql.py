@@ -122,7 +122,7 @@ class Batch:
     def send(self, raw: Any) -> None:
         """Run the statements on ``raw`` (a psycopg connection in autocommit mode)."""
         if raw.info.parameter_status("standard_conforming_strings") == "on":
-            raw.execute(_inline(self.statements))
+            raw.execute(_inline(self.statements), prepare=False)  # never a prepared statement
             return
         with raw.pipeline(), raw.transaction():
             for text, params in self.statements:
