@@ -60,29 +60,17 @@ def translate(sql: str) -> str:
 class Connection:
     """A psycopg connection that runs the SQL the shared helpers write for SQLite."""
 
-    def __init__(self, conn: Any, *, pipelined: bool = False):
+    def __init__(self, conn: Any):
         self.raw = conn
-        self.pipelined = pipelined
-        self._cursor: Any = None
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
         return self.raw.execute(translate(sql), tuple(params))
 
     def executemany(self, sql: str, rows: Any) -> None:
         rows = list(rows)
-        if not rows:
-            return
-        if self.pipelined:
-            # queued one by one on one cursor: psycopg's executemany would open a nested
-            # pipeline and wait for the server at its end
-            if self._cursor is None:
-                self._cursor = self.raw.cursor()
-            statement = translate(sql)
-            for row in rows:
-                self._cursor.execute(statement, row)
-            return
-        with self.raw.cursor() as cursor:
-            cursor.executemany(translate(sql), rows)
+        if rows:
+            with self.raw.cursor() as cursor:
+                cursor.executemany(translate(sql), rows)
 
 
 _ROWS = re.compile(r"(INSERT INTO \w+ \([^)]*\) VALUES )(\((?:%s, )*%s\))")

@@ -152,8 +152,7 @@ class SQLStore(LedgerMixin, ExportsMixin, CertificatesMixin, abc.ABC):
         if holder is not None:
             held = (str(enqueue.code if enqueue is not None else dequeue), holder)
         checked = [doc.code for doc in documents] if expected is not None else []
-        reads = invoiced is not None  # the orders' stamping reads inside the transaction
-        with self._guarded(sorted(keys), held, checked, expected, reads=reads) as conn:
+        with self._guarded(sorted(keys), held, checked, expected) as conn:
             for written in rows:
                 _write_document(conn, written)
             conn.executemany(_EVENT_INSERT, event_rows)
@@ -184,13 +183,11 @@ class SQLStore(LedgerMixin, ExportsMixin, CertificatesMixin, abc.ABC):
         held: tuple[str, str] | None,
         checked: Sequence[str],
         expected: Expected | None,
-        *,
-        reads: bool = False,
     ) -> Iterator[Runner]:
         """A write transaction in which writers of ``keys`` wait for one another, the queue
         entry ``held`` (code, holder) is still that holder's and each ``checked`` document is
         still as ``expected``; else :class:`LeaseLost` or :class:`ConcurrentChange` and nothing
-        is written. ``reads``: the writes inside also read (a store may batch writes only)."""
+        is written. Only writes run inside (a store may send them all at once)."""
         with self._write() as conn:
             self._serialise(conn, keys)
             if held is not None:
@@ -488,23 +485,20 @@ def _parts(conn: Runner, row: Any) -> tuple[Any, list[Any], list[Any]]:
 
 
 def _link_orders(conn: Runner, link: InvoiceLink) -> None:
-    """Stamp the invoiced orders with the invoice code, stage and a log entry (once)."""
+    """Stamp the invoiced orders with the invoice code, stage and a log entry (once): writes
+    only, each order's log entry taken from its row before the stamp, so a store may send them
+    all at once."""
     message = f"invoiced as {link.invoice_code}"
     at = link.at.isoformat()
+    not_yet = "WHERE code = ? AND (invoice_code IS NULL OR invoice_code != ?)"
     for code in link.order_codes:
-        found = conn.execute(
-            "SELECT flag, backend FROM documents WHERE code = ? "
-            "AND (invoice_code IS NULL OR invoice_code != ?)",
-            (code, link.invoice_code),
-        ).fetchone()
-        if found is None:
-            continue
         conn.execute(
-            f"INSERT INTO document_events ({EVENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, 0)",
-            (code, at, Stage.INVOICE.value, found[0], found[0], found[1], message),
+            f"INSERT INTO document_events ({EVENT_COLUMNS}) "
+            f"SELECT code, ?, ?, flag, flag, backend, ?, 0 FROM documents {not_yet}",
+            (at, Stage.INVOICE.value, message, code, link.invoice_code),
         )
         conn.execute(
-            "UPDATE documents SET stage = ?, invoice_code = ?, last_log = ?, updated_at = ? "
-            "WHERE code = ?",
-            (Stage.INVOICE.value, link.invoice_code, message, at, code),
+            f"UPDATE documents SET stage = ?, invoice_code = ?, last_log = ?, updated_at = ? "
+            f"{not_yet}",
+            (Stage.INVOICE.value, link.invoice_code, message, at, code, link.invoice_code),
         )

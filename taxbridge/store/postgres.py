@@ -10,7 +10,6 @@ later); nothing is half-written. Needs the ``postgres`` extra (``taxbridge[postg
 
 from __future__ import annotations
 
-import contextlib
 import os
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -94,24 +93,17 @@ class PostgresStore(SQLStore):
             yield conn
 
     @contextmanager
-    def _transaction(
-        self, doing: str, *, transaction: bool = True, pipeline: bool = False
-    ) -> Iterator[_sql.Connection]:
-        """A pooled connection, in a transaction or not; with ``pipeline`` the statements,
-        BEGIN and COMMIT included, go out together and meet the server once."""
+    def _transaction(self, doing: str, *, transaction: bool = True) -> Iterator[_sql.Connection]:
         psycopg = self._psycopg
         from psycopg_pool import PoolTimeout
 
         try:
-            with (
-                self._pool.connection() as raw,
-                raw.pipeline() if pipeline else contextlib.nullcontext(),
-            ):
+            with self._pool.connection() as raw:
                 if transaction:
                     with raw.transaction():
-                        yield _sql.Connection(raw, pipelined=pipeline)
+                        yield _sql.Connection(raw)
                 else:
-                    yield _sql.Connection(raw, pipelined=pipeline)
+                    yield _sql.Connection(raw)
         except PoolTimeout as exc:
             raise StoreError(
                 f"{doing}: no connection free ({exc})", path=self.url, busy=True
@@ -153,22 +145,14 @@ class PostgresStore(SQLStore):
         held: tuple[str, str] | None,
         checked: Sequence[str],
         expected: Expected | None,
-        *,
-        reads: bool = False,
     ) -> Iterator[Runner]:
         """The write in one round trip: the server-side guard (advisory locks, lease, expected
-        state: it raises and nothing behind it is applied) and the writes, sent as one batch.
-        Writes that read as they go (``reads``) run in a pipelined transaction instead."""
+        state: it raises and nothing behind it is applied) and the writes, sent as one batch."""
         code, holder = held if held is not None else (None, None)
         present = expected is not None and expected.flag is not None
         flag = expected.flag.value if expected is not None and expected.flag is not None else None
         invoice = expected.invoice_code if expected is not None else None
         guard = (list(keys), code, holder, list(checked), present, flag, invoice)
-        if reads:
-            with self._transaction("cannot write the store", pipeline=True) as conn:
-                conn.execute(_GUARD, guard)
-                yield conn
-            return
         batch = _sql.Batch()
         batch.execute(_GUARD, guard)
         yield batch
