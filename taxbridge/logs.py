@@ -16,6 +16,7 @@ The ``taxbridge`` command configures its own output, on stderr (:func:`configure
 from __future__ import annotations
 
 import logging
+import operator
 import re
 import sys
 from collections.abc import MutableMapping
@@ -51,6 +52,11 @@ def _redact(data: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
     return data
 
 
+def _same(cached: tuple[object, ...], current: tuple[object, ...]) -> bool:
+    """True when each part of the configuration is the very object cached."""
+    return all(map(operator.is_, cached, current))
+
+
 class _Logger:
     """Logs through structlog when the host configured it, else through stdlib ``logging``."""
 
@@ -61,9 +67,25 @@ class _Logger:
             processors=[redact_secrets, structlog.stdlib.render_to_log_kwargs],
             wrapper_class=structlog.stdlib.BoundLogger,
         )
+        self._bound: tuple[tuple[object, ...], Any] | None = None
 
     def _target(self) -> Any:
-        return structlog.get_logger(self._name) if structlog.is_configured() else self._stdlib
+        if not structlog.is_configured():
+            return self._stdlib
+        # The host's logger, bound once per configuration: a lazy proxy binds on every call,
+        # which costs more than the event itself when the level filters it out. The key holds
+        # the processor list itself, so a reconfigured structlog never matches a stale entry.
+        config = structlog.get_config()
+        key = (
+            config["processors"],
+            config["wrapper_class"],
+            config["logger_factory"],
+            config["context_class"],
+        )
+        bound = self._bound
+        if bound is None or not _same(bound[0], key):
+            bound = self._bound = (key, structlog.get_logger(self._name).bind())
+        return bound[1]
 
     def debug(self, event: str, **fields: Any) -> None:
         """Log at debug level."""

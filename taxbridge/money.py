@@ -9,7 +9,7 @@ from __future__ import annotations
 import enum
 import heapq
 from collections.abc import Sequence
-from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from decimal import ROUND_HALF_UP, Context, Decimal, InvalidOperation
 from typing import Any
 
 from taxbridge.errors import InvalidFieldError
@@ -21,6 +21,13 @@ format double (the reference schemas say so), which keep every cent only below a
 ten trillion is far above any sale and leaves that margin."""
 ZERO = Decimal("0")
 ZERO_CENTS = Decimal("0.00")
+
+_HALF_UP = Context(prec=34, rounding=ROUND_HALF_UP)
+"""The rounding context of money: half-up, and precision for any amount below ``LIMIT`` with
+the digits of its rates (the thread's own context is left alone). Its ``quantize`` is also about
+half the cost of ``Decimal.quantize`` with a keyword ``rounding``, and every line rounds several
+times a stage."""
+_quantize = _HALF_UP.quantize
 
 
 class RoundingLevel(enum.Enum):
@@ -67,7 +74,7 @@ def to_decimal(value: Any, owner: str, field: str) -> Decimal:
 
 def round_money(value: Decimal, unit: Decimal = CENT) -> Decimal:
     """Round half-up to ``unit`` (the currency's minor unit): 0.005 -> 0.01, -0.005 -> -0.01."""
-    return value.quantize(unit, rounding=ROUND_HALF_UP)
+    return _quantize(value, unit)
 
 
 def allocate(total: Decimal, raw: Sequence[Decimal], unit: Decimal = CENT) -> list[Decimal]:
@@ -78,7 +85,7 @@ def allocate(total: Decimal, raw: Sequence[Decimal], unit: Decimal = CENT) -> li
     (ties go to the earlier part). The result always sums to ``total`` exactly, and no part moves
     more than one unit away from its own rounding unless ``total`` is far from ``sum(raw)``.
     """
-    parts = [value.quantize(unit, rounding=ROUND_HALF_UP) for value in raw]  # round_money, inline
+    parts = [_quantize(value, unit) for value in raw]  # round_money, inline
     residue = total - sum(parts, ZERO)
     if not residue or not parts:
         return parts

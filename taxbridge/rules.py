@@ -153,7 +153,7 @@ def _tax_lines(
     for line in lines:
         ship_to = line.ship_to or order.ship_to
         tax_code = config.tax_code_for(line.tax_code, line.item_classification, line.freight)
-        line_ship_to = None if ship_to == header_ship_to else ship_to
+        line_ship_to = None if ship_to is header_ship_to or ship_to == header_ship_to else ship_to
         excluded = ship_to.region not in nexus
         # (number, amount, ref1) of each engine line this order line becomes
         parts = [(line.engine_number, line.amount, line.item_level1 or order.item_level1)]

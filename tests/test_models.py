@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+
+import attrs
 import pytest
 from conftest import DAY, NYC, WAREHOUSE, invoice, line, order
 
 from taxbridge import Address, Customer, InvalidFieldError, Invoice, Order, OrderLine
+from taxbridge.models import TaxLine
 
 
 class TestOrderLine:
@@ -48,6 +52,52 @@ class TestOrderLine:
         made = OrderLine("P1", 1, "SKU", quantity=3, amount=" 10.10 ")
         assert (str(made.quantity), str(made.amount)) == ("3", "10.10")
         assert made.engine_number == "P1-1"
+
+
+class TestEngineLineOfAnOrderLine:
+    """An order line's engine line is built without re-running the checks the order line has
+    passed; it must equal the checked construction field for field."""
+
+    @staticmethod
+    def checked(made: OrderLine, **given: object) -> TaxLine:
+        return TaxLine(
+            str(given.get("number") or made.engine_number),
+            given.get("amount", made.amount),
+            made.quantity,
+            made.item_code,
+            made.description,
+            made.discount,
+            given["tax_code"],
+            made.freight,
+            given["ship_to"],  # type: ignore[arg-type]
+            given["excluded"],
+            given.get("ref1", ""),
+        )
+
+    @pytest.mark.parametrize(
+        "given",
+        [
+            {"tax_code": "P0000000", "ship_to": None, "excluded": False},
+            {"tax_code": "FR020100", "ship_to": NYC, "excluded": True, "ref1": "PUB"},
+            {"tax_code": "FR", "ship_to": None, "excluded": False, "number": "P1-3-PUB"},
+            {"tax_code": "FR", "ship_to": None, "excluded": False, "amount": Decimal("1.5")},
+        ],
+    )
+    def test_equals_the_checked_construction(self, given: dict[str, object]) -> None:
+        made = line(3, "25.98", "2", description=" Widget ", discount=Decimal("1"), freight=True)
+        engine_line = TaxLine.from_order_line(made, **given)  # type: ignore[arg-type]
+        assert attrs.asdict(engine_line) == attrs.asdict(self.checked(made, **given))
+        assert engine_line == self.checked(made, **given)
+
+    def test_a_configured_code_with_spaces_is_stripped_like_any_other(self) -> None:
+        made = TaxLine.from_order_line(line(), tax_code=" P0000000 ", ship_to=None, excluded=False)
+        assert made.tax_code == "P0000000"
+
+    def test_a_bad_part_amount_is_refused_naming_the_field(self) -> None:
+        with pytest.raises(InvalidFieldError, match="TaxLine.amount"):
+            TaxLine.from_order_line(
+                line(), tax_code="P0000000", ship_to=None, excluded=False, amount=Decimal("1e14")
+            )
 
 
 class TestOrder:

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import datetime as dt
 import sqlite3
+from decimal import Decimal
 
 import attrs
 import pytest
-from conftest import invoice, order
+from conftest import invoice, line, order
 
 from taxbridge import FinalTaxFlag, LocalEngine, RecordingBackend, SQLiteStore, TaxBridge
 from taxbridge.config import default_config
@@ -47,6 +48,37 @@ def test_a_failed_write_leaves_nothing_half_written(bridge, store) -> None:
     assert caught.value.path == str(store.path)
     assert store.get("A-1") == doc
     assert len(store.events("A-1")) == 1
+
+
+def test_a_stage_that_recalculates_the_same_lines_leaves_their_rows_alone(bridge, store) -> None:
+    with sqlite3.connect(store.path) as watch:
+        watch.executescript(
+            "CREATE TABLE rewrites (code TEXT);"
+            "CREATE TRIGGER count_rewrites AFTER DELETE ON document_lines "
+            "BEGIN INSERT INTO rewrites VALUES (old.code); END;"
+        )
+    placed = order(lines=(line(1, "100.00"), line(2, "20.00")))
+    bridge.on_entry(placed)
+    bridge.on_pick(placed)
+    bridge.on_despatch(placed)
+    rewrites = "SELECT COUNT(*) FROM rewrites WHERE code = 'O-1001'"
+    assert store._conn.execute(rewrites).fetchone()[0] == 0
+    short_picked = order(lines=(line(1, "100.00"), line(2, "10.00")))
+    picked = bridge.on_pick(short_picked)
+    assert store._conn.execute(rewrites).fetchone()[0] == 2
+    assert store.get("O-1001") == picked
+    assert [line.amount for line in picked.lines] == [Decimal("100.00"), Decimal("10.00")]
+
+
+def test_lines_written_before_their_digest_was_kept_are_rewritten_whole(bridge, store) -> None:
+    placed = order(lines=(line(1, "100.00"), line(2, "20.00")))
+    entered = bridge.on_entry(placed)
+    with sqlite3.connect(store.path) as raw:
+        raw.execute("UPDATE documents SET lines_digest = NULL")
+        raw.execute("DELETE FROM document_lines WHERE seq = 1")
+    picked = bridge.on_pick(placed)
+    assert picked.lines == entered.lines
+    assert store.get("O-1001") == picked
 
 
 def test_replacing_offline_rates_is_atomic(store) -> None:

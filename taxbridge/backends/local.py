@@ -122,16 +122,30 @@ class LocalEngine:
                     line=line.number,
                 )
 
+        # Lines share a handful of addresses and tax codes: each rate row and each code's
+        # taxability there is found once per request (keyed by the objects the request holds).
+        rows: dict[int, ZipRate] = {}
+        taxability: dict[tuple[str, int], bool] = {}
+        exempt = request.exempt
+
         def rate_for(line: TaxLine) -> ZipRate:
-            return self._rate(request, line.ship_to or request.ship_to, line.number)
+            address = line.ship_to or request.ship_to
+            row = rows.get(id(address))
+            if row is None:
+                row = rows[id(address)] = self._rate(request, address, line.number)
+            return row
 
         def is_taxable(line: TaxLine, rate: RateRow) -> bool:
-            if request.exempt or line.exempt:
+            if exempt or line.exempt:
                 return False
-            # Like AvaTax, a code the engine does not know falls back to the default code;
-            # the pending check (BNO155BT) is what flags it as obsolete.
-            rule = self.tax_codes.get(line.tax_code) or self.tax_codes.get(DEFAULT_TAX_CODE)
-            return rule_taxes(rule, rate)
+            key = (line.tax_code, id(rate))
+            taxable = taxability.get(key)
+            if taxable is None:
+                # Like AvaTax, a code the engine does not know falls back to the default code;
+                # the pending check (BNO155BT) is what flags it as obsolete.
+                rule = self.tax_codes.get(line.tax_code) or self.tax_codes.get(DEFAULT_TAX_CODE)
+                taxable = taxability[key] = rule_taxes(rule, rate)
+            return taxable
 
         saved = request.document_type.is_saved
         status = (
@@ -253,6 +267,9 @@ class LocalEngine:
         return existing
 
     def _rate(self, request: TaxRequest | None, address: Address, line: str) -> ZipRate:
+        rate = self.rates.find(address.zip5, address.region) if address.country == "US" else None
+        if rate is not None:
+            return rate
         where = "Addresses" if not line else f"Lines[{line}].Addresses"
         if address.country != "US":
             raise self._rejected(
@@ -261,9 +278,6 @@ class LocalEngine:
                 where,
                 line=line or None,
             )
-        rate = self.rates.find(address.zip5, address.region)
-        if rate is not None:
-            return rate
         if self.rates.has_zip(address.zip5):
             message = f"Zip {address.zip5} is not valid for the state {address.region}"
         else:
@@ -326,6 +340,8 @@ def _not_cancelled(existing: TaxResult) -> None:
 def _compact(result: TaxResult) -> TaxResult:
     """The result as the register keeps it: lines without their per-jurisdiction details (the
     document summary stays), so a long-running engine holds a few objects per line, not five."""
+    if not any(line.details for line in result.lines):
+        return result
     return attrs.evolve(
         result, lines=tuple(attrs.evolve(line, details=()) for line in result.lines)
     )

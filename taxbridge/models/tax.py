@@ -16,7 +16,10 @@ from taxbridge.errors import InvalidFieldError
 from taxbridge.flags import FinalTaxFlag
 from taxbridge.models import _fields as _f
 from taxbridge.models.erp import Address, OrderLine
-from taxbridge.money import ZERO
+from taxbridge.money import LIMIT, ZERO
+
+_set = object.__setattr__
+"""Sets a field of a frozen instance (the trusted construction of an engine line)."""
 
 
 class DocumentType(enum.Enum):
@@ -169,20 +172,56 @@ class TaxLine:
         ref1: str = "",
     ) -> TaxLine:
         """The engine line of an order line (``number``, ``amount`` and ``ref1`` when it is one
-        part of a split freight line)."""
-        return cls(
-            number or line.engine_number,
-            line.amount if amount is None else amount,
-            line.quantity,
-            line.item_code,
-            line.description,
-            line.discount,
-            tax_code,
-            line.freight,
-            ship_to,
-            excluded,
-            ref1,
-        )
+        part of a split freight line).
+
+        The order line's fields have passed the checks this class makes (text stripped, amounts
+        finite and in range), so they are copied as they are: every stage builds one engine
+        line per order line, and the converters cost more than the rest of the request. Only
+        the tax code, which comes from the configuration, is checked again (and any value not
+        plainly valid goes through the full constructor)."""
+        number = number or line.engine_number
+        amount = line.amount if amount is None else amount
+        if not (
+            tax_code.__class__ is str
+            and tax_code == tax_code.strip()
+            and ref1.__class__ is str
+            and amount.__class__ is Decimal
+            and amount.is_finite()
+            and -LIMIT < amount < LIMIT
+            and (excluded is True or excluded is False)
+            and (ship_to is None or ship_to.__class__ is Address)
+        ):
+            return cls(
+                number,
+                amount,
+                line.quantity,
+                line.item_code,
+                line.description,
+                line.discount,
+                tax_code,
+                line.freight,
+                ship_to,
+                excluded,
+                ref1,
+            )
+        made = object.__new__(cls)
+        _set(made, "number", number)
+        _set(made, "amount", amount)
+        _set(made, "quantity", line.quantity)
+        _set(made, "item_code", line.item_code)
+        _set(made, "description", line.description)
+        _set(made, "discount", line.discount)
+        _set(made, "tax_code", tax_code)
+        _set(made, "freight", line.freight)
+        _set(made, "ship_to", ship_to)
+        _set(made, "excluded", excluded)
+        _set(made, "ref1", ref1)
+        _set(made, "ref2", "")
+        _set(made, "discounted", False)
+        _set(made, "exemption_no", None)
+        _set(made, "entity_use_code", None)
+        _set(made, "tax_override", None)
+        return made
 
 
 @frozen

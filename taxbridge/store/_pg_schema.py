@@ -273,10 +273,15 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
         $$
         """,
     ),
+    (
+        4,
+        # As SQLite's version 9: the digest of the rows written with the document.
+        "ALTER TABLE documents ADD COLUMN lines_digest TEXT",
+    ),
 )
 """Schema changes in order; later features append a (version, sql) pair, never edit one.
 Version 3 adds the one-call guard of a write (locks, lease, expected state) that lets a save
-travel to the server in one round trip."""
+travel to the server in one round trip; version 4 the digest of a document's lines."""
 
 PRIMARY_KEYS: dict[str, tuple[str, ...]] = {
     "documents": ("code",),

@@ -26,6 +26,7 @@ from taxbridge.store._codec import (
     LINE_COLUMNS,
     LINE_READ_COLUMNS,
     QUEUE_COLUMNS,
+    WRITTEN_DOCUMENT_COLUMNS,
     DocumentRows,
     credit_rows,
     credited_totals,
@@ -62,9 +63,9 @@ _IN_CHUNK = 500
 
 
 _DOC_UPSERT = (
-    f"INSERT INTO documents ({DOCUMENT_COLUMNS}) VALUES ({_marks(DOCUMENT_COLUMNS)}) "
-    "ON CONFLICT (code) DO UPDATE SET "
-    + ", ".join(f"{n} = excluded.{n}" for n in DOCUMENT_COLUMNS.split(", ") if n != "code")
+    f"INSERT INTO documents ({WRITTEN_DOCUMENT_COLUMNS}) "
+    f"VALUES ({_marks(WRITTEN_DOCUMENT_COLUMNS)}) ON CONFLICT (code) DO UPDATE SET "
+    + ", ".join(f"{n} = excluded.{n}" for n in WRITTEN_DOCUMENT_COLUMNS.split(", ") if n != "code")
 )
 _LINE_INSERT = f"INSERT INTO document_lines ({LINE_COLUMNS}) VALUES ({_marks(LINE_COLUMNS)})"
 _BREAKDOWN_INSERT = (
@@ -95,6 +96,9 @@ class SQLStore(LedgerMixin, ExportsMixin, CertificatesMixin, abc.ABC):
     """Appended to the read of a queue entry a write depends on (row lock)."""
     CLAIM_ROWS = ""
     """Appended to the read of the entries a claim takes (skip rows being claimed)."""
+    KEEPS_UNCHANGED_LINES = True
+    """A write reads the stored lines' digest first and leaves equal lines in place (a store
+    whose writes are sent before anything is read always rewrites them)."""
 
     def _read_one(self) -> AbstractContextManager[Runner]:
         """A read of one statement (a store may skip the transaction around it)."""
@@ -154,7 +158,7 @@ class SQLStore(LedgerMixin, ExportsMixin, CertificatesMixin, abc.ABC):
         checked = [doc.code for doc in documents] if expected is not None else []
         with self._guarded(sorted(keys), held, checked, expected) as conn:
             for written in rows:
-                _write_document(conn, written)
+                _write_document(conn, written, keep_unchanged=self.KEEPS_UNCHANGED_LINES)
             conn.executemany(_EVENT_INSERT, event_rows)
             if enqueue is not None:
                 conn.execute(_QUEUE_UPSERT, queue_row(enqueue))
@@ -459,10 +463,18 @@ class SQLStore(LedgerMixin, ExportsMixin, CertificatesMixin, abc.ABC):
             conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
 
 
-def _write_document(conn: Runner, rows: DocumentRows) -> None:
-    """Upsert a document and replace its lines and breakdown."""
+def _write_document(conn: Runner, rows: DocumentRows, *, keep_unchanged: bool) -> None:
+    """Upsert a document and replace its lines and breakdown (with ``keep_unchanged``, not
+    when the stored ones have the same digest)."""
     document, lines, breakdown = rows
     code = document[0]
+    if keep_unchanged:
+        stored = conn.execute(
+            "SELECT lines_digest FROM documents WHERE code = ?", (code,)
+        ).fetchone()
+        if stored is not None and stored[0] == document[-1]:
+            conn.execute(_DOC_UPSERT, document)
+            return
     conn.execute(_DOC_UPSERT, document)
     conn.execute("DELETE FROM document_lines WHERE code = ?", (code,))
     conn.execute("DELETE FROM document_breakdown WHERE code = ?", (code,))

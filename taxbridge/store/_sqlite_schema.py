@@ -270,6 +270,13 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
         ) WITHOUT ROWID
         """,
     ),
+    (
+        9,
+        # The digest of the lines and breakdown rows written with the document; null (before
+        # this version) always rewrites them. Anything else that changes those rows must set it
+        # to null.
+        "ALTER TABLE documents ADD COLUMN lines_digest TEXT",
+    ),
 )
 """Schema changes in order. Later features append a (version, sql) pair; never edit one."""
 

@@ -128,6 +128,8 @@ class PostgresStore(SQLStore):
     COLLATE = ' COLLATE "C"'
     LOCK_ROW = " FOR UPDATE"
     CLAIM_ROWS = " FOR UPDATE SKIP LOCKED"
+    KEEPS_UNCHANGED_LINES = False
+    """A write goes to the server as one message, composed before anything is read."""
 
     def _serialise(self, conn: Runner, keys: Sequence[str]) -> None:
         """Transaction-scoped advisory locks on the keys (document codes), in one statement and

@@ -201,6 +201,21 @@ class TestDocuments:
             (F.CALCULATED, F.POSTED, "posted"),
         ]
 
+    def test_lines_saved_again_unchanged_stay_and_changed_lines_replace_them(self, store) -> None:
+        first = document(flag=F.CALCULATED)
+        store.save([first], [event(first)])
+        same_lines = attrs.evolve(first, stage=Stage.PICK, last_log="pick")
+        store.save([same_lines], [event(same_lines, F.CALCULATED)])
+        assert store.get("A-1") == same_lines
+        charged = attrs.evolve(
+            same_lines, lines=(attrs.evolve(first.lines[0], charged=Decimal("1.23")),)
+        )
+        store.save([charged], [event(charged, F.CALCULATED)])
+        assert store.get("A-1") == charged
+        back = attrs.evolve(charged, lines=first.lines, breakdown=first.breakdown[:1])
+        store.save([back], [event(back, F.CALCULATED)])
+        assert store.get("A-1") == back
+
     def test_documents_are_listed_in_code_order_by_flag_and_kind(self, store) -> None:
         for doc in (
             document("A-2", flag=F.FAILED),
