@@ -10,6 +10,7 @@ import enum
 import heapq
 from collections.abc import Sequence
 from decimal import ROUND_HALF_UP, Context, Decimal, InvalidOperation
+from itertools import repeat
 from typing import Any
 
 from taxbridge.errors import InvalidFieldError
@@ -85,7 +86,7 @@ def allocate(total: Decimal, raw: Sequence[Decimal], unit: Decimal = CENT) -> li
     (ties go to the earlier part). The result always sums to ``total`` exactly, and no part moves
     more than one unit away from its own rounding unless ``total`` is far from ``sum(raw)``.
     """
-    parts = [_quantize(value, unit) for value in raw]  # round_money, inline
+    parts = list(map(_quantize, raw, repeat(unit)))  # round_money, inline
     residue = total - sum(parts, ZERO)
     if not residue or not parts:
         return parts

@@ -29,6 +29,10 @@ from taxbridge.models import (
 )
 from taxbridge.store.base import CreditAllocation, QueueEntry
 
+_compact_json = json.JSONEncoder(separators=(",", ":"), check_circular=False).encode
+"""Compact JSON from one encoder made once (``json.dumps`` with options makes one per call);
+the data is built here and never refers to itself."""
+
 
 def _address(address: Address | None) -> dict[str, str] | None:
     if address is None:
@@ -119,7 +123,7 @@ def request_to_json(request: TaxRequest) -> str:
             for line in request.lines
         ],
     }
-    return json.dumps(data, separators=(",", ":"))
+    return _compact_json(data)
 
 
 def request_from_json(text: str) -> TaxRequest:

@@ -55,13 +55,21 @@ def dumps(data: Any) -> bytes:
     Decimals leave ``json.dumps`` as strings between random marks that no data can contain;
     dropping the marks and their quotes leaves the bare number.
     """
-    text = json.dumps(data, default=_mark, separators=(",", ":"))
+    text = _encode(data)
     return text.replace(_ENCODED_OPEN, "").replace(_ENCODED_CLOSE, "").encode()
 
 
 def loads(content: bytes | str) -> Any:
     """Parse JSON with every fractional number as ``Decimal``."""
-    return json.loads(content, parse_float=Decimal)
+    if isinstance(content, bytes | bytearray):
+        content = content.decode(json.detect_encoding(content))
+    return _decode(content)
+
+
+# One encoder and one decoder, made once: ``json.dumps`` and ``json.loads`` with options make
+# one per call. The bodies are built here and never refer to themselves.
+_encode = json.JSONEncoder(default=_mark, separators=(",", ":"), check_circular=False).encode
+_decode = json.JSONDecoder(parse_float=Decimal).decode
 
 
 # ---------------------------------------------------------------------------------------------
@@ -338,9 +346,14 @@ def _jurisdiction(detail: Mapping[str, Any], *, summary: bool) -> JurisdictionTa
 
 def _line(data: Mapping[str, Any], keep_details: bool) -> LineTax:
     raw_details = data.get("details") or ()
-    details = tuple(_jurisdiction(d, summary=False) for d in raw_details)
     taxable = _money(data.get("taxableAmount"))
-    rate = sum((d.rate for d in details), ZERO) if taxable else ZERO
+    if keep_details:
+        details = tuple(_jurisdiction(d, summary=False) for d in raw_details)
+        rate = sum((d.rate for d in details), ZERO) if taxable else ZERO
+    else:
+        # only the rates are kept: the details are not built to be dropped
+        details = ()
+        rate = sum((_decimal(d.get("rate")) for d in raw_details), ZERO) if taxable else ZERO
     return LineTax(
         number=str(data["lineNumber"]),
         amount=_money(data.get("lineAmount")) - _money(data.get("discountAmount")),
@@ -349,7 +362,7 @@ def _line(data: Mapping[str, Any], keep_details: bool) -> LineTax:
         tax=_money(data["tax"]),
         tax_code=str(data.get("taxCode") or ""),
         rate=rate,
-        details=details if keep_details else (),
+        details=details,
     )
 
 
