@@ -10,7 +10,7 @@ import datetime as dt
 from collections.abc import Callable, Sequence
 from decimal import Decimal
 
-from attrs import frozen
+from attrs import evolve, frozen
 
 from taxbridge.config import BridgeConfig, ExemptionMode
 from taxbridge.errors import InvalidFieldError
@@ -148,31 +148,30 @@ def _tax_lines(
     nexus: frozenset[str],
 ) -> list[TaxLine]:
     lines = [line for line in order.lines if line.subline == 0]  # packs: only subline zero
-    goods = [line for line in lines if not line.freight]
-    result = []
+    order_level = order.item_level1
+    split = config.freight_split
+    result: list[TaxLine] = []
     for line in lines:
         ship_to = line.ship_to or order.ship_to
         tax_code = config.tax_code_for(line.tax_code, line.item_classification, line.freight)
         line_ship_to = None if ship_to is header_ship_to or ship_to == header_ship_to else ship_to
         excluded = ship_to.region not in nexus
-        # (number, amount, ref1) of each engine line this order line becomes
-        parts = [(line.engine_number, line.amount, line.item_level1 or order.item_level1)]
-        if line.freight and config.freight_split and line.discount == 0:
-            split = _split_freight(line, goods, order.item_level1)
-            if len(split) > 1:
-                parts = [(f"{line.engine_number}-{lvl}", amt, lvl) for lvl, amt in split]
-        for number, amount, ref1 in parts:
-            result.append(
-                TaxLine.from_order_line(
-                    line,
-                    tax_code=tax_code,
-                    ship_to=line_ship_to,
-                    excluded=excluded,
-                    number=number,
-                    amount=amount,
-                    ref1=ref1,
+        if line.freight and split and line.discount == 0:
+            goods = [good for good in lines if not good.freight]
+            parts = _split_freight(line, goods, order_level)
+            if len(parts) > 1:
+                # one engine line per item level 1, each its share of the freight
+                result.extend(
+                    evolve(
+                        TaxLine.from_order_line(line, tax_code, line_ship_to, excluded, level),
+                        number=f"{line.engine_number}-{level}",
+                        amount=amount,
+                    )
+                    for level, amount in parts
                 )
-            )
+                continue
+        ref1 = line.item_level1 or order_level
+        result.append(TaxLine.from_order_line(line, tax_code, line_ship_to, excluded, ref1))
     for levy in config.levies(order.ship_to.region, order.order_date):
         result.append(
             TaxLine(

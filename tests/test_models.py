@@ -58,46 +58,34 @@ class TestEngineLineOfAnOrderLine:
     """An order line's engine line is built without re-running the checks the order line has
     passed; it must equal the checked construction field for field."""
 
-    @staticmethod
-    def checked(made: OrderLine, **given: object) -> TaxLine:
-        return TaxLine(
-            str(given.get("number") or made.engine_number),
-            given.get("amount", made.amount),
-            made.quantity,
-            made.item_code,
-            made.description,
-            made.discount,
-            given["tax_code"],
-            made.freight,
-            given["ship_to"],  # type: ignore[arg-type]
-            given["excluded"],
-            given.get("ref1", ""),
-        )
-
     @pytest.mark.parametrize(
-        "given",
-        [
-            {"tax_code": "P0000000", "ship_to": None, "excluded": False},
-            {"tax_code": "FR020100", "ship_to": NYC, "excluded": True, "ref1": "PUB"},
-            {"tax_code": "FR", "ship_to": None, "excluded": False, "number": "P1-3-PUB"},
-            {"tax_code": "FR", "ship_to": None, "excluded": False, "amount": Decimal("1.5")},
-        ],
+        ("tax_code", "ship_to", "excluded", "ref1"),
+        [("P0000000", None, False, ""), ("FR020100", NYC, True, "PUB")],
     )
-    def test_equals_the_checked_construction(self, given: dict[str, object]) -> None:
+    def test_equals_the_checked_construction(
+        self, tax_code: str, ship_to: Address | None, excluded: bool, ref1: str
+    ) -> None:
         made = line(3, "25.98", "2", description=" Widget ", discount=Decimal("1"), freight=True)
-        engine_line = TaxLine.from_order_line(made, **given)  # type: ignore[arg-type]
-        assert attrs.asdict(engine_line) == attrs.asdict(self.checked(made, **given))
-        assert engine_line == self.checked(made, **given)
+        engine_line = TaxLine.from_order_line(made, tax_code, ship_to, excluded, ref1)
+        checked = TaxLine(
+            "P1-3",
+            Decimal("25.98"),
+            Decimal("2"),
+            "SKU-3",
+            "Widget",
+            Decimal("1"),
+            tax_code,
+            True,
+            ship_to,
+            excluded,
+            ref1,
+        )
+        assert attrs.asdict(engine_line) == attrs.asdict(checked)
+        assert engine_line == checked
 
-    def test_a_configured_code_with_spaces_is_stripped_like_any_other(self) -> None:
-        made = TaxLine.from_order_line(line(), tax_code=" P0000000 ", ship_to=None, excluded=False)
-        assert made.tax_code == "P0000000"
-
-    def test_a_bad_part_amount_is_refused_naming_the_field(self) -> None:
-        with pytest.raises(InvalidFieldError, match="TaxLine.amount"):
-            TaxLine.from_order_line(
-                line(), tax_code="P0000000", ship_to=None, excluded=False, amount=Decimal("1e14")
-            )
+    def test_a_value_not_plainly_valid_is_refused_naming_the_field(self) -> None:
+        with pytest.raises(InvalidFieldError, match="TaxLine.excluded"):
+            TaxLine.from_order_line(line(), "P0000000", None, "yes")  # type: ignore[arg-type]
 
 
 class TestOrder:
@@ -174,13 +162,5 @@ class TestTaxLine:
         assert (made.number, made.tax_code, made.amount) == ("P1-1", "P0000000", line().amount)
         with pytest.raises(InvalidFieldError, match="TaxLine.tax_code: 7 must be a string"):
             TaxLine.from_order_line(line(), tax_code=7, ship_to=None, excluded=False)  # type: ignore[arg-type]
-        with pytest.raises(InvalidFieldError, match="TaxLine.amount: 1.5 is a float"):
-            TaxLine.from_order_line(
-                line(),
-                tax_code="P",
-                ship_to=None,
-                excluded=False,
-                amount=1.5,  # type: ignore[arg-type]
-            )
         with pytest.raises(InvalidFieldError, match="TaxLine.ship_to: 'NYC' is not a Address"):
             TaxLine.from_order_line(line(), tax_code="P", ship_to="NYC", excluded=False)  # type: ignore[arg-type]

@@ -14,7 +14,7 @@ rounding sets ``rounding = "line"`` so that the local figures match its engine's
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from decimal import Decimal
 from typing import Any
 
@@ -121,17 +121,25 @@ def calculate(
 
     # tax_by_line[index][key]: the rounded tax of that line in that jurisdiction
     tax_by_line: list[dict[str, Decimal]] = [fixed.get(index, {}) for index in range(len(bases))]
+    # key_tax[key]: the document's tax in that jurisdiction (the sum of its lines' taxes)
+    key_tax: dict[str, Decimal] = {}
+    for taxes in fixed.values():
+        for key, part in taxes.items():
+            key_tax[key] = key_tax.get(key, ZERO_CENTS) + part
     for key, indexes in raw_index.items():
         values = raw_tax[key]
         if rounding is RoundingLevel.DOCUMENT:
             parts = allocate(round_money(sum(values, ZERO)), values)
         else:
             parts = [round_money(value) for value in values]
+        key_tax[key] = sum(parts, key_tax.get(key, ZERO_CENTS))
         for index, part in zip(indexes, parts, strict=True):
             tax_by_line[index][key] = part
 
     lines: list[LineTax] = []
-    summary: dict[str, list[Any]] = {}
+    # by rate row (in order of first use): the row, and the taxable and exempt amounts of the
+    # lines taxed there; the summary adds them up per jurisdiction at the end
+    by_row: dict[int, list[Any]] = {}
     total_taxable = total_exempt = ZERO
     total_tax = ZERO_CENTS
     details_wanted = request.include_details
@@ -146,23 +154,20 @@ def calculate(
         details: tuple[JurisdictionTax, ...] = ()
         zip_rate = rates[index]
         if zip_rate is not None and details_wanted:
-            built = []
-            for key, kind, name, region, juris_rate in zip_rate.jurisdictions:
-                tax = taxes.get(key, ZERO_CENTS)
-                if line_details:
-                    built.append(
-                        JurisdictionTax(
-                            kind, name, region, juris_rate, line_taxable, line_exempt, tax
-                        )
+            row = by_row.get(id(zip_rate))
+            if row is None:
+                by_row[id(zip_rate)] = [zip_rate, line_taxable, line_exempt]
+            else:
+                row[1] += line_taxable
+                row[2] += line_exempt
+            if line_details:
+                details = tuple(
+                    JurisdictionTax(
+                        kind, name, region, juris_rate, line_taxable, line_exempt,
+                        taxes.get(key, ZERO_CENTS),
                     )
-                acc = summary.get(key)
-                if acc is None:
-                    summary[key] = [kind, name, region, juris_rate, line_taxable, line_exempt, tax]
-                else:
-                    acc[4] += line_taxable
-                    acc[5] += line_exempt
-                    acc[6] += tax
-            details = tuple(built)
+                    for key, kind, name, region, juris_rate in zip_rate.jurisdictions
+                )  # fmt: skip
         line_rate = zip_rate.jurisdiction_rate if zip_rate is not None and taxable else ZERO
         lines.append(
             LineTax(
@@ -184,10 +189,26 @@ def calculate(
         total_exempt=total_exempt,
         total_tax=total_tax,
         lines=tuple(lines),
-        summary=tuple(JurisdictionTax(*acc) for acc in summary.values()),
+        summary=_summary(by_row.values(), key_tax),
         tax_date=request.tax_date or request.date,
         backend=backend,
     )
+
+
+def _summary(rows: Iterable[list[Any]], key_tax: dict[str, Decimal]) -> tuple[JurisdictionTax, ...]:
+    """Each jurisdiction once, in order of first use: the taxable and exempt amounts of the
+    lines taxed at the rate rows it belongs to, and its tax."""
+    summary: dict[str, list[Any]] = {}
+    for rate, taxable, exempt in rows:
+        for key, kind, name, region, juris_rate in rate.jurisdictions:
+            acc = summary.get(key)
+            if acc is None:
+                tax = key_tax.get(key, ZERO_CENTS)
+                summary[key] = [kind, name, region, juris_rate, taxable, exempt, tax]
+            else:
+                acc[4] += taxable
+                acc[5] += exempt
+    return tuple(JurisdictionTax(*acc) for acc in summary.values())
 
 
 def merge_excluded(request: TaxRequest, result: TaxResult) -> TaxResult:

@@ -16,10 +16,12 @@ from taxbridge.errors import InvalidFieldError
 from taxbridge.flags import FinalTaxFlag
 from taxbridge.models import _fields as _f
 from taxbridge.models.erp import Address, OrderLine
-from taxbridge.money import LIMIT, ZERO
+from taxbridge.money import ZERO
 
+_new = object.__new__
 _set = object.__setattr__
-"""Sets a field of a frozen instance (the trusted construction of an engine line)."""
+"""Makes an instance and sets a field of it, frozen or not: the engine line of an order line is
+built from fields already checked."""
 
 
 class DocumentType(enum.Enum):
@@ -163,37 +165,29 @@ class TaxLine:
     def from_order_line(
         cls,
         line: OrderLine,
-        *,
         tax_code: str,
         ship_to: Address | None,
         excluded: bool,
-        number: str | None = None,
-        amount: Decimal | None = None,
         ref1: str = "",
     ) -> TaxLine:
-        """The engine line of an order line (``number``, ``amount`` and ``ref1`` when it is one
-        part of a split freight line).
+        """The engine line of an order line.
 
         The order line's fields have passed the checks this class makes (text stripped, amounts
         finite and in range), so they are copied as they are: every stage builds one engine
-        line per order line, and the converters cost more than the rest of the request. Only
-        the tax code, which comes from the configuration, is checked again (and any value not
-        plainly valid goes through the full constructor)."""
-        number = number or line.engine_number
-        amount = line.amount if amount is None else amount
+        line per order line, and the converters cost more than the rest of the request. The
+        other values are checked here, and any not plainly valid (a configured tax code with
+        spaces) goes through the full constructor."""
         if not (
             tax_code.__class__ is str
             and tax_code == tax_code.strip()
             and ref1.__class__ is str
-            and amount.__class__ is Decimal
-            and amount.is_finite()
-            and -LIMIT < amount < LIMIT
+            and ref1 == ref1.strip()
             and (excluded is True or excluded is False)
             and (ship_to is None or ship_to.__class__ is Address)
         ):
             return cls(
-                number,
-                amount,
+                line.engine_number,
+                line.amount,
                 line.quantity,
                 line.item_code,
                 line.description,
@@ -204,9 +198,9 @@ class TaxLine:
                 excluded,
                 ref1,
             )
-        made = object.__new__(cls)
-        _set(made, "number", number)
-        _set(made, "amount", amount)
+        made = _new(cls)
+        _set(made, "number", line.engine_number)
+        _set(made, "amount", line.amount)
         _set(made, "quantity", line.quantity)
         _set(made, "item_code", line.item_code)
         _set(made, "description", line.description)
