@@ -327,6 +327,9 @@ class StageContext:
         **fields: object,
     ) -> None:
         """The stage's one structlog event (``taxbridge.<stage>.<outcome>``)."""
+        level = "warning" if outcome.is_failure else "info"
+        if not _log.enabled(level):
+            return
         log = _log.warning if outcome.is_failure else _log.info
         log(
             f"taxbridge.{stage.value}.{outcome.value}",

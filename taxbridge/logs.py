@@ -27,6 +27,12 @@ import structlog
 REDACTED = "**redacted**"
 LEVELS = ("debug", "info", "warning", "error")
 """The levels the command line accepts."""
+_LEVEL_NUMBERS = {
+    "debug": logging.DEBUG,
+    "info": logging.INFO,
+    "warning": logging.WARNING,
+    "error": logging.ERROR,
+}
 
 _SECRET_KEY = re.compile(
     r"(password|passwd|secret|license_?key|licen[cs]e|token|authorization|api_?key|credential)",
@@ -86,6 +92,17 @@ class _Logger:
         if bound is None or not _same(bound[0], key):
             bound = self._bound = (key, structlog.get_logger(self._name).bind())
         return bound[1]
+
+    def enabled(self, level: str) -> bool:
+        """Whether an event at ``level`` (debug, info, warning, error) goes anywhere: a caller
+        need not build the fields of one the host filters out. A host logger that cannot say
+        is taken as listening."""
+        number = _LEVEL_NUMBERS[level]
+        target = self._target()
+        if target is self._stdlib:
+            return logging.getLogger(self._name).isEnabledFor(number)
+        check = getattr(target, "is_enabled_for", None)
+        return True if check is None else bool(check(number))
 
     def debug(self, event: str, **fields: Any) -> None:
         """Log at debug level."""

@@ -69,3 +69,38 @@ def test_the_hosts_level_decides(level: str, tmp_path: Path) -> None:
     out = _run(setup, tmp_path).stdout
     assert ("taxbridge.invoice.failed" in out) is (level == "WARNING")
     assert "taxbridge.entry.calculated" not in out
+
+
+@pytest.mark.parametrize(("level", "both"), [("WARNING", False), ("INFO", True)])
+def test_a_host_structlog_filter_decides_and_filtered_events_are_never_built(
+    level: str, both: bool, tmp_path: Path
+) -> None:
+    setup = (
+        "import structlog\n"
+        "structlog.configure(processors=[structlog.processors.JSONRenderer()], "
+        f"wrapper_class=structlog.make_filtering_bound_logger(logging.{level}), "
+        "logger_factory=structlog.PrintLoggerFactory(sys.stdout))"
+    )
+    out = _run(setup, tmp_path).stdout
+    assert "taxbridge.invoice.failed" in out
+    assert ("taxbridge.entry.calculated" in out) is both
+
+
+def test_a_reconfigured_structlog_is_followed_at_once() -> None:
+    import structlog
+
+    from taxbridge.logs import get_logger
+
+    log = get_logger("taxbridge.test")
+    try:
+        structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(40))
+        assert not log.enabled("info")
+        assert log.enabled("error")
+        with structlog.testing.capture_logs() as seen:
+            log.info("taxbridge.test.filtered", code="A-1")
+            log.error("taxbridge.test.event", code="A-1")
+        assert seen == [{"event": "taxbridge.test.event", "code": "A-1", "log_level": "error"}]
+        structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(20))
+        assert log.enabled("info")
+    finally:
+        structlog.reset_defaults()

@@ -465,9 +465,11 @@ class SQLStore(LedgerMixin, ExportsMixin, CertificatesMixin, abc.ABC):
 
 def _write_document(conn: Runner, rows: DocumentRows, *, keep_unchanged: bool) -> None:
     """Upsert a document and replace its lines and breakdown (with ``keep_unchanged``, not
-    when the stored ones have the same digest)."""
+    when the stored ones have the same digest, and with nothing to delete for a new one: lines
+    are only ever written here, with their document)."""
     document, lines, breakdown = rows
     code = document[0]
+    existed = True
     if keep_unchanged:
         stored = conn.execute(
             "SELECT lines_digest FROM documents WHERE code = ?", (code,)
@@ -475,9 +477,11 @@ def _write_document(conn: Runner, rows: DocumentRows, *, keep_unchanged: bool) -
         if stored is not None and stored[0] == document[-1]:
             conn.execute(_DOC_UPSERT, document)
             return
+        existed = stored is not None
     conn.execute(_DOC_UPSERT, document)
-    conn.execute("DELETE FROM document_lines WHERE code = ?", (code,))
-    conn.execute("DELETE FROM document_breakdown WHERE code = ?", (code,))
+    if existed:
+        conn.execute("DELETE FROM document_lines WHERE code = ?", (code,))
+        conn.execute("DELETE FROM document_breakdown WHERE code = ?", (code,))
     conn.executemany(_LINE_INSERT, lines)
     conn.executemany(_BREAKDOWN_INSERT, breakdown)
 
