@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import enum
 import heapq
+import operator
 from collections.abc import Sequence
 from decimal import ROUND_HALF_UP, Context, Decimal, InvalidOperation
 from itertools import repeat
@@ -92,12 +93,11 @@ def allocate(total: Decimal, raw: Sequence[Decimal], unit: Decimal = CENT) -> li
         return parts
     steps = int(residue / unit)
     count = abs(steps)
-    # The rounding error of each part, signed so that "largest" means "moved the most against
-    # the direction we need": those parts take the residue first (ties: the earlier part).
-    errors = [value - part for value, part in zip(raw, parts, strict=True)]
-    if steps < 0:
-        errors = [-error for error in errors]
-    order = heapq.nlargest(min(count, len(parts)), range(len(parts)), key=errors.__getitem__)
+    # The rounding error of each part: the parts rounded down the most take a residue upwards
+    # first, those rounded up the most one downwards (ties: the earlier part, in both).
+    errors = list(map(operator.sub, raw, parts))
+    pick = heapq.nlargest if steps > 0 else heapq.nsmallest
+    order = pick(min(count, len(parts)), range(len(parts)), key=errors.__getitem__)
     step = unit if steps > 0 else -unit
     for n in range(count):
         parts[order[n % len(order)]] += step

@@ -152,8 +152,12 @@ class OrderLine:
     ship_to: Address | None = field(default=None, validator=_f.instance_of(Address, optional=True))
     item_level1: str = field(default="", converter=_f.text)
     """The item's level 1 (publisher); blank: the order's. Freight split uses it (TAX-FRTS)."""
+    engine_number: str = field(init=False, eq=False, repr=False)
+    """The engine line number: ``<process number>-<line number>`` (made once: every stage
+    sends it)."""
 
     def __attrs_post_init__(self) -> None:
+        object.__setattr__(self, "engine_number", f"{self.process_number}-{self.line_number}")
         if self.discount > self.amount:
             raise InvalidFieldError(
                 "OrderLine",
@@ -161,11 +165,6 @@ class OrderLine:
                 self.discount,
                 f"exceeds the amount {self.amount}",
             )
-
-    @property
-    def engine_number(self) -> str:
-        """The engine line number: ``<process number>-<line number>``."""
-        return f"{self.process_number}-{self.line_number}"
 
 
 @frozen
