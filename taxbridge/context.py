@@ -327,10 +327,10 @@ class StageContext:
         **fields: object,
     ) -> None:
         """The stage's one structlog event (``taxbridge.<stage>.<outcome>``)."""
-        level = "warning" if outcome.is_failure else "info"
-        if not _log.enabled(level):
+        failure = outcome.is_failure
+        if not _log.enabled("warning" if failure else "info"):
             return
-        log = _log.warning if outcome.is_failure else _log.info
+        log = _log.warning if failure else _log.info
         log(
             f"taxbridge.{stage.value}.{outcome.value}",
             code=document.code,
