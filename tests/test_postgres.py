@@ -255,3 +255,15 @@ def test_store_migrate_carries_exempt_customers_across(tmp_path: Path, postgres_
         assert target.certificate_uses() == {"L-1": "O-1"}
         assert target.customer_cards() == [(card, card)]
         assert target.customer_notes() == [note]
+
+
+def test_a_read_of_several_statements_sees_one_snapshot(postgres_url: str) -> None:
+    with PostgresStore(postgres_url) as store:
+        TaxBridge(default_config(), RecordingBackend(LocalEngine()), store).on_entry(order("7301"))
+        check = "SELECT last_log FROM documents WHERE code = ?"
+        with store._read() as conn:
+            before = conn.execute(check, ("O-7301",)).fetchone()
+            with psycopg.connect(postgres_url, autocommit=True) as other:  # another server
+                other.execute("UPDATE documents SET last_log = 'changed' WHERE code = 'O-7301'")
+            assert conn.execute(check, ("O-7301",)).fetchone() == before
+        assert store.get("O-7301").last_log == "changed"  # type: ignore[union-attr]

@@ -37,6 +37,39 @@ def test_reopening_a_file_keeps_documents_and_applies_no_migration_twice(bridge,
         assert rows[0] == len(MIGRATIONS)
 
 
+def test_a_document_is_read_from_one_commit_while_another_process_rewrites_it(
+    bridge, store
+) -> None:
+    entered = bridge.on_entry(order(lines=(line(1, "100.00"), line(2, "20.00"))))
+    other = sqlite3.connect(store.path, isolation_level=None)  # another process's connection
+    rewritten: list[str] = []
+
+    def between_statements(sql: str) -> None:
+        # the lines are read after the document row: another writer commits in between
+        if "FROM document_lines" in sql and not rewritten:
+            rewritten.append(sql)
+            other.execute("UPDATE document_lines SET amount = '999.00' WHERE code = 'O-1001'")
+
+    store._conn.set_trace_callback(between_statements)
+    try:
+        read = store.get("O-1001")
+    finally:
+        store._conn.set_trace_callback(None)
+    assert rewritten, "the lines were never read"
+    assert read == entered
+    assert [row.amount for row in store.get("O-1001").lines] == [Decimal("999.00")] * 2
+    other.close()
+
+
+def test_a_read_inside_a_write_sees_what_the_write_did_so_far(bridge, store) -> None:
+    bridge.on_entry(order())
+    with store._write() as conn:
+        conn.execute("UPDATE documents SET last_log = 'mid-write' WHERE code = 'O-1001'")
+        assert store.get("O-1001").last_log == "mid-write"
+        assert store.head("O-1001") is not None
+    assert store.get("O-1001").last_log == "mid-write"
+
+
 def test_a_failed_write_leaves_nothing_half_written(bridge, store) -> None:
     doc = bridge.on_invoice(invoice("1", order()))
     changed = attrs.evolve(doc, flag=FinalTaxFlag.REPOSTED, last_log="half")

@@ -77,8 +77,10 @@ class PostgresStore(SQLStore):
 
     @contextmanager
     def _read(self, doing: str = "cannot read the store") -> Iterator[_sql.Connection]:
-        """A read of several statements, in one transaction (one snapshot)."""
+        """A read of several statements, in one read-only REPEATABLE READ transaction: one
+        snapshot (under READ COMMITTED each statement would see the commits before it)."""
         with self._transaction(doing) as conn:
+            conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
             yield conn
 
     @contextmanager
