@@ -10,6 +10,12 @@ every document ended R and was committed exactly once at the server.
     python benchmarks/repost.py --docs 40 --concurrency 1 4 --latency-ms 5   # CI smoke size
     python benchmarks/repost.py --store postgres                  # the same on PostgreSQL
 
+Beside each drain it runs the reference the drain is measured against, on a fresh fake in the
+same way: a bare loop of as many threads sending the same create-transaction bodies through one
+pooled ``httpx.Client`` and nothing else (no store, no result mapping). This machine's wall clock
+moves by a fifth or more between runs, so the ratio of the two, taken minutes apart, says more
+than either figure alone.
+
 With ``--store postgres`` each drain works on a fresh database of a throwaway server, filled by
 ``copy_store`` from the queued SQLite file.
 """
@@ -24,11 +30,13 @@ import os
 import shutil
 import sys
 import tempfile
+import threading
 import time
 from decimal import Decimal
 from multiprocessing.connection import Connection
 from pathlib import Path
 
+import httpx
 import structlog
 
 from taxbridge import (
@@ -44,7 +52,8 @@ from taxbridge import (
     Store,
     TaxBridge,
 )
-from taxbridge.backends.avatax import AvaTaxBackend, AvaTaxSettings, Secret
+from taxbridge.backends.avatax import AvaTaxBackend, AvaTaxSettings, Secret, mapping
+from taxbridge.backends.avatax.client import CREATE
 from taxbridge.config import default_config
 from taxbridge.testing.fake_avatax import FakeAvaTax, serve
 
@@ -163,6 +172,60 @@ def drain(
     return len(summary.reposted), elapsed, cpu, served
 
 
+def bare_loop(template: Path, concurrency: int, latency: float) -> tuple[int, float, float]:
+    """The reference: ``concurrency`` threads posting the queued documents' create bodies
+    through one pooled ``httpx.Client`` to a fresh fake, nothing else: bodies sent, seconds
+    and this process's CPU seconds."""
+    with SQLiteStore(template) as store:
+        bodies = [
+            mapping.dumps(mapping.transaction_model(doc.request))
+            for doc in store.documents(flags=[FinalTaxFlag.FAILED])
+            if doc.request is not None
+        ]
+    context = multiprocessing.get_context("spawn")
+    ours, theirs = context.Pipe()
+    server = context.Process(target=run_server, args=(latency, theirs), daemon=True)
+    server.start()
+    try:
+        url = ours.recv()
+        settings = AvaTaxSettings(base_url=url, account_id=ACCOUNT, license_key=Secret(KEY))
+        headers = {
+            "Authorization": settings.authorization(),
+            "Accept": "application/json",
+            "Content-Type": "application/json",
+        }
+        limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+        with httpx.Client(base_url=url, headers=headers, limits=limits) as client:
+            client.get("/api/v2/utilities/ping").raise_for_status()  # first connection
+            left = list(reversed(bodies))
+            taking = threading.Lock()
+
+            def post() -> None:
+                while True:
+                    with taking:
+                        if not left:
+                            return
+                        body = left.pop()
+                    client.post(
+                        CREATE, params={"$include": "Lines,Summary"}, content=body
+                    ).raise_for_status()
+
+            started, cpu = time.perf_counter(), _cpu()
+            threads = [threading.Thread(target=post) for _ in range(concurrency)]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+            elapsed, cpu = time.perf_counter() - started, _cpu() - cpu
+        ours.send("counts")
+        ours.recv()
+    finally:
+        server.join(timeout=10)
+        if server.is_alive():
+            server.kill()
+    return len(bodies), elapsed, cpu
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--docs", type=int, default=3_000)
@@ -199,6 +262,14 @@ def main() -> int:
             print(
                 f"    CPU per document: this process {1000 * cpu / done:.2f} ms, "
                 f"the fake engine {1000 * served / done:.2f} ms",
+                flush=True,
+            )
+            sent, bare, bare_cpu = bare_loop(template, concurrency, latency)
+            bare_rate = sent / bare
+            print(
+                f"    bare httpx loop, same bodies and server: {bare_rate:6.1f} documents/s "
+                f"= {bare_rate / ideal:.0%} of ideal, {1000 * bare_cpu / sent:.2f} ms of CPU "
+                f"per document; the drain at {rate / bare_rate:.0%} of it",
                 flush=True,
             )
     return 0
