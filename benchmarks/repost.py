@@ -32,6 +32,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from decimal import Decimal
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -130,18 +131,29 @@ def _cpu() -> float:
     return times.user + times.system
 
 
+@contextlib.contextmanager
+def served_fake(latency: float) -> Iterator[tuple[str, Connection]]:
+    """A fresh fake AvaTax in its own process: its URL and the pipe that stops it (send
+    anything, then receive its commit counts and serving CPU seconds)."""
+    context = multiprocessing.get_context("spawn")
+    ours, theirs = context.Pipe()
+    server = context.Process(target=run_server, args=(latency, theirs), daemon=True)
+    server.start()
+    try:
+        yield ours.recv(), ours
+    finally:
+        server.join(timeout=10)
+        if server.is_alive():
+            server.kill()
+
+
 def drain(
     template: Path, work: Path, concurrency: int, latency: float, server: str | None
 ) -> tuple[int, float, float, float]:
     """Drain a copy of ``template`` at ``concurrency``: documents reposted, seconds, and the
     CPU seconds of this process's drain and of the fake's serving (both whole runs)."""
     store = copy_of(template, work, concurrency, server)
-    context = multiprocessing.get_context("spawn")
-    ours, theirs = context.Pipe()
-    server = context.Process(target=run_server, args=(latency, theirs), daemon=True)
-    server.start()
-    try:
-        url = ours.recv()
+    with served_fake(latency) as (url, fake):
         settings = AvaTaxSettings(
             base_url=url,
             account_id=ACCOUNT,
@@ -157,13 +169,9 @@ def drain(
             summary = bridge.repost(concurrency=concurrency)
             elapsed, cpu = time.perf_counter() - started, _cpu() - cpu
             left = bridge.unposted()
-        ours.send("counts")
+        fake.send("counts")
         counts: dict[str, int]
-        counts, served = ours.recv()
-    finally:
-        server.join(timeout=10)
-        if server.is_alive():
-            server.kill()
+        counts, served = fake.recv()
     if summary.failed or left:
         raise SystemExit(f"concurrency {concurrency}: {len(left)} documents still U")
     twice = sorted(code for code, count in counts.items() if count != 1)
@@ -182,12 +190,7 @@ def bare_loop(template: Path, concurrency: int, latency: float) -> tuple[int, fl
             for doc in store.documents(flags=[FinalTaxFlag.FAILED])
             if doc.request is not None
         ]
-    context = multiprocessing.get_context("spawn")
-    ours, theirs = context.Pipe()
-    server = context.Process(target=run_server, args=(latency, theirs), daemon=True)
-    server.start()
-    try:
-        url = ours.recv()
+    with served_fake(latency) as (url, fake):
         settings = AvaTaxSettings(base_url=url, account_id=ACCOUNT, license_key=Secret(KEY))
         headers = {
             "Authorization": settings.authorization(),
@@ -217,12 +220,10 @@ def bare_loop(template: Path, concurrency: int, latency: float) -> tuple[int, fl
             for thread in threads:
                 thread.join()
             elapsed, cpu = time.perf_counter() - started, _cpu() - cpu
-        ours.send("counts")
-        ours.recv()
-    finally:
-        server.join(timeout=10)
-        if server.is_alive():
-            server.kill()
+        fake.send("counts")
+        counts, _ = fake.recv()
+    if len(counts) != len(bodies) or set(counts.values()) != {1}:
+        raise SystemExit(f"bare loop: {len(counts)} of {len(bodies)} committed, not once each")
     return len(bodies), elapsed, cpu
 
 
