@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import sqlite3
 from decimal import Decimal
@@ -41,24 +42,36 @@ def test_a_document_is_read_from_one_commit_while_another_process_rewrites_it(
     bridge, store
 ) -> None:
     entered = bridge.on_entry(order(lines=(line(1, "100.00"), line(2, "20.00"))))
-    other = sqlite3.connect(store.path, isolation_level=None)  # another process's connection
     rewritten: list[str] = []
+    # another process's connection
+    with contextlib.closing(sqlite3.connect(store.path, isolation_level=None)) as other:
 
-    def between_statements(sql: str) -> None:
-        # the lines are read after the document row: another writer commits in between
-        if "FROM document_lines" in sql and not rewritten:
-            rewritten.append(sql)
-            other.execute("UPDATE document_lines SET amount = '999.00' WHERE code = 'O-1001'")
+        def between_statements(sql: str) -> None:
+            # the lines are read after the document row: another writer commits in between
+            if "FROM document_lines" in sql and not rewritten:
+                rewritten.append(sql)
+                other.execute("UPDATE document_lines SET amount = '999.00' WHERE code = 'O-1001'")
 
-    store._conn.set_trace_callback(between_statements)
-    try:
-        read = store.get("O-1001")
-    finally:
-        store._conn.set_trace_callback(None)
+        store._conn.set_trace_callback(between_statements)
+        try:
+            read = store.get("O-1001")
+        finally:
+            store._conn.set_trace_callback(None)
     assert rewritten, "the lines were never read"
     assert read == entered
     assert [row.amount for row in store.get("O-1001").lines] == [Decimal("999.00")] * 2
-    other.close()
+
+
+def test_a_failed_read_ends_its_snapshot_and_names_the_file(bridge, store) -> None:
+    bridge.on_entry(order())
+    with (
+        pytest.raises(StoreError, match="no such table: nowhere") as caught,
+        store._read() as conn,
+    ):
+        conn.execute("SELECT * FROM nowhere")
+    assert caught.value.path == str(store.path)
+    assert not store._conn.in_transaction
+    assert bridge.on_pick(order()).code == "O-1001"  # the store still writes
 
 
 def test_a_read_inside_a_write_sees_what_the_write_did_so_far(bridge, store) -> None:
