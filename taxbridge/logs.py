@@ -27,12 +27,8 @@ import structlog
 REDACTED = "**redacted**"
 LEVELS = ("debug", "info", "warning", "error")
 """The levels the command line accepts."""
-_LEVEL_NUMBERS = {
-    "debug": logging.DEBUG,
-    "info": logging.INFO,
-    "warning": logging.WARNING,
-    "error": logging.ERROR,
-}
+_LEVEL_NUMBERS = {name: logging.getLevelNamesMapping()[name.upper()] for name in LEVELS}
+"""Each of :data:`LEVELS` as the stdlib's level number."""
 
 _SECRET_KEY = re.compile(
     r"(password|passwd|secret|license_?key|licen[cs]e|token|authorization|api_?key|credential)",

@@ -46,28 +46,24 @@ class SQLiteStore(SQLStore):
         """A read of several statements, in one read transaction: one snapshot, so a
         document's row, lines and breakdown come from the same commit even while another
         process writes it (inside this thread's own transaction: that transaction's view)."""
-        with self._lock:
-            conn = self._conn
+        with self._read_one(doing) as conn:
+            if conn.in_transaction:
+                yield conn
+                return
+            conn.execute("BEGIN")
             try:
-                if conn.in_transaction:
-                    yield conn
-                    return
-                conn.execute("BEGIN")
-                try:
-                    yield conn
-                finally:
-                    conn.execute("ROLLBACK")  # nothing was written: this ends the snapshot
-            except (sqlite3.Error, OSError) as exc:
-                raise failure(exc, self.path, doing) from exc
+                yield conn
+            finally:
+                conn.execute("ROLLBACK")  # nothing was written: this ends the snapshot
 
     @contextmanager
-    def _read_one(self) -> Iterator[sqlite3.Connection]:
+    def _read_one(self, doing: str = "cannot read the store") -> Iterator[sqlite3.Connection]:
         """A read of one statement: it is its own snapshot, no transaction around it."""
         with self._lock:
             try:
                 yield self._conn
             except (sqlite3.Error, OSError) as exc:
-                raise failure(exc, self.path, "cannot read the store") from exc
+                raise failure(exc, self.path, doing) from exc
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
