@@ -31,6 +31,10 @@ half the cost of ``Decimal.quantize`` with a keyword ``rounding``, and every lin
 times a stage."""
 _quantize = _HALF_UP.quantize
 
+_SORTED_UP_TO = 256
+"""Up to this many parts :func:`allocate` ranks them all by one sort; above it a heap finds
+just the few it moves (a jurisdiction of a 15,000-line invoice has 15,000 parts)."""
+
 
 class RoundingLevel(enum.Enum):
     """Where tax is rounded to the cent (an AvaTax company setting)."""
@@ -96,8 +100,12 @@ def allocate(total: Decimal, raw: Sequence[Decimal], unit: Decimal = CENT) -> li
     # The rounding error of each part: the parts rounded down the most take a residue upwards
     # first, those rounded up the most one downwards (ties: the earlier part, in both).
     errors = list(map(operator.sub, raw, parts))
-    pick = heapq.nlargest if steps > 0 else heapq.nsmallest
-    order = pick(min(count, len(parts)), range(len(parts)), key=errors.__getitem__)
+    if len(parts) <= _SORTED_UP_TO:
+        # what heapq's nlargest and nsmallest give (documented as this very sort), done in C
+        order = sorted(range(len(parts)), key=errors.__getitem__, reverse=steps > 0)[:count]
+    else:
+        pick = heapq.nlargest if steps > 0 else heapq.nsmallest
+        order = pick(min(count, len(parts)), range(len(parts)), key=errors.__getitem__)
     step = unit if steps > 0 else -unit
     for n in range(count):
         parts[order[n % len(order)]] += step

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import heapq
 from decimal import Decimal
 
 import pytest
@@ -44,6 +45,40 @@ def test_allocate_always_sums_to_the_rounded_total(raw: list[Decimal]) -> None:
     parts = allocate(total, raw)
     assert sum(parts, Decimal(0)) == total
     assert all(abs(part - value) < Decimal("0.02") for part, value in zip(parts, raw, strict=True))
+
+
+def _allocate_by_heap(total: Decimal, raw: list[Decimal]) -> list[Decimal]:
+    """The rule as first written: the residue's cents go, one each, to the parts heapq ranks
+    first by rounding error (ties: the earlier part)."""
+    parts = [round_money(value) for value in raw]
+    steps = int((total - sum(parts, Decimal(0))) / Decimal("0.01"))
+    errors = [value - part for value, part in zip(raw, parts, strict=True)]
+    pick = heapq.nlargest if steps > 0 else heapq.nsmallest
+    order = pick(min(abs(steps), len(parts)), range(len(parts)), key=errors.__getitem__)
+    for n in range(abs(steps)):
+        parts[order[n % len(order)]] += Decimal("0.01") if steps > 0 else Decimal("-0.01")
+    return parts
+
+
+@given(
+    st.lists(st.sampled_from(["0.0725", "0.005", "0.0049", "1.2351", "-0.0151"]), min_size=1),
+    st.integers(min_value=-6, max_value=6),
+)
+def test_allocate_ranks_ties_and_several_cents_as_the_heap_rule_does(
+    values: list[str], offset: int
+) -> None:
+    # few distinct values, so many parts tie; the total off by up to six cents either way
+    raw = [Decimal(value) for value in values]
+    total = round_money(sum(raw, Decimal(0))) + offset * Decimal("0.01")
+    assert allocate(total, raw) == _allocate_by_heap(total, raw)
+
+
+def test_allocate_of_many_parts_ranks_as_the_heap_rule_does() -> None:
+    # beyond the parts ranked by one sort: 1,000 parts, five cents to move each way
+    raw = [Decimal("0.0725") if n % 3 else Decimal("0.0049") for n in range(1000)]
+    rounded = round_money(sum(raw, Decimal(0)))
+    for total in (rounded + Decimal("0.05"), rounded - Decimal("0.05")):
+        assert allocate(total, raw) == _allocate_by_heap(total, raw)
 
 
 @pytest.mark.parametrize(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import json
 import sqlite3
 from decimal import Decimal
 
@@ -13,7 +14,7 @@ from conftest import invoice, line, order
 
 from taxbridge import FinalTaxFlag, LocalEngine, RecordingBackend, SQLiteStore, TaxBridge
 from taxbridge.config import default_config
-from taxbridge.errors import ConfigError, StoreError
+from taxbridge.errors import ConfigError, InvalidFieldError, StoreError
 from taxbridge.models import DocumentEvent, Stage
 from taxbridge.rates import shipped_rates
 from taxbridge.store import ReferenceData
@@ -94,6 +95,35 @@ def test_a_failed_write_leaves_nothing_half_written(bridge, store) -> None:
     assert caught.value.path == str(store.path)
     assert store.get("A-1") == doc
     assert len(store.events("A-1")) == 1
+
+
+@pytest.mark.parametrize(
+    ("damage", "field", "value"),
+    [
+        (lambda data: data["lines"][0].__setitem__(1, "12,99"), "TaxLine.amount", "12,99"),
+        (lambda data: data["lines"][0].__setitem__(2, "-1"), "TaxLine.quantity", Decimal(-1)),
+        (lambda data: data.__setitem__("date", "20.11.2026"), "TaxRequest.date", "20.11.2026"),
+        (lambda data: data.__setitem__("discount", "NaN"), "TaxRequest.discount", None),
+    ],
+)
+def test_a_stored_request_damaged_by_hand_is_refused_naming_the_field(
+    bridge, store, damage, field: str, value: object
+) -> None:
+    bridge.on_invoice(invoice("1", order()))
+    (text,) = store._conn.execute(
+        "SELECT request_json FROM documents WHERE code = 'A-1'"
+    ).fetchone()
+    data = json.loads(text)
+    damage(data)
+    with store._conn:
+        store._conn.execute(
+            "UPDATE documents SET request_json = ? WHERE code = 'A-1'", (json.dumps(data),)
+        )
+    with pytest.raises(InvalidFieldError) as caught:
+        store.get("A-1")
+    assert f"{caught.value.owner}.{caught.value.field}" == field
+    if value is not None:
+        assert caught.value.value == value
 
 
 def test_a_stage_that_recalculates_the_same_lines_leaves_their_rows_alone(bridge, store) -> None:

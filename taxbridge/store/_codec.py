@@ -9,7 +9,7 @@ import functools
 import hashlib
 import json
 import marshal
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from taxbridge.flags import FinalTaxFlag
@@ -126,17 +126,38 @@ def request_to_json(request: TaxRequest) -> str:
     return _compact_json(data)
 
 
+def _number(value: Any) -> Any:
+    """A stored amount as the Decimal it was written from, so the model's converters take their
+    quick path; anything unreadable as it was, for them to refuse naming the field."""
+    if value.__class__ is str:
+        try:
+            return Decimal(value)
+        except InvalidOperation:
+            return value
+    return value
+
+
+def _day(value: Any) -> Any:
+    """A stored date as a date (unreadable: as it was, for the model to refuse)."""
+    if value.__class__ is str:
+        try:
+            return dt.date.fromisoformat(value)
+        except ValueError:
+            return value
+    return value
+
+
 def request_from_json(text: str) -> TaxRequest:
-    """Parse what :func:`request_to_json` wrote."""
+    """Parse what :func:`request_to_json` wrote (checked again by the models, as any input)."""
     data = json.loads(text)
     lines = tuple(
         TaxLine(
             number=row[0],
-            amount=row[1],
-            quantity=row[2],
+            amount=_number(row[1]),
+            quantity=_number(row[2]),
             item_code=row[3],
             description=row[4],
-            discount=row[5],
+            discount=_number(row[5]),
             tax_code=row[6],
             freight=row[7],
             ship_to=_address_from(row[8]),
@@ -148,6 +169,9 @@ def request_from_json(text: str) -> TaxRequest:
     )
     data["ship_from"] = _address_from(data["ship_from"])
     data["ship_to"] = _address_from(data["ship_to"])
+    data["date"] = _day(data.get("date"))
+    if "discount" in data:
+        data["discount"] = _number(data["discount"])
     data.setdefault("business_identification_no", None)  # written before it existed
     return TaxRequest(lines=lines, **data)
 
