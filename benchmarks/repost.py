@@ -181,12 +181,15 @@ def drain(
 
 
 def bare_loop(template: Path, concurrency: int, latency: float) -> tuple[int, float, float]:
-    """The reference: ``concurrency`` threads posting the queued documents' create bodies
-    through one pooled ``httpx.Client`` to a fresh fake, nothing else: bodies sent, seconds
-    and this process's CPU seconds."""
+    """The reference: ``concurrency`` threads posting the queued documents' create bodies (with
+    the ``$include`` the backend sends) through one pooled ``httpx.Client`` to a fresh fake,
+    nothing else: bodies sent, seconds and this process's CPU seconds."""
     with SQLiteStore(template) as store:
         bodies = [
-            mapping.dumps(mapping.transaction_model(doc.request))
+            (
+                mapping.dumps(mapping.transaction_model(doc.request)),
+                mapping.include_for(doc.request),
+            )
             for doc in store.documents(flags=[FinalTaxFlag.FAILED])
             if doc.request is not None
         ]
@@ -208,9 +211,9 @@ def bare_loop(template: Path, concurrency: int, latency: float) -> tuple[int, fl
                     with taking:
                         if not left:
                             return
-                        body = left.pop()
+                        body, include = left.pop()
                     client.post(
-                        CREATE, params={"$include": "Lines,Summary"}, content=body
+                        CREATE, params={"$include": include}, content=body
                     ).raise_for_status()
 
             started, cpu = time.perf_counter(), _cpu()
