@@ -33,6 +33,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import structlog
+from _machine import Steal
 
 from taxbridge import (
     Address,
@@ -201,7 +202,9 @@ def main(argv: list[str] | None = None) -> int:
         seconds = loop_only(args.orders, args.lines)
         print(f"{args.orders} x {args.lines} lines through 5 stages: {seconds:.2f} s")
         return 0
+    steal = Steal()
     compared = rounds(args.orders, args.lines, args.rounds)
+    rounds_steal = steal.describe()
     figures = run(args.orders, args.lines, args.big_lines)
     print(f"orders                 {args.orders} x {args.lines} lines, 5 stages each")
     print(f"lifecycle              {figures['lifecycle_s']:.2f} s")
@@ -219,7 +222,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"taxbridge, 5 stages    {' '.join(f'{o:.2f}' for o in ours)} s")
         print(
             f"  -> taxbridge at {min(floors) / min(ours):.2f}x the floor, best against best "
-            f"(median of the rounds' ratios {statistics.median(ratios):.2f}x)"
+            f"(median of the rounds' ratios {statistics.median(ratios):.2f}x); "
+            f"{rounds_steal} during the rounds"
         )
     print(f"100-line invoice       {figures['hundred_line_s'] * 1000:.1f} ms")
     print(

@@ -39,6 +39,7 @@ from pathlib import Path
 
 import httpx
 import structlog
+from _machine import Steal
 
 from taxbridge import (
     Address,
@@ -254,6 +255,7 @@ def main() -> int:
             f"queued {args.docs:,} U documents in {time.perf_counter() - started:.1f} s", flush=True
         )
         for concurrency in args.concurrency:
+            steal = Steal()
             done, elapsed, cpu, served = drain(template, work, concurrency, latency, server)
             rate = done / elapsed
             ideal = concurrency / latency
@@ -265,15 +267,16 @@ def main() -> int:
             )
             print(
                 f"    CPU per document: this process {1000 * cpu / done:.2f} ms, "
-                f"the fake engine {1000 * served / done:.2f} ms",
+                f"the fake engine {1000 * served / done:.2f} ms; {steal.describe()}",
                 flush=True,
             )
+            steal = Steal()
             sent, bare, bare_cpu = bare_loop(template, concurrency, latency)
             bare_rate = sent / bare
             print(
                 f"    bare httpx loop, same bodies and server: {bare_rate:6.1f} documents/s "
                 f"= {bare_rate / ideal:.0%} of ideal, {1000 * bare_cpu / sent:.2f} ms of CPU "
-                f"per document; the drain at {rate / bare_rate:.0%} of it",
+                f"per document ({steal.describe()}); the drain at {rate / bare_rate:.0%} of it",
                 flush=True,
             )
     return 0

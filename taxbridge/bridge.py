@@ -122,7 +122,7 @@ class TaxBridge:
         self.lifecycle = Lifecycle(ctx, self.exemption_db, mapping, self.exempt_customers)
         self.posting = Posting(ctx, self.retry, mapping, lease=config.lease)
         self.claims = Claims(ctx, self.lifecycle, self.posting, self.exemption_db, mapping)
-        self.queue = UnpostedQueue(ctx, self.posting.repost_entry)
+        self.queue = UnpostedQueue(ctx, self.posting)
         self.ledger = Ledger(config, store, clock)
         self.engine_books = EngineBooks(ctx, self.posting, self.retry)
         self.files = Files(store, clock, self.queue.mark_manual, entity_use_codes.check)

@@ -54,6 +54,23 @@ class Posted:
     found: bool
 
 
+@frozen
+class Attempt:
+    """A repost's engine call, made before anything is stored, so that a drain posts from
+    many threads and records from one: the document, what was asked, and the engine's answer
+    (``Posted``) or the error, with when it was made and whether the code was in doubt."""
+
+    document: TaxDocument
+    request: TaxRequest
+    stage: Stage
+    entry: QueueEntry | None
+    doubt: bool
+    at: dt.datetime
+    started: float
+    """``time.perf_counter()`` when the attempt began: the stage's elapsed ms count from it."""
+    answer: Posted | BackendError
+
+
 def in_doubt(entry: QueueEntry | None) -> bool:
     """Whether an earlier attempt may have reached the engine: nothing is known of it, one may
     have landed, or the entry was taken from a worker whose lease ran out mid-attempt."""
@@ -288,11 +305,88 @@ class Posting:
             Stage.RECONCILE, document.request, None, time.perf_counter(), doubt=True
         )
 
-    def repost_entry(self, document: TaxDocument, entry: QueueEntry, holder: str) -> TaxDocument:
-        """Repost a document the queue claimed for ``holder`` (its stored request)."""
-        if document.request is None:
-            raise DocumentNotFoundError(document.code)
-        return self.repost(document, document.request, Stage.REPOST, holder=holder, entry=entry)
+    def attempt(
+        self,
+        document: TaxDocument,
+        entry: QueueEntry | None,
+        *,
+        request: TaxRequest | None = None,
+        stage: Stage = Stage.REPOST,
+        doubt: bool = False,
+    ) -> Attempt:
+        """A repost's engine call alone, nothing stored, safe from many threads at once: post
+        ``request`` (default the stored one) by the posting rule, looking the code up first
+        when in doubt; a failure is kept in the attempt for :meth:`settle`, not raised."""
+        if request is None:
+            if document.request is None:
+                raise DocumentNotFoundError(document.code)
+            request = document.request
+        started = time.perf_counter()
+        doubt = doubt or in_doubt(entry) or document.code in self._unsaved
+        answer: Posted | BackendError
+        try:
+            answer = post_once(self._ctx.backend, request, doubt=doubt)
+        except BackendError as exc:
+            answer = exc
+        return Attempt(document, request, stage, entry, doubt, self._ctx.clock(), started, answer)
+
+    def settle(
+        self,
+        attempt: Attempt,
+        holder: str | None = None,
+        *,
+        credits: CreditAllocation | None = None,
+    ) -> TaxDocument:
+        """Record an attempt as ``holder``: R and off the queue, or still U with the next
+        queue entry the retry schedule makes. A lease lost meanwhile writes nothing."""
+        ctx = self._ctx
+        document, request, stage, entry = (
+            attempt.document,
+            attempt.request,
+            attempt.stage,
+            attempt.entry,
+        )
+        answer = attempt.answer
+        if isinstance(answer, BackendError):
+            attempts = (entry.attempts if entry else 0) + 1
+            message = f"repost attempt {attempts} failed: {answer}"
+            failed = attrs.evolve(
+                document, stage=stage, last_log=message, updated_at=attempt.at, request=request
+            )
+            return ctx.record(
+                stage,
+                failed,
+                document.flag,
+                Outcome.REPOST_FAILED,
+                started=attempt.started,
+                enqueue=self._retry.entry(
+                    document.code, answer, attempt.at, previous=entry, in_doubt=attempt.doubt
+                ),
+                holder=holder,
+                credits=credits,
+                log={"error": str(answer)},
+            )
+        result = answer.result
+        how = "found already committed at" if answer.found else "reposted to"
+        message = f"{how} {ctx.backend.name}: tax {result.total_tax}"
+        if result.total_tax != document.total_tax:
+            message += f" (the invoice carried {document.total_tax})"
+        reposted = ctx.document(
+            request, result, stage, FinalTaxFlag.REPOSTED, message, base=document
+        )
+        with _said_when_committed(True, reposted, self._unsaved):
+            recorded = ctx.record(
+                stage,
+                reposted,
+                document.flag,
+                Outcome.REPOSTED,
+                started=attempt.started,
+                dequeue=True,
+                holder=holder,
+                credits=credits,
+            )
+        self._unsaved.discard(document.code)
+        return recorded
 
     def repost(
         self,
@@ -306,50 +400,9 @@ class Posting:
         doubt: bool = False,
     ) -> TaxDocument:
         """U -> R by the posting rule (looking the code up first when in doubt, or when
-        ``doubt`` says so), or stay U with the next queue entry the retry schedule makes."""
-        ctx = self._ctx
-        started = time.perf_counter()
-        now = ctx.clock()
+        ``doubt`` says so), or stay U with the next queue entry the retry schedule makes:
+        :meth:`attempt` and :meth:`settle` in one go."""
         if entry is None:
-            entry = ctx.store.queue_entry(document.code)
-        doubt = doubt or in_doubt(entry) or document.code in self._unsaved
-        try:
-            posted = post_once(ctx.backend, request, doubt=doubt)
-        except BackendError as exc:
-            attempts = (entry.attempts if entry else 0) + 1
-            message = f"repost attempt {attempts} failed: {exc}"
-            failed = attrs.evolve(
-                document, stage=stage, last_log=message, updated_at=now, request=request
-            )
-            return ctx.record(
-                stage,
-                failed,
-                document.flag,
-                Outcome.REPOST_FAILED,
-                started=started,
-                enqueue=self._retry.entry(document.code, exc, now, previous=entry, in_doubt=doubt),
-                holder=holder,
-                credits=credits,
-                log={"error": str(exc)},
-            )
-        result = posted.result
-        how = "found already committed at" if posted.found else "reposted to"
-        message = f"{how} {ctx.backend.name}: tax {result.total_tax}"
-        if result.total_tax != document.total_tax:
-            message += f" (the invoice carried {document.total_tax})"
-        reposted = ctx.document(
-            request, result, stage, FinalTaxFlag.REPOSTED, message, base=document
-        )
-        with _said_when_committed(True, reposted, self._unsaved):
-            recorded = ctx.record(
-                stage,
-                reposted,
-                document.flag,
-                Outcome.REPOSTED,
-                started=started,
-                dequeue=True,
-                holder=holder,
-                credits=credits,
-            )
-        self._unsaved.discard(document.code)
-        return recorded
+            entry = self._ctx.store.queue_entry(document.code)
+        attempt = self.attempt(document, entry, request=request, stage=stage, doubt=doubt)
+        return self.settle(attempt, holder, credits=credits)

@@ -16,7 +16,8 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from queue import SimpleQueue
+from typing import Generic, Protocol, TypeVar
 
 import attrs
 from attrs import frozen
@@ -130,16 +131,28 @@ def _only_u(document: TaxDocument, target: FinalTaxFlag, action: str, done: str)
         )
 
 
-RepostOne = Callable[[TaxDocument, QueueEntry, str], TaxDocument]
-"""Reposts one claimed document as the holder named: the posting rule's repost."""
+AttemptT = TypeVar("AttemptT")
+"""What a reposter's engine call gives back for its write (the posting rule's ``Attempt``)."""
 
 
-class UnpostedQueue:
+class Reposter(Protocol[AttemptT]):
+    """The posting rule's repost in the two halves a drain runs apart."""
+
+    def attempt(self, document: TaxDocument, entry: QueueEntry, /) -> AttemptT:
+        """The engine call alone, nothing stored (many threads call it at once)."""
+        ...
+
+    def settle(self, attempt: AttemptT, holder: str, /) -> TaxDocument:
+        """Record ``attempt`` as ``holder``; :class:`LeaseLost` when its lease was lost."""
+        ...
+
+
+class UnpostedQueue(Generic[AttemptT]):
     """Work with unposted transactions: list, repost on schedule, mark manual, history."""
 
-    def __init__(self, ctx: StageContext, repost_one: RepostOne):
+    def __init__(self, ctx: StageContext, reposter: Reposter[AttemptT]):
         self._ctx = ctx
-        self._repost_one = repost_one
+        self._reposter = reposter
 
     def unposted(self, *, needs_fix: bool | None = None) -> list[UnpostedDocument]:
         """U documents in code order with their queue entries; ``needs_fix`` keeps only those
@@ -196,57 +209,22 @@ class UnpostedQueue:
                 else [e.code for e in ctx.store.queue(due_at=ctx.clock(), needs_fix=False)]
             )
             return RepostSummary((), (), needs_fix, due=tuple(due[:limit]))
-        outcomes: dict[str, list[str]] = {"reposted": [], "failed": [], "taken_over": []}
-
-        def one(entry: QueueEntry) -> None:
-            document = ctx.require(entry.code)
-            try:
-                after = self._repost_one(document, entry, holder)
-                outcome = "reposted" if after.flag is FinalTaxFlag.REPOSTED else "failed"
-            except LeaseLost:
-                outcome = "taken_over"
-            outcomes[outcome].append(entry.code)
-            if progress is not None:
-                progress(entry.code, outcome)
-
-        # Each thread takes its next entry from a shared batch; the thread that finds the batch
-        # empty claims the next one. A batch holds a few entries per thread, under one lease.
-        batch: deque[QueueEntry] = deque()
-        claiming = threading.Lock()
-        remaining = limit
-        exhausted = False
-
-        def next_entry() -> QueueEntry | None:
-            nonlocal remaining, exhausted
-            with claiming:
-                if not batch and not exhausted:
-                    take = concurrency * 4 if remaining is None else min(concurrency * 4, remaining)
-                    claimed = ctx.store.claim(
-                        holder, now=ctx.clock(), lease=lease, limit=take, code=code
-                    )
-                    if code is not None and not claimed:
-                        outcomes["taken_over"].append(code)
-                    if remaining is not None:
-                        remaining -= len(claimed)
-                    exhausted = not claimed or code is not None or remaining == 0
-                    batch.extend(claimed)
-                return batch.popleft() if batch else None
-
-        def drain() -> None:
-            while (entry := next_entry()) is not None:
-                one(entry)
-
-        if concurrency == 1:
-            drain()
-        else:
-            with ThreadPoolExecutor(max_workers=concurrency) as pool:
-                for future in [pool.submit(drain) for _ in range(concurrency)]:
-                    future.result()
+        drain = _Drain(
+            ctx,
+            self._reposter,
+            holder,
+            lease,
+            concurrency,
+            limit=limit,
+            code=code,
+            progress=progress,
+        )
+        drain.run()
         return RepostSummary(
-            tuple(sorted(outcomes["reposted"])),
-            tuple(sorted(outcomes["failed"])),
+            tuple(sorted(drain.outcomes["reposted"])),
+            tuple(sorted(drain.outcomes["failed"])),
             needs_fix,
-            taken_over=tuple(sorted(outcomes["taken_over"])),
+            taken_over=tuple(sorted(drain.outcomes["taken_over"])),
         )
 
     def purge(self, older_than: dt.timedelta) -> int:
@@ -286,3 +264,142 @@ class UnpostedQueue:
             log={"user": user},
             keep_current=False,
         )
+
+
+class _Drain(Generic[AttemptT]):
+    """One repost run. The calling thread claims entries, reads their documents and records
+    what the engine answered; ``concurrency`` posting threads make the engine calls between,
+    so that a request is always in flight on each and none waits for the store.
+
+    At most ``concurrency`` documents wait read beside those being posted, all under the
+    run's lease. When anything fails (the store, a progress callback, Ctrl-C) nothing more is
+    sent: the posts under way finish and are recorded while the store allows, and the error
+    is raised. A claimed document never sent stays U and is taken again when its lease runs
+    out, looked up first like any entry taken over.
+    """
+
+    def __init__(
+        self,
+        ctx: StageContext,
+        reposter: Reposter[AttemptT],
+        holder: str,
+        lease: dt.timedelta,
+        concurrency: int,
+        *,
+        limit: int | None,
+        code: str | None,
+        progress: Callable[[str, str], None] | None,
+    ):
+        self._ctx = ctx
+        self._reposter = reposter
+        self._holder = holder
+        self._lease = lease
+        self._concurrency = concurrency
+        self._remaining = limit
+        self._code = code
+        self._progress = progress
+        self._batch: deque[QueueEntry] = deque()
+        self._exhausted = False
+        self._todo: SimpleQueue[tuple[QueueEntry, TaxDocument] | None] = SimpleQueue()
+        self._done: SimpleQueue[tuple[QueueEntry, AttemptT | BaseException]] = SimpleQueue()
+        self._stopping = threading.Event()
+        self.outcomes: dict[str, list[str]] = {"reposted": [], "failed": [], "taken_over": []}
+
+    def run(self) -> None:
+        """Drain until nothing is due (or ``limit`` is reached), then stop the threads."""
+        threads = [
+            threading.Thread(target=self._post, name=f"taxbridge-repost-{n}")
+            for n in range(self._concurrency)
+        ]
+        for thread in threads:
+            thread.start()
+        in_flight = 0
+        try:
+            while True:
+                in_flight -= self._settle_ready()
+                while in_flight < 2 * self._concurrency and (entry := self._next()) is not None:
+                    self._todo.put((entry, self._ctx.require(entry.code)))
+                    in_flight += 1
+                    in_flight -= self._settle_ready()
+                if in_flight == 0:
+                    break
+                self._settle(*self._done.get())
+                in_flight -= 1
+        except BaseException:
+            self._stopping.set()
+            self._join(threads)
+            self._settle_after_failure()
+            raise
+        self._join(threads)
+
+    def _next(self) -> QueueEntry | None:
+        """The next claimed entry; a batch of a few per thread is claimed when none is left."""
+        if not self._batch and not self._exhausted:
+            remaining, code = self._remaining, self._code
+            take = 4 * self._concurrency
+            ctx = self._ctx
+            claimed = ctx.store.claim(
+                self._holder,
+                now=ctx.clock(),
+                lease=self._lease,
+                limit=take if remaining is None else min(take, remaining),
+                code=code,
+            )
+            if code is not None and not claimed:
+                self.outcomes["taken_over"].append(code)
+            if remaining is not None:
+                self._remaining = remaining - len(claimed)
+            self._exhausted = not claimed or code is not None or self._remaining == 0
+            self._batch.extend(claimed)
+        return self._batch.popleft() if self._batch else None
+
+    def _post(self) -> None:
+        """A posting thread: engine calls until told to stop; after a failure, none."""
+        while (item := self._todo.get()) is not None:
+            entry, document = item
+            if self._stopping.is_set():
+                continue
+            answer: AttemptT | BaseException
+            try:
+                answer = self._reposter.attempt(document, entry)
+            except BaseException as exc:  # raised in the calling thread, which stops the run
+                answer = exc
+            self._done.put((entry, answer))
+
+    def _settle(self, entry: QueueEntry, answer: AttemptT | BaseException) -> None:
+        if isinstance(answer, BaseException):
+            raise answer
+        try:
+            after = self._reposter.settle(answer, self._holder)
+            outcome = "reposted" if after.flag is FinalTaxFlag.REPOSTED else "failed"
+        except LeaseLost:
+            outcome = "taken_over"
+        self.outcomes[outcome].append(entry.code)
+        if self._progress is not None:
+            self._progress(entry.code, outcome)
+
+    def _settle_ready(self) -> int:
+        """Record every answer already in, without waiting: how many."""
+        settled = 0
+        while not self._done.empty():
+            self._settle(*self._done.get())
+            settled += 1
+        return settled
+
+    def _join(self, threads: list[threading.Thread]) -> None:
+        for _ in threads:
+            self._todo.put(None)
+        for thread in threads:
+            thread.join()
+
+    def _settle_after_failure(self) -> None:
+        """Record the posts that finished after the run failed, until one cannot be: what
+        the engine committed is then looked up before it is ever posted again."""
+        while not self._done.empty():
+            _, answer = self._done.get()
+            if isinstance(answer, BaseException):
+                continue
+            try:
+                self._reposter.settle(answer, self._holder)
+            except Exception:
+                return

@@ -1,0 +1,233 @@
+"""The repost run's pipeline: posting threads keep a request in flight while the calling thread
+reads and records, never more than ``concurrency`` at the engine, and a failure stops the
+sending without losing what the engine already committed.
+
+Real parts: a SQLite file in tmp_path, the local engine behind a recorder whose calls a test
+can slow down or hold the store's lock from (as another process would).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from conftest import invoice, order
+
+from taxbridge import FinalTaxFlag as F
+from taxbridge import LocalEngine, RecordingBackend, SQLiteStore, TaxBridge
+from taxbridge.config import default_config
+from taxbridge.errors import StoreError
+from taxbridge.models import TaxRequest, TaxResult
+
+T0 = dt.datetime(2026, 11, 21, 8, 0, tzinfo=dt.UTC)
+
+
+class Hooked(RecordingBackend):
+    """The local engine behind a recorder that, once watched, runs ``before(call number)``
+    ahead of each engine call and counts how many calls are under way at once."""
+
+    def __init__(self) -> None:
+        super().__init__(LocalEngine())
+        self.before: Callable[[int], None] = lambda number: None
+        self.started = 0
+        self.order: list[str] = []
+        self.busy = 0
+        self.most_busy = 0
+        self._lock = threading.Lock()
+
+    def watch(self, before: Callable[[int], None]) -> None:
+        """From now on: number the calls from 1 and run ``before`` ahead of each."""
+        self.requests.clear()
+        self.started = 0
+        self.order.clear()
+        self.before = before
+
+    def calculate(self, request: TaxRequest) -> TaxResult:
+        with self._lock:
+            self.started += 1
+            self.order.append(request.code)
+            self.busy += 1
+            self.most_busy = max(self.most_busy, self.busy)
+            number = self.started
+        try:
+            self.before(number)
+            with self._lock:
+                return super().calculate(request)
+        finally:
+            with self._lock:
+                self.busy -= 1
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = T0
+
+    def __call__(self) -> dt.datetime:
+        return self.now
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+def _queued(path: Path, engine: RecordingBackend, clock: Clock, count: int) -> list[str]:
+    """``count`` invoices posted during an outage: U and queued."""
+    with SQLiteStore(path) as store:
+        bridge = TaxBridge(default_config(), engine, store, clock=clock)
+        engine.outage = True
+        codes = [
+            bridge.on_invoice(invoice(str(n), order(str(1000 + n)))).code
+            for n in range(1, count + 1)
+        ]
+        engine.outage = False
+    return codes
+
+
+@pytest.fixture
+def locked(tmp_path: Path) -> Iterator[Callable[[Path], sqlite3.Connection]]:
+    """Take the store file's write lock as another process would; released at the end."""
+    holders: list[sqlite3.Connection] = []
+
+    def take(path: Path) -> sqlite3.Connection:
+        holder = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        holder.execute("BEGIN EXCLUSIVE")
+        holders.append(holder)
+        return holder
+
+    yield take
+    for holder in holders:
+        if holder.in_transaction:
+            holder.execute("ROLLBACK")
+        holder.close()
+
+
+def _drain_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name.startswith("taxbridge-repost-")]
+
+
+def test_a_drain_keeps_concurrency_requests_in_flight_and_never_more(
+    tmp_path: Path, clock: Clock
+) -> None:
+    engine = Hooked()
+    codes = _queued(tmp_path / "t.db", engine, clock, 40)
+    engine.watch(lambda n: time.sleep(0.02))
+    with SQLiteStore(tmp_path / "t.db") as store:
+        bridge = TaxBridge(default_config(), engine, store, clock=clock)
+        summary = bridge.repost(concurrency=4)
+        assert summary.reposted == tuple(sorted(codes))
+        assert engine.most_busy == 4
+        assert all(engine.commit_counts[code] == 1 for code in codes)
+        assert store.documents(flags=[F.FAILED]) == []
+    assert _drain_threads() == []
+
+
+def test_posting_goes_on_while_the_store_is_locked_up_to_the_documents_read_ahead(
+    tmp_path: Path, clock: Clock, locked: Callable[[Path], sqlite3.Connection]
+) -> None:
+    """While another process holds the store, the run's first record waits; its posting
+    threads post what they hold and the documents already read, twice the concurrency, and
+    then wait too. Released, the run finishes with every document posted once."""
+    path = tmp_path / "t.db"
+    posted_while_locked: list[int] = []
+
+    def lock_at_first_call(number: int) -> None:
+        if number == 1:
+            holder = locked(path)
+
+            def release() -> None:
+                time.sleep(0.5)
+                posted_while_locked.append(len(engine.requests))
+                holder.execute("ROLLBACK")
+
+            threading.Thread(target=release).start()
+        time.sleep(0.05)  # the run reads ahead meanwhile: reading is not held up
+
+    engine = Hooked()
+    codes = _queued(path, engine, clock, 12)
+    engine.watch(lock_at_first_call)
+    with SQLiteStore(path) as store:
+        summary = TaxBridge(default_config(), engine, store, clock=clock).repost(concurrency=2)
+    assert posted_while_locked == [4]
+    assert summary.reposted == tuple(sorted(codes))
+    assert all(engine.commit_counts[code] == 1 for code in codes)
+
+
+def test_a_store_failure_stops_the_sending_and_a_later_run_adopts_what_was_committed(
+    tmp_path: Path, clock: Clock, locked: Callable[[Path], sqlite3.Connection]
+) -> None:
+    path = tmp_path / "t.db"
+    holders: list[sqlite3.Connection] = []
+    engine = Hooked()
+    codes = _queued(path, engine, clock, 30)
+    engine.watch(lambda n: holders.append(locked(path)) if n == 1 else None)
+    with SQLiteStore(path, timeout=0.05) as store:
+        bridge = TaxBridge(default_config(), engine, store, clock=clock)
+        with pytest.raises(StoreError, match="is committed at local .* could not be stored"):
+            bridge.repost(concurrency=3)
+        assert _drain_threads() == []
+        sent = len(engine.requests)
+        assert 1 <= sent <= 6  # those being posted and those read ahead; then nothing
+        assert store.documents(flags=[F.REPOSTED]) == []  # the store refused every write
+        holders[0].execute("ROLLBACK")
+        committed = {code for code in codes if engine.commit_counts[code]}
+        assert len(committed) == sent
+        clock.now += dt.timedelta(minutes=6)  # the failed run's lease runs out
+        summary = bridge.repost(concurrency=3)
+    assert summary.reposted == tuple(sorted(codes))
+    assert all(engine.commit_counts[code] == 1 for code in codes)
+    assert set(engine.lookups) >= committed  # looked up, adopted, not posted again
+    with SQLiteStore(path) as store:
+        for code in committed:
+            assert store.get(code).last_log.startswith("found already committed at local")
+
+
+def test_a_failing_progress_callback_stops_the_run_and_what_was_posted_is_recorded(
+    tmp_path: Path, clock: Clock
+) -> None:
+    engine = Hooked()
+    codes = _queued(tmp_path / "t.db", engine, clock, 30)
+    engine.watch(lambda n: time.sleep(0.01))
+
+    def progress(code: str, outcome: str) -> None:
+        raise KeyboardInterrupt  # the operator pressed Ctrl-C
+
+    with SQLiteStore(tmp_path / "t.db") as store:
+        bridge = TaxBridge(default_config(), engine, store, clock=clock)
+        with pytest.raises(KeyboardInterrupt):
+            bridge.repost(concurrency=4, progress=progress)
+        assert _drain_threads() == []
+        flags = {doc.code: doc.flag for doc in store.documents()}
+    posted = {code for code in codes if engine.commit_counts[code]}
+    assert 1 <= len(posted) <= 8
+    assert {flags[code] for code in posted} == {F.REPOSTED}
+    assert {flags[code] for code in set(codes) - posted} == {F.FAILED}
+
+
+def test_an_unexpected_error_in_a_posting_thread_is_raised_by_the_run(
+    tmp_path: Path, clock: Clock
+) -> None:
+    def broken(number: int) -> None:
+        if number == 3:
+            raise RuntimeError("a bug in a backend")
+
+    engine = Hooked()
+    codes = _queued(tmp_path / "t.db", engine, clock, 10)
+    engine.watch(broken)
+    with SQLiteStore(tmp_path / "t.db") as store:
+        bridge = TaxBridge(default_config(), engine, store, clock=clock)
+        with pytest.raises(RuntimeError, match="a bug in a backend"):
+            bridge.repost(concurrency=1)
+        assert _drain_threads() == []
+        flags = {doc.code: doc.flag for doc in store.documents()}
+    posted = {code for code in codes if engine.commit_counts[code]}
+    assert posted >= set(engine.order[:2])
+    assert engine.order[2] not in posted  # its call raised before it reached the engine
+    assert len(posted) <= 4  # then at most the one being posted and the one read ahead
+    assert {flags[code] for code in posted} == {F.REPOSTED}
+    assert {flags[code] for code in set(codes) - posted} == {F.FAILED}
