@@ -299,6 +299,8 @@ class _Drain(Generic[AttemptT]):
         self._code = code
         self._progress = progress
         self._batch: deque[QueueEntry] = deque()
+        self._read: dict[str, TaxDocument] = {}
+        """The documents of the claimed batch, read with the claim, until handed out."""
         self._exhausted = False
         self._todo: SimpleQueue[tuple[QueueEntry, TaxDocument] | None] = SimpleQueue()
         self._done: SimpleQueue[tuple[QueueEntry, AttemptT | BaseException]] = SimpleQueue()
@@ -318,7 +320,7 @@ class _Drain(Generic[AttemptT]):
             while True:
                 in_flight -= self._settle_ready()
                 while in_flight < 2 * self._concurrency and (entry := self._next()) is not None:
-                    self._todo.put((entry, self._ctx.require(entry.code)))
+                    self._todo.put((entry, self._document(entry.code)))
                     in_flight += 1
                     in_flight -= self._settle_ready()
                 if in_flight == 0:
@@ -333,7 +335,8 @@ class _Drain(Generic[AttemptT]):
         self._join(threads)
 
     def _next(self) -> QueueEntry | None:
-        """The next claimed entry; a batch of a few per thread is claimed when none is left."""
+        """The next claimed entry; a batch of a few per thread is claimed (and its documents
+        read, in one read) when none is left."""
         if not self._batch and not self._exhausted:
             remaining, code = self._remaining, self._code
             take = 4 * self._concurrency
@@ -351,7 +354,13 @@ class _Drain(Generic[AttemptT]):
                 self._remaining = remaining - len(claimed)
             self._exhausted = not claimed or code is not None or self._remaining == 0
             self._batch.extend(claimed)
+            self._read = ctx.store.get_many([entry.code for entry in claimed])
         return self._batch.popleft() if self._batch else None
+
+    def _document(self, code: str) -> TaxDocument:
+        """A claimed entry's document, from its batch's one read."""
+        document = self._read.pop(code, None)
+        return document if document is not None else self._ctx.require(code)
 
     def _post(self) -> None:
         """A posting thread: engine calls until told to stop; after a failure, none."""

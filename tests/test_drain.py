@@ -163,9 +163,17 @@ def test_a_store_failure_stops_the_sending_and_a_later_run_adopts_what_was_commi
 ) -> None:
     path = tmp_path / "t.db"
     holders: list[sqlite3.Connection] = []
+    taken = threading.Event()
+
+    def lock_before_any_answer(number: int) -> None:
+        if number == 1:
+            holders.append(locked(path))
+            taken.set()
+        taken.wait()  # no answer comes back before the store is locked
+
     engine = Hooked()
     codes = _queued(path, engine, clock, 30)
-    engine.watch(lambda n: holders.append(locked(path)) if n == 1 else None)
+    engine.watch(lock_before_any_answer)
     with SQLiteStore(path, timeout=0.05) as store:
         bridge = TaxBridge(default_config(), engine, store, clock=clock)
         with pytest.raises(StoreError, match="is committed at local .* could not be stored"):

@@ -19,16 +19,19 @@ from taxbridge.store.base import Expected
 LATEST = MIGRATIONS[-1][0]
 MIGRATION_LOCK = 7_172_001
 """The advisory lock under which servers starting together apply migrations once."""
-GET_DOCUMENT = (
+_WITH_PARTS = (
     f"SELECT {DOCUMENT_COLUMNS}, "
     f"(SELECT json_agg(json_build_array({LINE_READ_COLUMNS}) ORDER BY seq)::text "
     "FROM document_lines AS l WHERE l.code = d.code), "
     "(SELECT json_agg(json_build_array("
     "jurisdiction_type, name, region, rate, taxable, exempt, tax) ORDER BY seq)::text "
     "FROM document_breakdown AS b WHERE b.code = d.code) "
-    "FROM documents AS d WHERE code = ?"
+    "FROM documents AS d WHERE "
 )
+GET_DOCUMENT = _WITH_PARTS + "code = ?"
 """A document with its lines and breakdown (as JSON arrays, in their order) in one statement."""
+GET_DOCUMENTS = _WITH_PARTS + "code = ANY(?)"
+"""The same for a list of codes (one array parameter)."""
 _UPSERT = re.compile(r"INSERT OR REPLACE INTO (\w+) \(([^)]*)\)(.*)", re.S)
 _TRANSLATED: dict[str, str] = {}
 

@@ -261,6 +261,21 @@ class SQLStore(LedgerMixin, ExportsMixin, CertificatesMixin, abc.ABC):
             fetched = None if row is None else _parts(conn, row)
         return None if fetched is None else document_from_rows(*fetched)
 
+    def get_many(self, codes: Sequence[str]) -> dict[str, TaxDocument]:
+        """The stored documents of ``codes`` by code, in one snapshot (three statements per
+        500 codes, not three per code); a code not stored is left out."""
+        wanted = list(dict.fromkeys(codes))
+        with self._read() as conn:
+            rows = []
+            for start in range(0, len(wanted), _IN_CHUNK):
+                chunk = wanted[start : start + _IN_CHUNK]
+                rows += conn.execute(
+                    f"SELECT {DOCUMENT_COLUMNS} FROM documents WHERE code IN ({_marks(chunk)})",
+                    chunk,
+                ).fetchall()
+            fetched = _all_parts(conn, rows)
+        return {parts[0][0]: document_from_rows(*parts) for parts in fetched}
+
     def documents(
         self,
         *,
@@ -278,7 +293,7 @@ class SQLStore(LedgerMixin, ExportsMixin, CertificatesMixin, abc.ABC):
             params.append(kind.value)
         with self._read() as conn:
             rows = conn.execute(sql + f" ORDER BY code{self.COLLATE}", params).fetchall()
-            fetched = [_parts(conn, row) for row in rows]
+            fetched = _all_parts(conn, rows)
         return [document_from_rows(*parts) for parts in fetched]
 
     def events(self, code: str) -> list[DocumentEvent]:
@@ -498,6 +513,30 @@ def _parts(conn: Runner, row: Any) -> tuple[Any, list[Any], list[Any]]:
         (code,),
     ).fetchall()
     return row, lines, breakdown
+
+
+def _all_parts(conn: Runner, rows: Sequence[Any]) -> list[tuple[Any, list[Any], list[Any]]]:
+    """Document rows with their line and breakdown rows, in the rows' order: two statements per
+    500 documents rather than two per document."""
+    codes = [row[0] for row in rows]
+    lines: dict[str, list[Any]] = {code: [] for code in codes}
+    breakdown: dict[str, list[Any]] = {code: [] for code in codes}
+    for start in range(0, len(codes), _IN_CHUNK):
+        chunk = codes[start : start + _IN_CHUNK]
+        marks = _marks(chunk)
+        for code, *line in conn.execute(
+            f"SELECT code, {LINE_READ_COLUMNS} FROM document_lines WHERE code IN ({marks}) "
+            "ORDER BY code, seq",
+            chunk,
+        ):
+            lines[code].append(line)
+        for code, *part in conn.execute(
+            "SELECT code, jurisdiction_type, name, region, rate, taxable, exempt, tax "
+            f"FROM document_breakdown WHERE code IN ({marks}) ORDER BY code, seq",
+            chunk,
+        ):
+            breakdown[code].append(part)
+    return [(row, lines[row[0]], breakdown[row[0]]) for row in rows]
 
 
 def _link_orders(conn: Runner, link: InvoiceLink) -> None:

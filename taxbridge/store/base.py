@@ -185,6 +185,11 @@ class DocumentStore(Protocol):
         """The stored document with this code, or None."""
         ...
 
+    def get_many(self, codes: Sequence[str]) -> dict[str, TaxDocument]:
+        """The stored documents of ``codes`` by code, read as one snapshot; a code not stored
+        is left out. A repost run reads a claimed batch with it: one read, not one per code."""
+        ...
+
     def documents(
         self,
         *,

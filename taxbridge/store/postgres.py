@@ -170,7 +170,22 @@ class PostgresStore(SQLStore):
             row = conn.execute(_sql.GET_DOCUMENT, (code,)).fetchone()
         if row is None:
             return None
-        return document_from_rows(row[:-2], _sql.json_rows(row[-2]), _sql.json_rows(row[-1]))
+        return _document(row)
+
+    def get_many(self, codes: Sequence[str]) -> dict[str, TaxDocument]:
+        """The stored documents of ``codes`` by code: one statement (one snapshot, one round
+        trip) for all of them; a code not stored is left out."""
+        wanted = list(dict.fromkeys(codes))
+        if not wanted:
+            return {}
+        with self._read_one() as conn:
+            rows = conn.execute(_sql.GET_DOCUMENTS, (wanted,)).fetchall()
+        return {row[0]: _document(row) for row in rows}
+
+
+def _document(row: Any) -> TaxDocument:
+    """A document from a row of :data:`_sql.GET_DOCUMENT`."""
+    return document_from_rows(row[:-2], _sql.json_rows(row[-2]), _sql.json_rows(row[-1]))
 
 
 def _shown(url: str) -> str:

@@ -227,6 +227,32 @@ class TestDocuments:
         assert [d.code for d in store.documents(flags=[F.FAILED, F.CALCULATED])] == ["A-2", "O-1"]
         assert [d.code for d in store.documents(kind=DocumentKind.ORDER)] == ["O-1"]
 
+    def test_many_documents_are_read_at_once_each_as_it_reads_alone(self, store) -> None:
+        docs = [
+            document("A-1"),
+            document("A-2", flag=F.FAILED, amount="7.50"),
+            document("O-1", flag=F.CALCULATED, kind=DocumentKind.ORDER),
+            attrs.evolve(document("A-3", flag=F.EXCLUDED), breakdown=()),
+        ]
+        for doc in docs:
+            store.save([doc], [event(doc)])
+        found = store.get_many(["O-1", "A-404", "A-1", "A-3", "A-1"])
+        assert found == {"O-1": docs[2], "A-1": docs[0], "A-3": docs[3]}
+        assert all(found[code] == store.get(code) for code in found)
+        assert store.get_many([]) == {}
+        assert store.get_many(["A-404"]) == {}
+
+    def test_more_documents_than_one_statement_lists_are_read_whole(self, store) -> None:
+        first = document("A-1")
+        docs = [attrs.evolve(first, code=f"A-{n}", total_tax=Decimal(n)) for n in range(1, 1002)]
+        store.save(docs, [event(doc) for doc in docs])
+        found = store.get_many([doc.code for doc in docs])
+        assert [found[doc.code] for doc in docs] == docs
+        listed = store.documents()
+        assert len(listed) == 1001
+        assert {doc.lines for doc in listed} == {first.lines}
+        assert {doc.breakdown for doc in listed} == {first.breakdown}
+
     def test_an_invoice_stamps_its_orders_once(self, store) -> None:
         for code in ("O-1001", "O-1013"):
             order = document(code, flag=F.CALCULATED, kind=DocumentKind.ORDER)
