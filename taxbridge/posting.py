@@ -340,14 +340,10 @@ class Posting:
         """Record an attempt as ``holder``: R and off the queue, or still U with the next
         queue entry the retry schedule makes. A lease lost meanwhile writes nothing."""
         ctx = self._ctx
-        document, request, stage, entry = (
-            attempt.document,
-            attempt.request,
-            attempt.stage,
-            attempt.entry,
-        )
+        document, request, stage = attempt.document, attempt.request, attempt.stage
         answer = attempt.answer
         if isinstance(answer, BackendError):
+            entry = attempt.entry
             attempts = (entry.attempts if entry else 0) + 1
             message = f"repost attempt {attempts} failed: {answer}"
             failed = attrs.evolve(

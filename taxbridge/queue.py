@@ -410,5 +410,7 @@ class _Drain(Generic[AttemptT]):
                 continue
             try:
                 self._reposter.settle(answer, self._holder)
+            except LeaseLost:
+                continue  # another worker holds it now: nothing of ours to record
             except Exception:
                 return
