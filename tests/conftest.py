@@ -41,6 +41,22 @@ PORTLAND = Address("801 SW 10th Ave", "Portland", "OR", "97201")
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 
 
+T0 = dt.datetime(2026, 11, 21, 8, 0, tzinfo=dt.UTC)
+
+
+class Clock:
+    """A clock the test moves."""
+
+    def __init__(self, start: dt.datetime = T0):
+        self.now = start
+
+    def __call__(self) -> dt.datetime:
+        return self.now
+
+    def advance(self, **kwargs: float) -> None:
+        self.now += dt.timedelta(**kwargs)
+
+
 def line(
     number: int = 1, amount: str = "100.00", quantity: str = "1", **kwargs: object
 ) -> OrderLine:

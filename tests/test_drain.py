@@ -8,7 +8,6 @@ can slow down or hold the store's lock from (as another process would).
 
 from __future__ import annotations
 
-import datetime as dt
 import sqlite3
 import threading
 import time
@@ -16,15 +15,13 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from conftest import invoice, order
+from conftest import Clock, invoice, order
 
 from taxbridge import FinalTaxFlag as F
 from taxbridge import LocalEngine, RecordingBackend, SQLiteStore, TaxBridge
 from taxbridge.config import default_config
 from taxbridge.errors import StoreError
 from taxbridge.models import TaxRequest, TaxResult
-
-T0 = dt.datetime(2026, 11, 21, 8, 0, tzinfo=dt.UTC)
 
 
 class Hooked(RecordingBackend):
@@ -61,14 +58,6 @@ class Hooked(RecordingBackend):
         finally:
             with self._lock:
                 self.busy -= 1
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = T0
-
-    def __call__(self) -> dt.datetime:
-        return self.now
 
 
 @pytest.fixture
@@ -185,7 +174,7 @@ def test_a_store_failure_stops_the_sending_and_a_later_run_adopts_what_was_commi
         holders[0].execute("ROLLBACK")
         committed = {code for code in codes if engine.commit_counts[code]}
         assert len(committed) == sent
-        clock.now += dt.timedelta(minutes=6)  # the failed run's lease runs out
+        clock.advance(minutes=6)  # the failed run's lease runs out
         summary = bridge.repost(concurrency=3)
     assert summary.reposted == tuple(sorted(codes))
     assert all(engine.commit_counts[code] == 1 for code in codes)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import attrs
 import pytest
-from conftest import NYC, invoice, order
+from conftest import NYC, T0, Clock, invoice, order
 
 from taxbridge import FinalTaxFlag as F
 from taxbridge import LocalEngine, RecordingBackend, RetryPolicy, SQLiteStore, TaxBridge
@@ -32,24 +32,10 @@ from taxbridge.models import Address
 from taxbridge.store._sqlite_file import LATEST
 from taxbridge.store.base import Expected
 
-T0 = dt.datetime(2026, 11, 21, 8, 0, tzinfo=dt.UTC)
 LEASE = dt.timedelta(minutes=5)
 BAD = Address(
     "1 Main St", "Schenectady", "NY", "12345"
 )  # a ZIP the engine has no rate for: rejected
-
-
-class Clock:
-    """A clock the test moves."""
-
-    def __init__(self, start: dt.datetime = T0):
-        self.now = start
-
-    def __call__(self) -> dt.datetime:
-        return self.now
-
-    def advance(self, **kwargs: float) -> None:
-        self.now += dt.timedelta(**kwargs)
 
 
 @pytest.fixture

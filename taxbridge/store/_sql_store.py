@@ -258,7 +258,7 @@ class SQLStore(LedgerMixin, ExportsMixin, CertificatesMixin, abc.ABC):
             row = conn.execute(
                 f"SELECT {DOCUMENT_COLUMNS} FROM documents WHERE code = ?", (code,)
             ).fetchone()
-            fetched = None if row is None else _parts(conn, row)
+            fetched = None if row is None else _all_parts(conn, [row])[0]
         return None if fetched is None else document_from_rows(*fetched)
 
     def get_many(self, codes: Sequence[str]) -> dict[str, TaxDocument]:
@@ -499,20 +499,6 @@ def _write_document(conn: Runner, rows: DocumentRows, *, keep_unchanged: bool) -
         conn.execute("DELETE FROM document_breakdown WHERE code = ?", (code,))
     conn.executemany(_LINE_INSERT, lines)
     conn.executemany(_BREAKDOWN_INSERT, breakdown)
-
-
-def _parts(conn: Runner, row: Any) -> tuple[Any, list[Any], list[Any]]:
-    """A document row with its line and breakdown rows (read now; built into objects later)."""
-    code = row[0]
-    lines = conn.execute(
-        f"SELECT {LINE_READ_COLUMNS} FROM document_lines WHERE code = ? ORDER BY seq", (code,)
-    ).fetchall()
-    breakdown = conn.execute(
-        "SELECT jurisdiction_type, name, region, rate, taxable, exempt, tax "
-        "FROM document_breakdown WHERE code = ? ORDER BY seq",
-        (code,),
-    ).fetchall()
-    return row, lines, breakdown
 
 
 def _all_parts(conn: Runner, rows: Sequence[Any]) -> list[tuple[Any, list[Any], list[Any]]]:
