@@ -36,10 +36,11 @@ from collections.abc import Iterator
 from decimal import Decimal
 from multiprocessing.connection import Connection
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 import structlog
-from _machine import Steal
+from _machine import Steal, listening_on, tree_cpu
 
 from taxbridge import (
     Address,
@@ -150,10 +151,12 @@ def served_fake(latency: float) -> Iterator[tuple[str, Connection]]:
 
 def drain(
     template: Path, work: Path, concurrency: int, latency: float, server: str | None
-) -> tuple[int, float, float, float]:
+) -> tuple[int, float, float, float, float | None]:
     """Drain a copy of ``template`` at ``concurrency``: documents reposted, seconds, and the
-    CPU seconds of this process's drain and of the fake's serving (both whole runs)."""
+    CPU seconds of this process's drain, of the fake's serving (both whole runs) and of the
+    PostgreSQL server during the drain (None on SQLite, or where it cannot be read)."""
     store = copy_of(template, work, concurrency, server)
+    postmaster = None if server is None else listening_on(urlsplit(server).port or 5432)
     with served_fake(latency) as (url, fake):
         settings = AvaTaxSettings(
             base_url=url,
@@ -166,9 +169,13 @@ def drain(
             TaxBridge(default_config(), backend, store) as bridge,
         ):
             backend.ping()  # the first connection is not part of the drain
+            database = None if postmaster is None else tree_cpu(postmaster)
             started, cpu = time.perf_counter(), _cpu()
             summary = bridge.repost(concurrency=concurrency)
             elapsed, cpu = time.perf_counter() - started, _cpu() - cpu
+            if database is not None and postmaster is not None:
+                after = tree_cpu(postmaster)
+                database = None if after is None else after - database
             left = bridge.unposted()
         fake.send("counts")
         counts: dict[str, int]
@@ -178,7 +185,7 @@ def drain(
     twice = sorted(code for code, count in counts.items() if count != 1)
     if twice or sorted(counts) != sorted(summary.reposted):
         raise SystemExit(f"concurrency {concurrency}: committed more than once: {twice[:5]}")
-    return len(summary.reposted), elapsed, cpu, served
+    return len(summary.reposted), elapsed, cpu, served, database
 
 
 def bare_loop(template: Path, concurrency: int, latency: float) -> tuple[int, float, float]:
@@ -256,7 +263,9 @@ def main() -> int:
         )
         for concurrency in args.concurrency:
             steal = Steal()
-            done, elapsed, cpu, served = drain(template, work, concurrency, latency, server)
+            done, elapsed, cpu, served, database = drain(
+                template, work, concurrency, latency, server
+            )
             rate = done / elapsed
             ideal = concurrency / latency
             print(
@@ -265,9 +274,10 @@ def main() -> int:
                 f"= {rate / ideal:.0%} of ideal {ideal:.0f}/s; each committed once",
                 flush=True,
             )
+            server_cpu = "" if database is None else f", PostgreSQL {1000 * database / done:.2f} ms"
             print(
                 f"    CPU per document: this process {1000 * cpu / done:.2f} ms, "
-                f"the fake engine {1000 * served / done:.2f} ms; {steal.describe()}",
+                f"the fake engine {1000 * served / done:.2f} ms{server_cpu}; {steal.describe()}",
                 flush=True,
             )
             steal = Steal()

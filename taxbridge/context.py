@@ -1,7 +1,8 @@
 """What every stage shares: the one choice of path (excluded, offline, engine), the one way a
 tax document is built, and the one write path, :meth:`StageContext.record`, which checks the
 flag move, writes the document, its log entry and any queue change in one store transaction,
-and logs the one structlog event of the stage."""
+and logs the one structlog event of the stage (:meth:`StageContext.record_all` makes several
+such writes in one store call, each all or nothing)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from collections.abc import Callable, Mapping, Sequence
 from decimal import Decimal
 
 import attrs
+from attrs import frozen
 
 from taxbridge.backends.base import Capabilities, TaxBackend
 from taxbridge.config import BridgeConfig
@@ -38,7 +40,15 @@ from taxbridge.models import (
 )
 from taxbridge.money import ZERO, ZERO_CENTS
 from taxbridge.reference import Reference
-from taxbridge.store.base import CreditAllocation, Expected, InvoiceLink, QueueEntry, Store
+from taxbridge.store.base import (
+    CreditAllocation,
+    Expected,
+    InvoiceLink,
+    QueueEntry,
+    Refusal,
+    Store,
+    Write,
+)
 
 _log = get_logger("taxbridge")
 
@@ -114,6 +124,21 @@ def charged_lines(lines: tuple[LineTax, ...], before: tuple[LineTax, ...]) -> tu
         else attrs.evolve(line, charged=carried.get(line.number, ZERO_CENTS))
         for line in lines
     )
+
+
+@frozen
+class Pending:
+    """A stage's write checked and ready (:meth:`StageContext.prepare`), with what its
+    structlog event says once :meth:`StageContext.record_all` has made it."""
+
+    stage: Stage
+    document: TaxDocument
+    flag_before: FinalTaxFlag | None
+    outcome: Outcome
+    started: float
+    write: Write
+    keep_current: bool
+    log: Mapping[str, object] | None
 
 
 class StageContext:
@@ -279,6 +304,49 @@ class StageContext:
         An ``annotation`` (a void) keeps the flag and is no flag move; ``reconciling`` allows
         the engine reconciliation's moves too.
         """
+        pending = self.prepare(
+            stage,
+            document,
+            flag_before,
+            outcome,
+            started=started,
+            enqueue=enqueue,
+            dequeue=dequeue,
+            invoiced=invoiced,
+            credits=credits,
+            holder=holder,
+            error_event=error_event,
+            log=log,
+            keep_current=keep_current,
+            annotation=annotation,
+            reconciling=reconciling,
+        )
+        recorded = self.record_all([pending])[0]
+        if isinstance(recorded, Exception):
+            raise recorded
+        return recorded
+
+    def prepare(
+        self,
+        stage: Stage,
+        document: TaxDocument,
+        flag_before: FinalTaxFlag | None,
+        outcome: Outcome,
+        *,
+        started: float,
+        enqueue: QueueEntry | None = None,
+        dequeue: bool = False,
+        invoiced: InvoiceLink | None = None,
+        credits: CreditAllocation | None = None,
+        holder: str | None = None,
+        error_event: bool = False,
+        log: Mapping[str, object] | None = None,
+        keep_current: bool = True,
+        annotation: bool = False,
+        reconciling: bool = False,
+    ) -> Pending:
+        """The write :meth:`record` makes, checked (an illegal flag move raises here) but not
+        made: :meth:`record_all` makes several in one store call."""
         if not (annotation and flag_before is document.flag):
             check_transition(
                 flag_before,
@@ -297,25 +365,49 @@ class StageContext:
             document.last_log,
             error=error_event or outcome.is_failure,
         )
-        try:
-            self.store.save(
-                [document],
-                [event],
-                enqueue=enqueue,
-                dequeue=document.code if dequeue else None,
-                invoiced=invoiced,
-                holder=holder,
-                credits=credits,
-                expected=Expected(flag_before),
-            )
-        except ConcurrentChange as exc:
-            if not keep_current:
-                raise
-            current = self.require(document.code)
-            self.emit(stage, Outcome.UNCHANGED, current, current.flag, started, changed=str(exc))
-            return current
-        self.emit(stage, outcome, document, flag_before, started, **(log or {}))
-        return document
+        write = Write(
+            (document,),
+            (event,),
+            enqueue=enqueue,
+            dequeue=document.code if dequeue else None,
+            invoiced=invoiced,
+            holder=holder,
+            credits=credits,
+            expected=Expected(flag_before),
+        )
+        return Pending(stage, document, flag_before, outcome, started, write, keep_current, log)
+
+    def record_all(self, pending: Sequence[Pending]) -> list[TaxDocument | Refusal]:
+        """Make prepared writes in one store call and log each stage's event: per write the
+        document written, the current one (a concurrent change with ``keep_current``), or
+        the refusal (a lost lease; a concurrent change otherwise)."""
+        refusals = self.store.save_all([p.write for p in pending])
+        recorded: list[TaxDocument | Refusal] = []
+        for made, refused in zip(pending, refusals, strict=True):
+            if refused is None:
+                self.emit(
+                    made.stage,
+                    made.outcome,
+                    made.document,
+                    made.flag_before,
+                    made.started,
+                    **(made.log or {}),
+                )
+                recorded.append(made.document)
+            elif isinstance(refused, ConcurrentChange) and made.keep_current:
+                current = self.require(made.document.code)
+                self.emit(
+                    made.stage,
+                    Outcome.UNCHANGED,
+                    current,
+                    current.flag,
+                    made.started,
+                    changed=str(refused),
+                )
+                recorded.append(current)
+            else:
+                recorded.append(refused)
+        return recorded
 
     def emit(
         self,

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
 import attrs
@@ -29,10 +29,11 @@ from attrs import frozen
 
 from taxbridge.backends._calculate import merge_excluded
 from taxbridge.backends.base import Capabilities, TaxBackend
-from taxbridge.context import Outcome, Route, StageContext
+from taxbridge.context import Outcome, Pending, Route, StageContext
 from taxbridge.errors import (
     AlreadyCommitted,
     BackendError,
+    ConcurrentChange,
     DocumentNotFoundError,
     LeaseLost,
     StoreError,
@@ -110,22 +111,22 @@ def post_once(backend: TaxBackend, request: TaxRequest, *, doubt: bool = False) 
 
 
 @contextmanager
-def _said_when_committed(
-    committed: bool, document: TaxDocument, unsaved: set[str]
-) -> Iterator[None]:
-    """A store failure after the engine committed the document says so: nothing is lost, and
-    invoicing or reposting it again looks the code up first (``unsaved`` remembers it) and
-    adopts the engine's document instead of posting it twice."""
+def _said_when_committed(committed: Sequence[TaxDocument], unsaved: set[str]) -> Iterator[None]:
+    """A store failure after the engine committed documents says so: nothing is lost, and
+    invoicing or reposting them again looks each code up first (``unsaved`` remembers them)
+    and adopts the engine's document instead of posting it twice."""
     try:
         yield
     except StoreError as exc:
         if not committed:
             raise
-        unsaved.add(document.code)
+        unsaved.update(document.code for document in committed)
+        first, more = committed[0], len(committed) - 1
+        also = f", and {more} more with it," if more else ""
         raise StoreError(
-            f"{document.code} is committed at {document.backend} (tax {document.total_tax}) "
-            f"but could not be stored: {exc}; once the store is fixed, invoice or repost it "
-            "again and the engine's document is adopted, not posted twice",
+            f"{first.code} is committed at {first.backend} (tax {first.total_tax}){also} "
+            f"but could not be stored: {exc}; once the store is fixed, invoice or repost again "
+            "and the engine's document is adopted, not posted twice",
             path=exc.path,
             busy=exc.busy,
         ) from exc
@@ -238,7 +239,8 @@ class Posting:
         document = ctx.document(
             request, result, stage, flag, note + message, orders=orders, erp_company=erp_company
         )
-        with _said_when_committed(outcome is Outcome.POSTED, document, self._unsaved):
+        committed = [document] if outcome is Outcome.POSTED else []
+        with _said_when_committed(committed, self._unsaved):
             recorded = ctx.record(
                 stage,
                 document,
@@ -338,7 +340,24 @@ class Posting:
         credits: CreditAllocation | None = None,
     ) -> TaxDocument:
         """Record an attempt as ``holder``: R and off the queue, or still U with the next
-        queue entry the retry schedule makes. A lease lost meanwhile writes nothing."""
+        queue entry the retry schedule makes. A lease lost meanwhile writes nothing and
+        raises :class:`LeaseLost`."""
+        recorded = self._record([self._pending(attempt, holder, credits)])[0]
+        if isinstance(recorded, LeaseLost):
+            raise recorded
+        return recorded
+
+    def settle_all(
+        self, attempts: Sequence[Attempt], holder: str | None = None
+    ) -> list[TaxDocument | LeaseLost]:
+        """Record several attempts as ``holder`` in one store call, each as :meth:`settle`
+        would: per attempt the document recorded, or :class:`LeaseLost` (nothing written)."""
+        return self._record([self._pending(attempt, holder, None) for attempt in attempts])
+
+    def _pending(
+        self, attempt: Attempt, holder: str | None, credits: CreditAllocation | None
+    ) -> Pending:
+        """The write that records ``attempt``: R and off the queue, or U with its next entry."""
         ctx = self._ctx
         document, request, stage = attempt.document, attempt.request, attempt.stage
         answer = attempt.answer
@@ -349,7 +368,7 @@ class Posting:
             failed = attrs.evolve(
                 document, stage=stage, last_log=message, updated_at=attempt.at, request=request
             )
-            return ctx.record(
+            return ctx.prepare(
                 stage,
                 failed,
                 document.flag,
@@ -370,19 +389,31 @@ class Posting:
         reposted = ctx.document(
             request, result, stage, FinalTaxFlag.REPOSTED, message, base=document
         )
-        with _said_when_committed(True, reposted, self._unsaved):
-            recorded = ctx.record(
-                stage,
-                reposted,
-                document.flag,
-                Outcome.REPOSTED,
-                started=attempt.started,
-                dequeue=True,
-                holder=holder,
-                credits=credits,
-            )
-        self._unsaved.discard(document.code)
-        return recorded
+        return ctx.prepare(
+            stage,
+            reposted,
+            document.flag,
+            Outcome.REPOSTED,
+            started=attempt.started,
+            dequeue=True,
+            holder=holder,
+            credits=credits,
+        )
+
+    def _record(self, pending: Sequence[Pending]) -> list[TaxDocument | LeaseLost]:
+        """Make the writes of settled attempts; the engine's committed documents a store
+        failure leaves unrecorded are looked up before they are ever posted again."""
+        committed = [p.document for p in pending if p.outcome is Outcome.REPOSTED]
+        with _said_when_committed(committed, self._unsaved):
+            recorded = self._ctx.record_all(pending)
+        done: list[TaxDocument | LeaseLost] = []
+        for made, result in zip(pending, recorded, strict=True):
+            if isinstance(result, ConcurrentChange):
+                raise result  # record_all keeps the current document instead: never here
+            if not isinstance(result, LeaseLost):
+                self._unsaved.discard(made.document.code)
+            done.append(result)
+        return done
 
     def repost(
         self,

@@ -7,6 +7,7 @@ module decides which documents, when, and by which worker.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
 import random
@@ -15,7 +16,7 @@ import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from queue import SimpleQueue
 from typing import Generic, Protocol, TypeVar
 
@@ -142,8 +143,11 @@ class Reposter(Protocol[AttemptT]):
         """The engine call alone, nothing stored (many threads call it at once)."""
         ...
 
-    def settle(self, attempt: AttemptT, holder: str, /) -> TaxDocument:
-        """Record ``attempt`` as ``holder``; :class:`LeaseLost` when its lease was lost."""
+    def settle_all(
+        self, attempts: Sequence[AttemptT], holder: str, /
+    ) -> list[TaxDocument | LeaseLost]:
+        """Record ``attempts`` as ``holder`` in one store call: each one's document, or
+        :class:`LeaseLost` when its lease was lost (that one is not written)."""
         ...
 
 
@@ -325,8 +329,7 @@ class _Drain(Generic[AttemptT]):
                     in_flight -= self._settle_ready()
                 if in_flight == 0:
                     break
-                self._settle(*self._done.get())
-                in_flight -= 1
+                in_flight -= self._settle_ready(self._done.get())
         except BaseException:
             self._stopping.set()
             self._join(threads)
@@ -375,25 +378,41 @@ class _Drain(Generic[AttemptT]):
                 answer = exc
             self._done.put((entry, answer))
 
-    def _settle(self, entry: QueueEntry, answer: AttemptT | BaseException) -> None:
-        if isinstance(answer, BaseException):
-            raise answer
-        try:
-            after = self._reposter.settle(answer, self._holder)
-            outcome = "reposted" if after.flag is FinalTaxFlag.REPOSTED else "failed"
-        except LeaseLost:
-            outcome = "taken_over"
-        self.outcomes[outcome].append(entry.code)
-        if self._progress is not None:
-            self._progress(entry.code, outcome)
-
-    def _settle_ready(self) -> int:
-        """Record every answer already in, without waiting: how many."""
-        settled = 0
+    def _settle_ready(
+        self, first: tuple[QueueEntry, AttemptT | BaseException] | None = None
+    ) -> int:
+        """Record ``first`` and every answer already in, without waiting, in one store call:
+        how many. An error a posting thread met is raised once the others are recorded."""
+        ready = [] if first is None else [first]
         while not self._done.empty():
-            self._settle(*self._done.get())
-            settled += 1
-        return settled
+            ready.append(self._done.get())
+        if not ready:
+            return 0
+        codes: list[str] = []
+        posted: list[AttemptT] = []
+        errors: list[BaseException] = []
+        for entry, answer in ready:
+            if isinstance(answer, BaseException):
+                errors.append(answer)
+            else:
+                codes.append(entry.code)
+                posted.append(answer)
+        if posted:
+            recorded = self._reposter.settle_all(posted, self._holder)
+            for code, result in zip(codes, recorded, strict=True):
+                outcome = (
+                    "taken_over"
+                    if isinstance(result, LeaseLost)
+                    else "reposted"
+                    if result.flag is FinalTaxFlag.REPOSTED
+                    else "failed"
+                )
+                self.outcomes[outcome].append(code)
+                if self._progress is not None:
+                    self._progress(code, outcome)
+        if errors:
+            raise errors[0]
+        return len(ready)
 
     def _join(self, threads: list[threading.Thread]) -> None:
         for _ in threads:
@@ -402,15 +421,14 @@ class _Drain(Generic[AttemptT]):
             thread.join()
 
     def _settle_after_failure(self) -> None:
-        """Record the posts that finished after the run failed, until one cannot be: what
-        the engine committed is then looked up before it is ever posted again."""
+        """Record the posts that finished after the run failed, if the store allows: what
+        the engine committed and is not recorded is looked up before it is posted again.
+        A lease lost meanwhile leaves that one to the worker that holds it now."""
+        finished = []
         while not self._done.empty():
             _, answer = self._done.get()
-            if isinstance(answer, BaseException):
-                continue
-            try:
-                self._reposter.settle(answer, self._holder)
-            except LeaseLost:
-                continue  # another worker holds it now: nothing of ours to record
-            except Exception:
-                return
+            if not isinstance(answer, BaseException):
+                finished.append(answer)
+        if finished:
+            with contextlib.suppress(Exception):
+                self._reposter.settle_all(finished, self._holder)

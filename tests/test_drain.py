@@ -11,7 +11,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -22,6 +22,7 @@ from taxbridge import LocalEngine, RecordingBackend, SQLiteStore, TaxBridge
 from taxbridge.config import default_config
 from taxbridge.errors import StoreError
 from taxbridge.models import TaxRequest, TaxResult
+from taxbridge.store.base import Refusal, Write
 
 
 class Hooked(RecordingBackend):
@@ -228,3 +229,83 @@ def test_an_unexpected_error_in_a_posting_thread_is_raised_by_the_run(
     assert len(posted) <= 4  # then at most the one being posted and the one read ahead
     assert {flags[code] for code in posted} == {F.REPOSTED}
     assert {flags[code] for code in set(codes) - posted} == {F.FAILED}
+
+
+class Counting(SQLiteStore):
+    """A real SQLite store that remembers how many writes each of its store calls made."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path)
+        self.calls: list[int] = []
+
+    def save_all(self, writes: Sequence[Write]) -> list[Refusal | None]:
+        self.calls.append(len(writes))
+        return super().save_all(writes)
+
+
+def _held_at_first_call(
+    path: Path,
+    locked: Callable[[Path], sqlite3.Connection],
+    then: Callable[[sqlite3.Connection], None],
+) -> Callable[[int], None]:
+    """A hook that takes the store's lock at the first engine call (no answer comes back
+    before it is taken) and, half a second later, runs ``then`` on the holding connection
+    and lets go: the answers pile up meanwhile."""
+    taken = threading.Event()
+
+    def hook(number: int) -> None:
+        if number == 1:
+            holder = locked(path)
+            taken.set()
+
+            def release() -> None:
+                time.sleep(0.5)
+                then(holder)
+                holder.execute("COMMIT")
+
+            threading.Thread(target=release).start()
+        taken.wait()
+
+    return hook
+
+
+def test_answers_that_came_in_together_are_recorded_in_one_store_call(
+    tmp_path: Path, clock: Clock, locked: Callable[[Path], sqlite3.Connection]
+) -> None:
+    path = tmp_path / "t.db"
+    engine = Hooked()
+    codes = _queued(path, engine, clock, 24)
+    engine.watch(_held_at_first_call(path, locked, lambda holder: None))
+    with Counting(path) as store:
+        summary = TaxBridge(default_config(), engine, store, clock=clock).repost(concurrency=3)
+        assert summary.reposted == tuple(sorted(codes))
+        assert sum(store.calls) == 24
+        assert max(store.calls) >= 4  # what was posted while the store was held, at once
+        assert len(store.calls) < 24
+        assert {entry.outcome for entry in store.settled()} == {"R"}
+    assert all(engine.commit_counts[code] == 1 for code in codes)
+
+
+def test_a_lease_lost_within_a_group_leaves_that_document_and_records_the_others(
+    tmp_path: Path, clock: Clock, locked: Callable[[Path], sqlite3.Connection]
+) -> None:
+    path = tmp_path / "t.db"
+    engine = Hooked()
+    codes = _queued(path, engine, clock, 12)
+    stolen: list[str] = []
+
+    def take_over_the_second(holder: sqlite3.Connection) -> None:
+        stolen.append(engine.order[1])
+        holder.execute(
+            "UPDATE unposted_queue SET claimed_by = 'another worker' WHERE code = ?", stolen
+        )
+
+    engine.watch(_held_at_first_call(path, locked, take_over_the_second))
+    with Counting(path) as store:
+        summary = TaxBridge(default_config(), engine, store, clock=clock).repost(concurrency=3)
+        assert summary.taken_over == tuple(stolen)
+        assert summary.reposted == tuple(sorted(set(codes) - set(stolen)))
+        assert max(store.calls) >= 2
+        assert store.get(stolen[0]).flag is F.FAILED  # left to the worker holding it now
+        assert store.queue_entry(stolen[0]).claimed_by == "another worker"
+    assert all(engine.commit_counts[code] == 1 for code in codes)

@@ -19,6 +19,8 @@ from taxbridge import LocalEngine, RecordingBackend, TaxBridge
 from taxbridge.cli import main
 from taxbridge.config import default_config, load_config
 from taxbridge.errors import ConcurrentChange, ConfigError, StoreError
+from taxbridge.store._codec import QUEUE_COLUMNS, WRITTEN_DOCUMENT_COLUMNS
+from taxbridge.store._pg_schema import MIGRATIONS
 from taxbridge.store._pg_sql import statements
 from taxbridge.store.base import Expected
 from taxbridge.store.postgres import LATEST, PostgresSettings, PostgresStore
@@ -83,9 +85,11 @@ def test_text_postgresql_cannot_keep_is_refused_and_nothing_is_written(postgres_
         assert store.get("A-1") is None
 
 
-def test_the_same_write_sent_again_and_again_is_never_prepared(postgres_url: str) -> None:
-    """A write's message holds several statements, which PostgreSQL cannot prepare: one
-    connection sending the identical message past psycopg's prepare threshold still runs it."""
+def test_the_same_write_sent_again_and_again_past_the_prepare_threshold_runs_each_time(
+    postgres_url: str,
+) -> None:
+    """A write is one statement with one JSON parameter, which psycopg prepares once it has
+    run a few times on a connection: every write after that is still made."""
     with PostgresStore(postgres_url, pool_max=1) as store:
         doc = document(flag=F.CALCULATED)
         for _ in range(8):
@@ -97,8 +101,8 @@ def test_the_same_write_sent_again_and_again_is_never_prepared(postgres_url: str
 def test_a_server_reading_backslashes_in_quotes_gets_parameters_not_literals(
     postgres_url: str,
 ) -> None:
-    """With ``standard_conforming_strings`` off a write is not inlined: the same statements go
-    with server-side parameters, and the guard still refuses what it should."""
+    """With ``standard_conforming_strings`` off a write's text still arrives as written (the
+    values travel in one JSON parameter, never as literals), and a refusal is still made."""
     url = postgres_url + "?options=-c%20standard_conforming_strings%3Doff"
     with PostgresStore(url) as store:
         awkward = "it's \\ \\' %s ? O'Brien"
@@ -108,6 +112,67 @@ def test_a_server_reading_backslashes_in_quotes_gets_parameters_not_literals(
         with pytest.raises(ConcurrentChange, match="it read no document, it is now N"):
             store.save([doc], [event(doc)], expected=Expected(None))
         assert [e.message for e in store.events("A-1")] == [awkward]
+
+
+def test_the_save_function_writes_every_column_of_documents_and_queue_entries(
+    postgres_url: str,
+) -> None:
+    """``taxbridge_save`` reads rows into the tables' row types and upserts them: every column
+    a later migration adds must be in the JSON written and in the function's update."""
+    PostgresStore(postgres_url).close()
+    with psycopg.connect(postgres_url) as conn:
+        body = conn.execute("SELECT pg_get_functiondef('taxbridge_save'::regproc)").fetchone()
+        assert body is not None
+
+        def columns(table: str) -> list[str]:
+            rows = conn.execute(
+                "SELECT column_name FROM information_schema.columns WHERE table_name = %s",
+                (table,),
+            ).fetchall()
+            return [row[0] for row in rows]
+
+        assert set(columns("documents")) == set(WRITTEN_DOCUMENT_COLUMNS.split(", "))
+        assert set(columns("unposted_queue")) == {
+            *QUEUE_COLUMNS.split(", "),
+            "settled_at",
+            "outcome",
+        }
+        for table in ("documents", "unposted_queue"):
+            missing = [
+                name
+                for name in columns(table)
+                if name != "code" and f"{name} = EXCLUDED.{name}" not in body[0]
+            ]
+            assert missing == [], f"{table} columns the save function does not update"
+
+
+def test_a_store_of_schema_version_4_is_upgraded_in_place_and_keeps_its_documents(
+    postgres_url: str,
+) -> None:
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        conn.execute(
+            "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)"
+        )
+        for version, sql in MIGRATIONS[:4]:
+            for statement in statements(sql):
+                conn.execute(statement.encode())
+            conn.execute("INSERT INTO schema_migrations VALUES (%s, 'then')", (version,))
+        conn.execute(
+            "INSERT INTO documents (code, kind, stage, flag, erp_company, company_code, "
+            "customer_code, document_type, document_date, currency, total_amount, "
+            "total_taxable, total_exempt, total_tax, backend, last_log, updated_at) VALUES "
+            "('A-9', 'invoice', 'invoice', 'Y', '01', 'DEFAULT', 'C001', 'SalesInvoice', "
+            "'2026-11-20', 'USD', 10, 10, 0, '0.80', 'local', 'posted', '2026-11-20T08:00:00')"
+        )
+    with PostgresStore(postgres_url) as store:
+        assert store.schema_version == LATEST
+        assert store.head("A-9") is not None
+        doc = document(flag=F.CALCULATED)
+        store.save([doc], [event(doc)], expected=Expected(None))
+        assert store.get("A-1") == doc
+    with psycopg.connect(postgres_url) as conn:
+        guard = conn.execute("SELECT to_regproc('taxbridge_guard')").fetchone()
+    assert guard == (None,)
 
 
 def test_servers_starting_together_migrate_once(postgres_url: str) -> None:

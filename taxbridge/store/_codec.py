@@ -27,7 +27,7 @@ from taxbridge.models import (
     TaxLine,
     TaxRequest,
 )
-from taxbridge.store.base import CreditAllocation, QueueEntry
+from taxbridge.store.base import CreditAllocation, InvoiceLink, QueueEntry
 
 _compact_json = json.JSONEncoder(separators=(",", ":"), check_circular=False).encode
 """Compact JSON from one encoder made once (``json.dumps`` with options makes one per call);
@@ -360,10 +360,18 @@ LINE_COLUMNS = (
 )
 """The line columns as :func:`document_rows` writes them."""
 
+BREAKDOWN_COLUMNS = "code, seq, jurisdiction_type, name, region, rate, taxable, exempt, tax"
+"""The breakdown columns as :func:`document_rows` writes them."""
+
 LINE_READ_COLUMNS = "number, amount, taxable, exempt, tax, tax_code, rate, charged_tax"
 """The line columns :func:`document_from_rows` reads."""
 
 EVENT_COLUMNS = "code, at, stage, flag_before, flag_after, backend, message, error"
+
+
+def invoiced_log(link: InvoiceLink) -> str:
+    """The log entry of an order document stamped with the invoice that invoiced it."""
+    return f"invoiced as {link.invoice_code}"
 
 
 def event_row(event: DocumentEvent) -> tuple[Any, ...]:

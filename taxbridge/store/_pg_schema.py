@@ -278,10 +278,147 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
         # As SQLite's version 9: the digest of the rows written with the document.
         "ALTER TABLE documents ADD COLUMN lines_digest TEXT",
     ),
+    (
+        5,
+        """
+        DROP FUNCTION taxbridge_guard(TEXT[], TEXT, TEXT, TEXT[], BOOLEAN, TEXT, TEXT);
+        CREATE FUNCTION taxbridge_save(writes JSONB) RETURNS JSONB LANGUAGE plpgsql AS $$
+        DECLARE
+            w JSONB;
+            d JSONB;
+            want JSONB;
+            refused JSONB;
+            refusals JSONB := '[]';
+            claimed TEXT;
+            settled TEXT;
+            found_flag TEXT;
+            found_invoice TEXT;
+            checked_code TEXT;
+            order_code TEXT;
+            doc_code TEXT;
+            stored TEXT;
+            existed BOOLEAN;
+        BEGIN
+            PERFORM pg_advisory_xact_lock(hashtext(k)) FROM (
+                SELECT DISTINCT jsonb_array_elements_text(x -> 'keys') AS k
+                FROM jsonb_array_elements(writes) AS x
+            ) AS codes ORDER BY k;
+            FOR w IN SELECT value FROM jsonb_array_elements(writes) LOOP
+                refused := NULL;
+                IF w ? 'holder' THEN
+                    SELECT q.claimed_by, q.settled_at INTO claimed, settled
+                        FROM unposted_queue AS q WHERE q.code = w ->> 'held' FOR UPDATE;
+                    IF NOT FOUND OR settled IS NOT NULL
+                            OR claimed IS DISTINCT FROM w ->> 'holder' THEN
+                        refused := jsonb_build_object('state', 'TB001', 'detail',
+                            jsonb_build_array(w ->> 'held', w ->> 'holder', claimed));
+                    END IF;
+                END IF;
+                want := w -> 'expected';
+                IF refused IS NULL AND want IS NOT NULL THEN
+                    FOR checked_code IN SELECT jsonb_array_elements_text(w -> 'checked') LOOP
+                        SELECT x.flag, NULLIF(x.invoice_code, '') INTO found_flag, found_invoice
+                            FROM documents AS x WHERE x.code = checked_code;
+                        IF FOUND IS DISTINCT FROM (want ->> 'present')::BOOLEAN
+                                OR (FOUND AND (found_flag IS DISTINCT FROM want ->> 'flag'
+                                    OR found_invoice IS DISTINCT FROM want ->> 'invoice')) THEN
+                            refused := jsonb_build_object('state', 'TB002', 'detail',
+                                jsonb_build_array(checked_code, FOUND, found_flag, found_invoice,
+                                    (want ->> 'present')::BOOLEAN, want ->> 'flag',
+                                    want ->> 'invoice'));
+                            EXIT;
+                        END IF;
+                    END LOOP;
+                END IF;
+                refusals := refusals || jsonb_build_array(refused);
+                CONTINUE WHEN refused IS NOT NULL;
+                FOR d IN SELECT value FROM jsonb_array_elements(w -> 'documents') LOOP
+                    doc_code := d -> 'row' ->> 'code';
+                    SELECT x.lines_digest INTO stored FROM documents AS x WHERE x.code = doc_code;
+                    existed := FOUND;
+                    INSERT INTO documents
+                        SELECT * FROM jsonb_populate_record(NULL::documents, d -> 'row')
+                    ON CONFLICT (code) DO UPDATE SET kind = EXCLUDED.kind,
+                        stage = EXCLUDED.stage, flag = EXCLUDED.flag,
+                        erp_company = EXCLUDED.erp_company, company_code = EXCLUDED.company_code,
+                        customer_code = EXCLUDED.customer_code,
+                        document_type = EXCLUDED.document_type,
+                        document_date = EXCLUDED.document_date, tax_date = EXCLUDED.tax_date,
+                        currency = EXCLUDED.currency, total_amount = EXCLUDED.total_amount,
+                        total_taxable = EXCLUDED.total_taxable,
+                        total_exempt = EXCLUDED.total_exempt, total_tax = EXCLUDED.total_tax,
+                        backend = EXCLUDED.backend, last_log = EXCLUDED.last_log,
+                        updated_at = EXCLUDED.updated_at, request_json = EXCLUDED.request_json,
+                        orders_json = EXCLUDED.orders_json, invoice_code = EXCLUDED.invoice_code,
+                        charged_tax = EXCLUDED.charged_tax, voided_at = EXCLUDED.voided_at,
+                        void_reason = EXCLUDED.void_reason, lines_digest = EXCLUDED.lines_digest;
+                    CONTINUE WHEN existed AND stored = d -> 'row' ->> 'lines_digest';
+                    IF existed THEN
+                        DELETE FROM document_lines WHERE code = doc_code;
+                        DELETE FROM document_breakdown WHERE code = doc_code;
+                    END IF;
+                    INSERT INTO document_lines
+                        SELECT * FROM jsonb_populate_recordset(NULL::document_lines, d -> 'lines');
+                    INSERT INTO document_breakdown
+                        SELECT * FROM jsonb_populate_recordset(
+                            NULL::document_breakdown, d -> 'breakdown');
+                END LOOP;
+                INSERT INTO document_events
+                        (code, at, stage, flag_before, flag_after, backend, message, error)
+                    SELECT e.code, e.at, e.stage, e.flag_before, e.flag_after, e.backend,
+                        e.message, e.error
+                    FROM jsonb_populate_recordset(NULL::document_events, w -> 'events')
+                        WITH ORDINALITY AS e ORDER BY e.ordinality;
+                IF w ? 'enqueue' THEN
+                    INSERT INTO unposted_queue
+                        SELECT * FROM jsonb_populate_record(NULL::unposted_queue, w -> 'enqueue')
+                    ON CONFLICT (code) DO UPDATE SET attempts = EXCLUDED.attempts,
+                        next_attempt_at = EXCLUDED.next_attempt_at,
+                        last_error_code = EXCLUDED.last_error_code,
+                        last_error_message = EXCLUDED.last_error_message,
+                        retryable = EXCLUDED.retryable, created_at = EXCLUDED.created_at,
+                        updated_at = EXCLUDED.updated_at, claimed_by = EXCLUDED.claimed_by,
+                        lease_expires_at = EXCLUDED.lease_expires_at,
+                        settled_at = EXCLUDED.settled_at, outcome = EXCLUDED.outcome,
+                        may_have_landed = EXCLUDED.may_have_landed;
+                END IF;
+                IF w ? 'dequeue' THEN
+                    UPDATE unposted_queue SET settled_at = w -> 'dequeue' ->> 'at',
+                        outcome = w -> 'dequeue' ->> 'flag', claimed_by = NULL,
+                        lease_expires_at = NULL
+                    WHERE code = w -> 'dequeue' ->> 'code' AND settled_at IS NULL;
+                END IF;
+                IF w ? 'invoiced' THEN
+                    d := w -> 'invoiced';
+                    FOR order_code IN SELECT jsonb_array_elements_text(d -> 'orders') LOOP
+                        INSERT INTO document_events
+                                (code, at, stage, flag_before, flag_after, backend, message, error)
+                            SELECT x.code, d ->> 'at', d ->> 'stage', x.flag, x.flag, x.backend,
+                                d ->> 'message', 0
+                            FROM documents AS x WHERE x.code = order_code
+                                AND x.invoice_code IS DISTINCT FROM d ->> 'invoice';
+                        UPDATE documents SET stage = d ->> 'stage', invoice_code = d ->> 'invoice',
+                            last_log = d ->> 'message', updated_at = d ->> 'at'
+                        WHERE code = order_code AND invoice_code IS DISTINCT FROM d ->> 'invoice';
+                    END LOOP;
+                END IF;
+                IF w ? 'credits' THEN
+                    DELETE FROM credit_allocations WHERE credit_code = w -> 'credits' ->> 'code';
+                    INSERT INTO credit_allocations SELECT * FROM jsonb_populate_recordset(
+                        NULL::credit_allocations, w -> 'credits' -> 'rows');
+                END IF;
+            END LOOP;
+            RETURN refusals;
+        END
+        $$
+        """,
+    ),
 )
 """Schema changes in order; later features append a (version, sql) pair, never edit one.
 Version 3 adds the one-call guard of a write (locks, lease, expected state) that lets a save
-travel to the server in one round trip; version 4 the digest of a document's lines."""
+travel to the server in one round trip; version 4 the digest of a document's lines; version 5
+replaces the guard with ``taxbridge_save``, which makes several writes, each checked and all
+or nothing, from one JSON argument: its statements are planned once per connection."""
 
 PRIMARY_KEYS: dict[str, tuple[str, ...]] = {
     "documents": ("code",),

@@ -1,20 +1,36 @@
 """The SQL of the PostgreSQL store: the translation of the SQL the stores share (written for
-SQLite) and the migrations applied once under an advisory lock."""
+SQLite), the migrations applied once under an advisory lock, and a write as the server-side
+``taxbridge_save`` reads it."""
 
 from __future__ import annotations
 
 import datetime as dt
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
 from taxbridge.errors import ConcurrentChange, LeaseLost, StoreError
 from taxbridge.flags import FinalTaxFlag
-from taxbridge.store._codec import DOCUMENT_COLUMNS, LINE_READ_COLUMNS
+from taxbridge.models import Stage
+from taxbridge.store._codec import (
+    BREAKDOWN_COLUMNS,
+    CREDIT_COLUMNS,
+    DOCUMENT_COLUMNS,
+    EVENT_COLUMNS,
+    LINE_COLUMNS,
+    LINE_READ_COLUMNS,
+    QUEUE_COLUMNS,
+    WRITTEN_DOCUMENT_COLUMNS,
+    credit_rows,
+    document_rows,
+    event_row,
+    invoiced_log,
+    queue_row,
+)
 from taxbridge.store._pg_schema import MIGRATIONS, PRIMARY_KEYS
-from taxbridge.store.base import Expected
+from taxbridge.store.base import Expected, Refusal, Write
 
 LATEST = MIGRATIONS[-1][0]
 MIGRATION_LOCK = 7_172_001
@@ -76,91 +92,6 @@ class Connection:
                 cursor.executemany(translate(sql), rows)
 
 
-_ROWS = re.compile(r"(INSERT INTO \w+ \([^)]*\) VALUES )(\((?:%s, )*%s\))")
-_SPLIT: dict[str, tuple[str, ...]] = {}
-
-
-class Batch:
-    """A write's statements collected, then sent as one simple query: one round trip, one
-    implicit transaction (an error in any statement, the guard's included, undoes them all).
-
-    Values become SQL literals here, so a batch is only sent where the server reads quotes
-    plainly (``standard_conforming_strings`` on, PostgreSQL's default); elsewhere the same
-    statements are replayed with server-side parameters in a pipelined transaction.
-    """
-
-    def __init__(self) -> None:
-        self.statements: list[tuple[str, tuple[Any, ...]]] = []
-
-    def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
-        self.statements.append((translate(sql), tuple(params)))
-
-    def executemany(self, sql: str, rows: Any) -> None:
-        rows = [tuple(row) for row in rows]
-        if not rows:
-            return
-        text = translate(sql)
-        many = _ROWS.fullmatch(text)
-        if many is None:
-            self.statements.extend((text, row) for row in rows)
-            return
-        head, marks = many.groups()
-        for start in range(0, len(rows), 1000):
-            chunk = rows[start : start + 1000]
-            flat = tuple(value for row in chunk for value in row)
-            self.statements.append((head + ", ".join([marks] * len(chunk)), flat))
-
-    def send(self, raw: Any) -> None:
-        """Run the statements on ``raw`` (a psycopg connection in autocommit mode)."""
-        if raw.info.parameter_status("standard_conforming_strings") == "on":
-            raw.execute(_inline(self.statements), prepare=False)  # never a prepared statement
-            return
-        with raw.pipeline(), raw.transaction():
-            for text, params in self.statements:
-                raw.execute(text, params)
-
-
-def _inline(statements: Sequence[tuple[str, tuple[Any, ...]]]) -> bytes:
-    """The statements as one query text, each ``%s`` replaced by its value's literal."""
-    out: list[str] = []
-    for text, params in statements:
-        parts = _SPLIT.get(text)
-        if parts is None:
-            parts = _SPLIT[text] = tuple(part.replace("%%", "%") for part in text.split("%s"))
-        if len(parts) != len(params) + 1:
-            raise StoreError(f"{len(params)} values for {len(parts) - 1} placeholders: {text}")
-        out.append(parts[0])
-        for value, part in zip(params, parts[1:], strict=True):
-            out.append(literal(value))
-            out.append(part)
-        out.append(";\n")
-    return "".join(out).encode()
-
-
-def literal(value: Any) -> str:
-    """A value as a PostgreSQL literal with standard-conforming strings (a quote doubled,
-    a backslash plain): text, exact decimals as quoted text (never a float), whole numbers,
-    booleans, NULL, and lists of text as arrays."""
-    if value is None:
-        return "NULL"
-    if isinstance(value, str):
-        if "\x00" in value:
-            raise StoreError(f"text holds a NUL character, which PostgreSQL cannot keep: {value!r}")
-        return "'" + value.replace("'", "''") + "'"
-    if isinstance(value, Decimal):
-        if not value.is_finite():
-            raise StoreError(f"{value} is not a finite amount")
-        return f"'{value}'"
-    if isinstance(value, bool):
-        return "TRUE" if value else "FALSE"
-    if isinstance(value, int):
-        return str(int(value))
-    if isinstance(value, (list, tuple)):
-        items = ", ".join(literal(item) for item in value)
-        return f"ARRAY[{items}]" if items else "'{}'"
-    raise StoreError(f"no SQL literal for a {type(value).__name__}: {value!r}")
-
-
 def migrate(conn: Connection, *, create: bool, where: str) -> None:
     """Apply missing migrations once, under an advisory lock (servers starting together wait);
     a schema newer than this code is refused before anything is written."""
@@ -220,18 +151,77 @@ def json_rows(text: str | None) -> list[list[Any]]:
     return rows
 
 
-def guard_error(exc: Exception) -> Exception | None:
-    """The lease or state error ``taxbridge_guard`` raised, from its JSON detail (None when
-    ``exc`` is another error)."""
-    state = getattr(exc, "sqlstate", None)
-    if state not in ("TB001", "TB002"):
+SAVE = "SELECT taxbridge_save(%s::jsonb)"
+"""Several writes in one call (migration 5): a JSON array of :func:`write_json`, answered
+with one refusal or null per write."""
+
+_DOCUMENT_NAMES = tuple(WRITTEN_DOCUMENT_COLUMNS.split(", "))
+_LINE_NAMES = tuple(LINE_COLUMNS.split(", "))
+_BREAKDOWN_NAMES = tuple(BREAKDOWN_COLUMNS.split(", "))
+_EVENT_NAMES = tuple(EVENT_COLUMNS.split(", "))
+_QUEUE_NAMES = (*QUEUE_COLUMNS.split(", "), "settled_at", "outcome")
+_CREDIT_NAMES = tuple(CREDIT_COLUMNS.split(", "))
+
+
+def write_json(write: Write) -> dict[str, Any]:
+    """A write as ``taxbridge_save`` reads it: rows as objects keyed by column (the server
+    reads them into its tables' row types), absent parts left out."""
+    found: dict[str, Any] = {"keys": sorted(write.keys)}
+    if write.held is not None:
+        found["held"], found["holder"] = write.held
+    if write.expected is not None:
+        flag = write.expected.flag
+        found["checked"] = list(write.checked)
+        found["expected"] = {
+            "present": flag is not None,
+            "flag": None if flag is None else flag.value,
+            "invoice": write.expected.invoice_code,
+        }
+    documents = []
+    for doc in write.documents:
+        row, lines, breakdown = document_rows(doc)
+        documents.append(
+            {
+                "row": dict(zip(_DOCUMENT_NAMES, row, strict=True)),
+                "lines": [dict(zip(_LINE_NAMES, line, strict=True)) for line in lines],
+                "breakdown": [dict(zip(_BREAKDOWN_NAMES, b, strict=True)) for b in breakdown],
+            }
+        )
+    found["documents"] = documents
+    found["events"] = [dict(zip(_EVENT_NAMES, event_row(e), strict=True)) for e in write.events]
+    if write.enqueue is not None:
+        row = (*queue_row(write.enqueue), None, "")
+        found["enqueue"] = dict(zip(_QUEUE_NAMES, row, strict=True))
+    if write.dequeue is not None:
+        flag_after, at = write.settlement
+        found["dequeue"] = {"code": write.dequeue, "flag": flag_after, "at": at}
+    if write.invoiced is not None:
+        link = write.invoiced
+        found["invoiced"] = {
+            "invoice": link.invoice_code,
+            "orders": list(link.order_codes),
+            "at": link.at.isoformat(),
+            "stage": Stage.INVOICE.value,
+            "message": invoiced_log(link),
+        }
+    if write.credits is not None:
+        rows = credit_rows(write.credits)
+        found["credits"] = {
+            "code": write.credits.credit_code,
+            "rows": [dict(zip(_CREDIT_NAMES, row, strict=True)) for row in rows],
+        }
+    return found
+
+
+def refusal(found: Mapping[str, Any] | None) -> Refusal | None:
+    """The lease or state refusal ``taxbridge_save`` answered for one write (None: made)."""
+    if found is None:
         return None
-    diag = getattr(exc, "diag", None)
-    detail = json.loads(getattr(diag, "message_detail", None) or "[]")
-    if state == "TB001":
+    detail = found["detail"]
+    if found["state"] == "TB001":
         code, holder, current = detail
         return LeaseLost(code, holder, current)
     code, present, flag, invoice, want_present, want_flag, want_invoice = detail
-    found = Expected(FinalTaxFlag(flag), invoice) if present else Expected(None)
+    now = Expected(FinalTaxFlag(flag), invoice) if present else Expected(None)
     wanted = Expected(FinalTaxFlag(want_flag), want_invoice) if want_present else Expected(None)
-    return ConcurrentChange(code, wanted.describe(), found.describe())
+    return ConcurrentChange(code, wanted.describe(), now.describe())

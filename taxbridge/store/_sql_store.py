@@ -1,14 +1,15 @@
 """What the SQLite and PostgreSQL stores share: every read and write of documents, the queue,
 reference data and exemptions, in SQL written once (SQLite's dialect; the PostgreSQL store's
 connection translates it). A store supplies its connections and the few places the databases
-differ: how rows are locked, how a save's writes are sent, and how text sorts."""
+differ: how writers of a document wait for one another, how claimed rows are locked, and how
+text sorts. PostgreSQL makes a stage's writes (:meth:`SQLStore.save_all`) with a server-side
+function of its own instead."""
 
 from __future__ import annotations
 
 import abc
-import contextlib
 import datetime as dt
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from decimal import Decimal
 from typing import Any
@@ -19,6 +20,7 @@ from taxbridge.models import DocumentEvent, DocumentKind, Exemption, Stage, TaxD
 from taxbridge.rates import RateTable, ZipRate
 from taxbridge.store._certificate_sql import CertificatesMixin
 from taxbridge.store._codec import (
+    BREAKDOWN_COLUMNS,
     CREDIT_COLUMNS,
     DOCUMENT_COLUMNS,
     EVENT_COLUMNS,
@@ -36,6 +38,7 @@ from taxbridge.store._codec import (
     event_row,
     exemption_from_row,
     exemption_row,
+    invoiced_log,
     queue_entry_from_row,
     queue_row,
 )
@@ -48,7 +51,9 @@ from taxbridge.store.base import (
     InvoiceLink,
     QueueEntry,
     ReferenceData,
+    Refusal,
     SettledEntry,
+    Write,
 )
 
 
@@ -69,9 +74,7 @@ _DOC_UPSERT = (
 )
 _LINE_INSERT = f"INSERT INTO document_lines ({LINE_COLUMNS}) VALUES ({_marks(LINE_COLUMNS)})"
 _BREAKDOWN_INSERT = (
-    "INSERT INTO document_breakdown "
-    "(code, seq, jurisdiction_type, name, region, rate, taxable, exempt, tax) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    f"INSERT INTO document_breakdown ({BREAKDOWN_COLUMNS}) VALUES ({_marks(BREAKDOWN_COLUMNS)})"
 )
 _EVENT_INSERT = f"INSERT INTO document_events ({EVENT_COLUMNS}) VALUES ({_marks(EVENT_COLUMNS)})"
 _QUEUE_UPSERT = (
@@ -92,13 +95,8 @@ class SQLStore(LedgerMixin, ExportsMixin, CertificatesMixin, abc.ABC):
 
     COLLATE = ""
     """Appended to ``ORDER BY code``: text sorts by bytes, as SQLite sorts it."""
-    LOCK_ROW = ""
-    """Appended to the read of a queue entry a write depends on (row lock)."""
     CLAIM_ROWS = ""
     """Appended to the read of the entries a claim takes (skip rows being claimed)."""
-    KEEPS_UNCHANGED_LINES = True
-    """A write reads the stored lines' digest first and leaves equal lines in place (a store
-    whose writes are sent before anything is read always rewrites them)."""
 
     def _read_one(self) -> AbstractContextManager[Runner]:
         """A read of one statement (a store may skip the transaction around it)."""
@@ -147,59 +145,61 @@ class SQLStore(LedgerMixin, ExportsMixin, CertificatesMixin, abc.ABC):
         stage read. Otherwise :class:`LeaseLost` or :class:`ConcurrentChange` is raised and
         nothing is written.
         """
-        # rows are built before the transaction: other writers wait only for the database
-        rows = [document_rows(doc) for doc in documents]
-        event_rows = [event_row(e) for e in events]
-        keys = {doc.code for doc in documents} | set(invoiced.order_codes if invoiced else ())
-        keys |= {key for key in (dequeue, enqueue.code if enqueue else None) if key}
-        held = None
-        if holder is not None:
-            held = (str(enqueue.code if enqueue is not None else dequeue), holder)
-        checked = [doc.code for doc in documents] if expected is not None else []
-        with self._guarded(sorted(keys), held, checked, expected) as conn:
-            for written in rows:
-                _write_document(conn, written, keep_unchanged=self.KEEPS_UNCHANGED_LINES)
-            conn.executemany(_EVENT_INSERT, event_rows)
-            if enqueue is not None:
-                conn.execute(_QUEUE_UPSERT, queue_row(enqueue))
-            if dequeue is not None:
-                flag = next((d.flag.value for d in documents if d.code == dequeue), "")
-                at = next((e.at for e in events if e.code == dequeue), None)
-                conn.execute(
-                    "UPDATE unposted_queue SET settled_at = ?, outcome = ?, "
-                    "claimed_by = NULL, lease_expires_at = NULL "
-                    "WHERE code = ? AND settled_at IS NULL",
-                    ((at or dt.datetime.now(dt.UTC)).isoformat(), flag, dequeue),
-                )
-            if invoiced is not None:
-                _link_orders(conn, invoiced)
-            if credits is not None:
-                conn.execute(
-                    "DELETE FROM credit_allocations WHERE credit_code = ?",
-                    (credits.credit_code,),
-                )
-                conn.executemany(_CREDIT_INSERT, credit_rows(credits))
+        write = Write(
+            tuple(documents),
+            tuple(events),
+            enqueue=enqueue,
+            dequeue=dequeue,
+            invoiced=invoiced,
+            holder=holder,
+            credits=credits,
+            expected=expected,
+        )
+        refused = self.save_all([write])[0]
+        if refused is not None:
+            raise refused
 
-    @contextlib.contextmanager
-    def _guarded(
-        self,
-        keys: Sequence[str],
-        held: tuple[str, str] | None,
-        checked: Sequence[str],
-        expected: Expected | None,
-    ) -> Iterator[Runner]:
-        """A write transaction in which writers of ``keys`` wait for one another, the queue
-        entry ``held`` (code, holder) is still that holder's and each ``checked`` document is
-        still as ``expected``; else :class:`LeaseLost` or :class:`ConcurrentChange` and nothing
-        is written. Only writes run inside (a store may send them all at once)."""
+    def save_all(self, writes: Sequence[Write]) -> list[Refusal | None]:
+        """Several writes in one transaction, each all or nothing: one refused by its lease or
+        expected state is skipped (its refusal in its place), the others are made. Writers of
+        all the writes' codes wait for one another first, so checks and writes see one state."""
+        # rows are built before the transaction: other writers wait only for the database
+        built = [
+            (write, list(map(document_rows, write.documents)), list(map(event_row, write.events)))
+            for write in writes
+        ]
+        refusals: list[Refusal | None] = []
         with self._write() as conn:
-            self._serialise(conn, keys)
-            if held is not None:
-                self._check_holder(conn, *held)
-            if expected is not None:
-                for code in checked:
-                    self._check_expected(conn, code, expected)
-            yield conn
+            self._serialise(conn, sorted(frozenset().union(*(write.keys for write in writes))))
+            for write, rows, event_rows in built:
+                try:
+                    self._check(conn, write)
+                except (LeaseLost, ConcurrentChange) as exc:
+                    refusals.append(exc)
+                    continue
+                refusals.append(None)
+                for written in rows:
+                    _write_document(conn, written)
+                conn.executemany(_EVENT_INSERT, event_rows)
+                _queue_change(conn, write)
+                if write.invoiced is not None:
+                    _link_orders(conn, write.invoiced)
+                if write.credits is not None:
+                    conn.execute(
+                        "DELETE FROM credit_allocations WHERE credit_code = ?",
+                        (write.credits.credit_code,),
+                    )
+                    conn.executemany(_CREDIT_INSERT, credit_rows(write.credits))
+        return refusals
+
+    def _check(self, conn: Runner, write: Write) -> None:
+        """Raise :class:`LeaseLost` or :class:`ConcurrentChange` when ``write`` may not be
+        made: its worker no longer holds its queue entry, or a document changed since read."""
+        if write.held is not None:
+            self._check_holder(conn, *write.held)
+        if write.expected is not None:
+            for code in write.checked:
+                self._check_expected(conn, code, write.expected)
 
     def _check_expected(self, conn: Runner, code: str, expected: Expected) -> None:
         row = conn.execute(
@@ -211,7 +211,7 @@ class SQLStore(LedgerMixin, ExportsMixin, CertificatesMixin, abc.ABC):
 
     def _check_holder(self, conn: Runner, code: str, holder: str) -> None:
         row = conn.execute(
-            f"SELECT claimed_by, settled_at FROM unposted_queue WHERE code = ?{self.LOCK_ROW}",
+            "SELECT claimed_by, settled_at FROM unposted_queue WHERE code = ?",
             (code,),
         ).fetchone()
         if row is None or row[1] is not None or row[0] != holder:
@@ -369,15 +369,17 @@ class SQLStore(LedgerMixin, ExportsMixin, CertificatesMixin, abc.ABC):
                 params.append(limit)
         with self._write() as conn:
             found = conn.execute(sql + self.CLAIM_ROWS, params).fetchall()
-            conn.executemany(
-                "UPDATE unposted_queue SET claimed_by = ?, lease_expires_at = ? WHERE code = ?",
-                [(holder, (now + lease).isoformat(), c) for c, _ in found],
-            )
             taken: dict[str, Any] = {}
             codes = [c for c, _ in found]
             for start in range(0, len(codes), _IN_CHUNK):
                 chunk = codes[start : start + _IN_CHUNK]
-                sql = f"SELECT {QUEUE_COLUMNS} FROM unposted_queue WHERE code IN ({_marks(chunk)})"
+                marks = _marks(chunk)
+                conn.execute(
+                    "UPDATE unposted_queue SET claimed_by = ?, lease_expires_at = ? "
+                    f"WHERE code IN ({marks})",
+                    [holder, (now + lease).isoformat(), *chunk],
+                )
+                sql = f"SELECT {QUEUE_COLUMNS} FROM unposted_queue WHERE code IN ({marks})"
                 taken.update((row[0], row) for row in conn.execute(sql, chunk).fetchall())
         return [
             queue_entry_from_row(
@@ -478,27 +480,34 @@ class SQLStore(LedgerMixin, ExportsMixin, CertificatesMixin, abc.ABC):
             conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
 
 
-def _write_document(conn: Runner, rows: DocumentRows, *, keep_unchanged: bool) -> None:
-    """Upsert a document and replace its lines and breakdown (with ``keep_unchanged``, not
-    when the stored ones have the same digest, and with nothing to delete for a new one: lines
-    are only ever written here, with their document)."""
+def _write_document(conn: Runner, rows: DocumentRows) -> None:
+    """Upsert a document and replace its lines and breakdown, unless the stored ones have the
+    same digest (nothing to delete for a new one): lines are only ever written here."""
     document, lines, breakdown = rows
     code = document[0]
-    existed = True
-    if keep_unchanged:
-        stored = conn.execute(
-            "SELECT lines_digest FROM documents WHERE code = ?", (code,)
-        ).fetchone()
-        if stored is not None and stored[0] == document[-1]:
-            conn.execute(_DOC_UPSERT, document)
-            return
-        existed = stored is not None
+    stored = conn.execute("SELECT lines_digest FROM documents WHERE code = ?", (code,)).fetchone()
     conn.execute(_DOC_UPSERT, document)
-    if existed:
+    if stored is not None and stored[0] == document[-1]:
+        return
+    if stored is not None:
         conn.execute("DELETE FROM document_lines WHERE code = ?", (code,))
         conn.execute("DELETE FROM document_breakdown WHERE code = ?", (code,))
     conn.executemany(_LINE_INSERT, lines)
     conn.executemany(_BREAKDOWN_INSERT, breakdown)
+
+
+def _queue_change(conn: Runner, write: Write) -> None:
+    """A write's queue change: a new or next entry, and the entry settled."""
+    if write.enqueue is not None:
+        conn.execute(_QUEUE_UPSERT, queue_row(write.enqueue))
+    if write.dequeue is not None:
+        flag, at = write.settlement
+        conn.execute(
+            "UPDATE unposted_queue SET settled_at = ?, outcome = ?, "
+            "claimed_by = NULL, lease_expires_at = NULL "
+            "WHERE code = ? AND settled_at IS NULL",
+            (at, flag, write.dequeue),
+        )
 
 
 def _all_parts(conn: Runner, rows: Sequence[Any]) -> list[tuple[Any, list[Any], list[Any]]]:
@@ -529,7 +538,7 @@ def _link_orders(conn: Runner, link: InvoiceLink) -> None:
     """Stamp the invoiced orders with the invoice code, stage and a log entry (once): writes
     only, each order's log entry taken from its row before the stamp, so a store may send them
     all at once."""
-    message = f"invoiced as {link.invoice_code}"
+    message = invoiced_log(link)
     at = link.at.isoformat()
     not_yet = "WHERE code = ? AND (invoice_code IS NULL OR invoice_code != ?)"
     for code in link.order_codes:

@@ -18,6 +18,7 @@ from typing import Any, NamedTuple, Protocol
 from attrs import frozen
 
 from taxbridge._toml import TableReader
+from taxbridge.errors import ConcurrentChange, LeaseLost
 from taxbridge.flags import FinalTaxFlag
 from taxbridge.models import (
     Certificate,
@@ -138,6 +139,57 @@ class CreditAllocation:
 
 
 @frozen
+class Write:
+    """One stage's write as a value (what :meth:`DocumentStore.save` takes), so that several
+    go to the store in one call: documents with their lines, breakdown and events, the queue
+    change, the orders invoiced and what a credit takes, each all or nothing."""
+
+    documents: tuple[TaxDocument, ...]
+    events: tuple[DocumentEvent, ...]
+    enqueue: QueueEntry | None = None
+    dequeue: str | None = None
+    invoiced: InvoiceLink | None = None
+    holder: str | None = None
+    """The repost worker that must still hold the queue entry changed."""
+    credits: CreditAllocation | None = None
+    expected: Expected | None = None
+    """What each document must still be when written."""
+
+    @property
+    def keys(self) -> frozenset[str]:
+        """The codes whose writers wait for one another: documents, orders and queue entry."""
+        keys = {doc.code for doc in self.documents}
+        keys.update(self.invoiced.order_codes if self.invoiced else ())
+        keys.update(key for key in (self.dequeue, self.enqueue and self.enqueue.code) if key)
+        return frozenset(keys)
+
+    @property
+    def held(self) -> tuple[str, str] | None:
+        """(code, holder) of the queue entry the write's worker must still hold, or None."""
+        if self.holder is None:
+            return None
+        return str(self.enqueue.code if self.enqueue is not None else self.dequeue), self.holder
+
+    @property
+    def checked(self) -> tuple[str, ...]:
+        """The documents that must still be as ``expected``."""
+        return tuple(doc.code for doc in self.documents) if self.expected is not None else ()
+
+    @property
+    def settlement(self) -> tuple[str, str]:
+        """The flag the ``dequeue`` entry settles with (its document's) and when (its event's
+        time, ISO), as the queue history keeps them."""
+        flag = next((d.flag.value for d in self.documents if d.code == self.dequeue), "")
+        at = next((e.at for e in self.events if e.code == self.dequeue), None)
+        return flag, (at or dt.datetime.now(dt.UTC)).isoformat()
+
+
+Refusal = LeaseLost | ConcurrentChange
+"""Why a store refused one write of several: its worker's lease was lost, or a document is
+no longer as the stage read it."""
+
+
+@frozen
 class ReferenceData:
     """What the end-of-day refresh brings from the engine; None parts are left as they are."""
 
@@ -175,6 +227,13 @@ class DocumentStore(Protocol):
         ``invoice`` and a log entry, unless they already carry that code. With ``credits``, what
         the credit takes off its invoice's lines replaces what it took before.
         """
+        ...
+
+    def save_all(self, writes: Sequence[Write]) -> list[Refusal | None]:
+        """Make several :class:`Write` in one transaction, each all or nothing, in order: a
+        write refused (lease lost, concurrent change) is skipped and its refusal returned in
+        its place, the others are made; any other failure raises and makes none. A repost run
+        records the answers that came in together with one call."""
         ...
 
     def head(self, code: str) -> DocumentHead | None:

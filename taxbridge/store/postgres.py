@@ -10,7 +10,9 @@ later); nothing is half-written. Needs the ``postgres`` extra (``taxbridge[postg
 
 from __future__ import annotations
 
+import json
 import os
+import re
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -25,10 +27,11 @@ from taxbridge.store import _pg_sql as _sql
 from taxbridge.store._codec import document_from_rows
 from taxbridge.store._ledger_sql import Runner
 from taxbridge.store._sql_store import SQLStore
-from taxbridge.store.base import Expected
+from taxbridge.store.base import Refusal, Write
 
 LATEST = _sql.LATEST
-_GUARD = "SELECT taxbridge_guard(?::text[], ?, ?, ?::text[], ?, ?, ?)"
+_NUL = re.compile(r"(?<!\\)(?:\\\\)*\\u0000")
+"""A NUL character as JSON writes it (``\\u0000`` after an even run of backslashes)."""
 
 
 class PostgresStore(SQLStore):
@@ -113,9 +116,6 @@ class PostgresStore(SQLStore):
         except psycopg.OperationalError as exc:
             raise StoreError(f"{doing}: {_reason(exc)}", path=self.url, busy=True) from exc
         except psycopg.Error as exc:
-            guarded = _sql.guard_error(exc)
-            if guarded is not None:
-                raise guarded from None
             raise StoreError(f"{doing}: {_reason(exc)}", path=self.url) from exc
 
     def close(self) -> None:
@@ -128,10 +128,7 @@ class PostgresStore(SQLStore):
     # -- where PostgreSQL differs --------------------------------------------------------------
 
     COLLATE = ' COLLATE "C"'
-    LOCK_ROW = " FOR UPDATE"
     CLAIM_ROWS = " FOR UPDATE SKIP LOCKED"
-    KEEPS_UNCHANGED_LINES = False
-    """A write goes to the server as one message, composed before anything is read."""
 
     def _serialise(self, conn: Runner, keys: Sequence[str]) -> None:
         """Transaction-scoped advisory locks on the keys (document codes), in one statement and
@@ -142,26 +139,21 @@ class PostgresStore(SQLStore):
                 (list(keys),),
             )
 
-    @contextmanager
-    def _guarded(
-        self,
-        keys: Sequence[str],
-        held: tuple[str, str] | None,
-        checked: Sequence[str],
-        expected: Expected | None,
-    ) -> Iterator[Runner]:
-        """The write in one round trip: the server-side guard (advisory locks, lease, expected
-        state: it raises and nothing behind it is applied) and the writes, sent as one batch."""
-        code, holder = held if held is not None else (None, None)
-        present = expected is not None and expected.flag is not None
-        flag = expected.flag.value if expected is not None and expected.flag is not None else None
-        invoice = expected.invoice_code if expected is not None else None
-        guard = (list(keys), code, holder, list(checked), present, flag, invoice)
-        batch = _sql.Batch()
-        batch.execute(_GUARD, guard)
-        yield batch
+    def save_all(self, writes: Sequence[Write]) -> list[Refusal | None]:
+        """Several writes in one statement, one transaction and one round trip: the server's
+        ``taxbridge_save`` takes every write's advisory locks in a fixed order, checks each
+        write's lease and expected state and makes the writes that pass, all from one JSON
+        argument, so its statements are planned once per connection and not per write."""
+        if not writes:
+            return []
+        payload = json.dumps([_sql.write_json(write) for write in writes], separators=(",", ":"))
+        if "\\u0000" in payload and _NUL.search(payload):
+            raise StoreError(
+                "text holds a NUL character, which PostgreSQL cannot keep", path=self.url
+            )
         with self._transaction("cannot write the store", transaction=False) as conn:
-            batch.send(conn.raw)
+            row = conn.raw.execute(_sql.SAVE, (payload,)).fetchone()
+        return [_sql.refusal(found) for found in row[0]]
 
     def get(self, code: str) -> TaxDocument | None:
         """The stored document, with lines, breakdown and request: one statement (one

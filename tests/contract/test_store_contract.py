@@ -55,6 +55,7 @@ from taxbridge.store.base import (
     ReferenceData,
     SettledEntry,
     Store,
+    Write,
 )
 
 Opener = Callable[[], Store]
@@ -444,6 +445,55 @@ class TestQueue:
         with pytest.raises(LeaseLost) as settled:
             store.save([doc], [event(doc, F.REPOSTED)], dequeue="A-1", holder="fast")
         assert settled.value.current is None
+
+    def test_several_writes_in_one_call_skip_only_the_refused_one(self, store) -> None:
+        for code in ("A-1", "A-2", "A-3", "A-4"):
+            failed(store, code)
+        store.claim("slow", now=T0, lease=LEASE)
+        store.claim("fast", now=T0 + LEASE, lease=LEASE, code="A-2")
+        settled = [document(code, flag=F.REPOSTED) for code in ("A-1", "A-2", "A-3")]
+        writes = [
+            Write((doc,), (event(doc, F.FAILED),), dequeue=doc.code, holder="slow")
+            for doc in settled
+        ]
+        changed = document("A-4", flag=F.REPOSTED)
+        writes.append(Write((changed,), (event(changed, F.POSTED),), expected=Expected(F.POSTED)))
+        refusals = store.save_all(writes)
+        assert refusals[0] is None
+        assert refusals[2] is None
+        assert isinstance(refusals[1], LeaseLost)
+        assert (refusals[1].code, refusals[1].holder, refusals[1].current) == (
+            "A-2",
+            "slow",
+            "fast",
+        )
+        assert isinstance(refusals[3], ConcurrentChange)
+        assert refusals[3].code == "A-4"
+        assert "it read Y, it is now U" in str(refusals[3])
+        assert {code: store.get(code).flag for code in ("A-1", "A-2", "A-3", "A-4")} == {
+            "A-1": F.REPOSTED,
+            "A-2": F.FAILED,
+            "A-3": F.REPOSTED,
+            "A-4": F.FAILED,
+        }
+        assert [e.code for e in store.queue()] == ["A-2", "A-4"]
+        assert [s.code for s in store.settled()] == ["A-1", "A-3"]
+        assert [e.flag_after for e in store.events("A-2")] == [F.FAILED]
+        assert [e.flag_after for e in store.events("A-3")] == [F.FAILED, F.REPOSTED]
+        assert store.save_all([]) == []
+
+    def test_writes_in_one_call_see_the_ones_before_them(self, store) -> None:
+        first = document("A-1", flag=F.CALCULATED)
+        second = attrs.evolve(first, flag=F.POSTED, last_log="posted")
+        refusals = store.save_all(
+            [
+                Write((first,), (event(first),), expected=Expected(None)),
+                Write((second,), (event(second, F.CALCULATED),), expected=Expected(F.CALCULATED)),
+            ]
+        )
+        assert refusals == [None, None]
+        assert store.get("A-1") == second
+        assert [e.flag_after for e in store.events("A-1")] == [F.CALCULATED, F.POSTED]
 
     def test_a_claim_of_many_entries_returns_each_once_in_due_order(self, store) -> None:
         codes = [f"A-{n:04d}" for n in range(1, 1202)]
