@@ -272,8 +272,9 @@ class UnpostedQueue(Generic[AttemptT]):
 
 class _Drain(Generic[AttemptT]):
     """One repost run. The calling thread claims entries, reads their documents and records
-    what the engine answered; ``concurrency`` posting threads make the engine calls between,
-    so that a request is always in flight on each and none waits for the store.
+    what the engine answered (the answers that came in together with one store call);
+    ``concurrency`` posting threads make the engine calls between, so that a request is always
+    in flight on each and none waits for the store.
 
     At most ``concurrency`` documents wait read beside those being posted, all under the
     run's lease. When anything fails (the store, a progress callback, Ctrl-C) nothing more is

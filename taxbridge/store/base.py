@@ -160,7 +160,8 @@ class Write:
         """The codes whose writers wait for one another: documents, orders and queue entry."""
         keys = {doc.code for doc in self.documents}
         keys.update(self.invoiced.order_codes if self.invoiced else ())
-        keys.update(key for key in (self.dequeue, self.enqueue and self.enqueue.code) if key)
+        queued = self.enqueue.code if self.enqueue is not None else None
+        keys.update(code for code in (self.dequeue, queued) if code)
         return frozenset(keys)
 
     @property
