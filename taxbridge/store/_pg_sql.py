@@ -166,7 +166,7 @@ _CREDIT_NAMES = tuple(CREDIT_COLUMNS.split(", "))
 def write_json(write: Write) -> dict[str, Any]:
     """A write as ``taxbridge_save`` reads it: rows as objects keyed by column (the server
     reads them into its tables' row types), absent parts left out."""
-    found: dict[str, Any] = {"keys": sorted(write.keys)}
+    found: dict[str, Any] = {"keys": list(write.keys)}  # the server locks them in order
     if write.held is not None:
         found["held"], found["holder"] = write.held
     if write.expected is not None:
