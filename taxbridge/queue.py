@@ -17,7 +17,7 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Callable, Sequence
-from queue import SimpleQueue
+from queue import Empty, SimpleQueue
 from typing import Generic, Protocol, TypeVar
 
 import attrs
@@ -272,9 +272,10 @@ class UnpostedQueue(Generic[AttemptT]):
 
 class _Drain(Generic[AttemptT]):
     """One repost run. The calling thread claims entries, reads their documents and records
-    what the engine answered (the answers that came in together with one store call);
-    ``concurrency`` posting threads make the engine calls between, so that a request is always
-    in flight on each and none waits for the store.
+    what the engine answered; ``concurrency`` posting threads make the engine calls between, so
+    that a request is always in flight on each and none waits for the store. Answers are
+    recorded in groups, one store call for half the concurrency's answers or for what came in
+    within :attr:`GATHER_SECONDS` of the first, so a busy run makes few, larger transactions.
 
     At most ``concurrency`` documents wait read beside those being posted, all under the
     run's lease. When anything fails (the store, a progress callback, Ctrl-C) nothing more is
@@ -282,6 +283,10 @@ class _Drain(Generic[AttemptT]):
     is raised. A claimed document never sent stays U and is taken again when its lease runs
     out, looked up first like any entry taken over.
     """
+
+    GATHER_SECONDS = 0.05
+    """How long the first answer of a group waits for the others (a fraction of an engine
+    call, so no answer waits long for the store)."""
 
     def __init__(
         self,
@@ -310,6 +315,8 @@ class _Drain(Generic[AttemptT]):
         self._todo: SimpleQueue[tuple[QueueEntry, TaxDocument] | None] = SimpleQueue()
         self._done: SimpleQueue[tuple[QueueEntry, AttemptT | BaseException]] = SimpleQueue()
         self._stopping = threading.Event()
+        self._group = max(1, concurrency // 2)
+        """How many answers are recorded together when they come in close enough."""
         self.outcomes: dict[str, list[str]] = {"reposted": [], "failed": [], "taken_over": []}
 
     def run(self) -> None:
@@ -323,14 +330,12 @@ class _Drain(Generic[AttemptT]):
         in_flight = 0
         try:
             while True:
-                in_flight -= self._settle_ready()
                 while in_flight < 2 * self._concurrency and (entry := self._next()) is not None:
                     self._todo.put((entry, self._document(entry.code)))
                     in_flight += 1
-                    in_flight -= self._settle_ready()
                 if in_flight == 0:
                     break
-                in_flight -= self._settle_ready(self._done.get())
+                in_flight -= self._record(self._gather(min(self._group, in_flight)))
         except BaseException:
             self._stopping.set()
             self._join(threads)
@@ -379,16 +384,23 @@ class _Drain(Generic[AttemptT]):
                 answer = exc
             self._done.put((entry, answer))
 
-    def _settle_ready(
-        self, first: tuple[QueueEntry, AttemptT | BaseException] | None = None
-    ) -> int:
-        """Record ``first`` and every answer already in, without waiting, in one store call:
-        how many. An error a posting thread met is raised once the others are recorded."""
-        ready = [] if first is None else [first]
-        while not self._done.empty():
-            ready.append(self._done.get())
-        if not ready:
-            return 0
+    def _gather(self, wanted: int) -> list[tuple[QueueEntry, AttemptT | BaseException]]:
+        """Wait for answers to record together: ``wanted`` of them (and any others already
+        in), or what came in :attr:`GATHER_SECONDS` after the first; an error ends the group."""
+        ready = [self._done.get()]
+        deadline = time.monotonic() + self.GATHER_SECONDS
+        while len(ready) < wanted and not isinstance(ready[-1][1], BaseException):
+            try:
+                ready.append(self._done.get(timeout=max(0.0, deadline - time.monotonic())))
+            except Empty:
+                break
+        while not self._done.empty() and not isinstance(ready[-1][1], BaseException):
+            ready.append(self._done.get())  # and what else is in already
+        return ready
+
+    def _record(self, ready: list[tuple[QueueEntry, AttemptT | BaseException]]) -> int:
+        """Record the answers in ``ready`` in one store call: how many. An error a posting
+        thread met is raised once the others are recorded."""
         codes: list[str] = []
         posted: list[AttemptT] = []
         errors: list[BaseException] = []

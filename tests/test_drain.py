@@ -309,3 +309,50 @@ def test_a_lease_lost_within_a_group_leaves_that_document_and_records_the_others
         assert store.get(stolen[0]).flag is F.FAILED  # left to the worker holding it now
         assert store.queue_entry(stolen[0]).claimed_by == "another worker"
     assert all(engine.commit_counts[code] == 1 for code in codes)
+
+
+def _staggered(number: int) -> None:
+    """Each engine call takes 40 ms, the first four started 10 ms apart: with four posting
+    threads the answers keep coming one at a time, about 10 ms apart."""
+    time.sleep(0.01 * number if number <= 4 else 0.04)
+
+
+def test_answers_coming_one_at_a_time_are_recorded_in_groups_of_half_the_concurrency(
+    tmp_path: Path, clock: Clock
+) -> None:
+    path = tmp_path / "t.db"
+    engine = Hooked()
+    codes = _queued(path, engine, clock, 24)
+    engine.watch(_staggered)
+    with Counting(path) as store:
+        summary = TaxBridge(default_config(), engine, store, clock=clock).repost(concurrency=4)
+        assert summary.reposted == tuple(sorted(codes))
+        assert sum(store.calls) == 24
+        assert len(store.calls) <= 16  # one store call per answer would be 24
+        assert {entry.outcome for entry in store.settled()} == {"R"}
+    assert all(engine.commit_counts[code] == 1 for code in codes)
+
+
+def test_an_answer_is_recorded_without_waiting_for_a_slow_one(tmp_path: Path, clock: Clock) -> None:
+    """The second engine call is held until the first document is recorded: the run records
+    what it has after a short wait rather than waiting for a group to fill."""
+    path = tmp_path / "t.db"
+    engine = Hooked()
+    codes = _queued(path, engine, clock, 2)
+    flags: list[F] = []
+
+    def hold_the_second(number: int) -> None:
+        if number == 2:
+            with SQLiteStore(path) as reader:
+                deadline = time.monotonic() + 10
+                while reader.get(engine.order[0]).flag is not F.REPOSTED:
+                    assert time.monotonic() < deadline, "the first answer was never recorded"
+                    time.sleep(0.01)
+                flags.append(reader.get(engine.order[1]).flag)
+
+    engine.watch(hold_the_second)
+    with Counting(path) as store:
+        summary = TaxBridge(default_config(), engine, store, clock=clock).repost(concurrency=4)
+        assert summary.reposted == tuple(sorted(codes))
+        assert store.calls == [1, 1]
+    assert flags == [F.FAILED]  # the first was recorded while the second was still U
