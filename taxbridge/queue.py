@@ -314,6 +314,8 @@ class _Drain(Generic[AttemptT]):
         self._exhausted = False
         self._todo: SimpleQueue[tuple[QueueEntry, TaxDocument] | None] = SimpleQueue()
         self._done: SimpleQueue[tuple[QueueEntry, AttemptT | BaseException]] = SimpleQueue()
+        self._ready: list[tuple[QueueEntry, AttemptT | BaseException]] = []
+        """Answers taken from ``_done`` and not yet recorded."""
         self._stopping = threading.Event()
         self._group = max(1, concurrency // 2)
         """How many answers are recorded together when they come in close enough."""
@@ -335,7 +337,8 @@ class _Drain(Generic[AttemptT]):
                     in_flight += 1
                 if in_flight == 0:
                     break
-                in_flight -= self._record(self._gather(min(self._group, in_flight)))
+                self._gather(min(self._group, in_flight))
+                in_flight -= self._record()
         except BaseException:
             self._stopping.set()
             self._join(threads)
@@ -384,10 +387,12 @@ class _Drain(Generic[AttemptT]):
                 answer = exc
             self._done.put((entry, answer))
 
-    def _gather(self, wanted: int) -> list[tuple[QueueEntry, AttemptT | BaseException]]:
+    def _gather(self, wanted: int) -> None:
         """Wait for answers to record together: ``wanted`` of them (and any others already
-        in), or what came in :attr:`GATHER_SECONDS` after the first; an error ends the group."""
-        ready = [self._done.get()]
+        in), or what came in :attr:`GATHER_SECONDS` after the first; an error ends the group.
+        They wait in ``_ready``, where a run that fails meanwhile still finds them."""
+        ready = self._ready
+        ready.append(self._done.get())
         deadline = time.monotonic() + self.GATHER_SECONDS
         while len(ready) < wanted and not isinstance(ready[-1][1], BaseException):
             try:
@@ -396,11 +401,11 @@ class _Drain(Generic[AttemptT]):
                 break
         while not self._done.empty() and not isinstance(ready[-1][1], BaseException):
             ready.append(self._done.get())  # and what else is in already
-        return ready
 
-    def _record(self, ready: list[tuple[QueueEntry, AttemptT | BaseException]]) -> int:
-        """Record the answers in ``ready`` in one store call: how many. An error a posting
-        thread met is raised once the others are recorded."""
+    def _record(self) -> int:
+        """Record the gathered answers in one store call: how many. An error a posting thread
+        met is raised once the others are recorded."""
+        ready = self._ready
         codes: list[str] = []
         posted: list[AttemptT] = []
         errors: list[BaseException] = []
@@ -410,19 +415,19 @@ class _Drain(Generic[AttemptT]):
             else:
                 codes.append(entry.code)
                 posted.append(answer)
-        if posted:
-            recorded = self._reposter.settle_all(posted, self._holder)
-            for code, result in zip(codes, recorded, strict=True):
-                outcome = (
-                    "taken_over"
-                    if isinstance(result, LeaseLost)
-                    else "reposted"
-                    if result.flag is FinalTaxFlag.REPOSTED
-                    else "failed"
-                )
-                self.outcomes[outcome].append(code)
-                if self._progress is not None:
-                    self._progress(code, outcome)
+        recorded = self._reposter.settle_all(posted, self._holder) if posted else []
+        self._ready = []
+        for code, result in zip(codes, recorded, strict=True):
+            outcome = (
+                "taken_over"
+                if isinstance(result, LeaseLost)
+                else "reposted"
+                if result.flag is FinalTaxFlag.REPOSTED
+                else "failed"
+            )
+            self.outcomes[outcome].append(code)
+            if self._progress is not None:
+                self._progress(code, outcome)
         if errors:
             raise errors[0]
         return len(ready)
@@ -434,10 +439,11 @@ class _Drain(Generic[AttemptT]):
             thread.join()
 
     def _settle_after_failure(self) -> None:
-        """Record the posts that finished after the run failed, if the store allows: what
-        the engine committed and is not recorded is looked up before it is posted again.
+        """Record the answers gathered or come in and not recorded when the run failed, if
+        the store allows: what the engine committed and is not recorded is looked up before it
+        is posted again.
         A lease lost meanwhile leaves that one to the worker that holds it now."""
-        finished = []
+        finished = [answer for _, answer in self._ready if not isinstance(answer, BaseException)]
         while not self._done.empty():
             _, answer = self._done.get()
             if not isinstance(answer, BaseException):

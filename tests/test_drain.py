@@ -8,6 +8,7 @@ can slow down or hold the store's lock from (as another process would).
 
 from __future__ import annotations
 
+import signal
 import sqlite3
 import threading
 import time
@@ -22,6 +23,7 @@ from taxbridge import LocalEngine, RecordingBackend, SQLiteStore, TaxBridge
 from taxbridge.config import default_config
 from taxbridge.errors import StoreError
 from taxbridge.models import TaxRequest, TaxResult
+from taxbridge.queue import _Drain
 from taxbridge.store.base import Refusal, Write
 
 
@@ -356,3 +358,33 @@ def test_an_answer_is_recorded_without_waiting_for_a_slow_one(tmp_path: Path, cl
         assert summary.reposted == tuple(sorted(codes))
         assert store.calls == [1, 1]
     assert flags == [F.FAILED]  # the first was recorded while the second was still U
+
+
+def test_ctrl_c_while_an_answer_waits_for_its_group_still_records_it(
+    tmp_path: Path, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The operator presses Ctrl-C while the first answer waits for a second to be recorded
+    with: the run stops and records both documents the engine committed."""
+    monkeypatch.setattr(_Drain, "GATHER_SECONDS", 5.0)  # the first answer waits for the second
+    path = tmp_path / "t.db"
+    engine = Hooked()
+    codes = _queued(path, engine, clock, 2)
+
+    def interrupt_at_the_second(number: int) -> None:
+        if number == 2:
+            deadline = time.monotonic() + 10
+            while not engine.commit_counts[engine.order[0]]:
+                assert time.monotonic() < deadline, "the first engine call never ended"
+                time.sleep(0.005)
+            time.sleep(0.2)  # its answer is in and waits for this one
+            signal.pthread_kill(threading.main_thread().ident or 0, signal.SIGINT)
+            time.sleep(0.2)  # this one comes in once the run has stopped
+
+    engine.watch(interrupt_at_the_second)
+    with SQLiteStore(path) as store:
+        bridge = TaxBridge(default_config(), engine, store, clock=clock)
+        with pytest.raises(KeyboardInterrupt):
+            bridge.repost(concurrency=4)
+        assert _drain_threads() == []
+        assert {doc.code: doc.flag for doc in store.documents()} == dict.fromkeys(codes, F.REPOSTED)
+    assert all(engine.commit_counts[code] == 1 for code in codes)
