@@ -439,10 +439,10 @@ class _Drain(Generic[AttemptT]):
             thread.join()
 
     def _settle_after_failure(self) -> None:
-        """Record the answers gathered or come in and not recorded when the run failed, if
-        the store allows: what the engine committed and is not recorded is looked up before it
-        is posted again.
-        A lease lost meanwhile leaves that one to the worker that holds it now."""
+        """Record the answers not yet recorded when the run failed (gathered, or come in
+        since), if the store allows: what the engine committed and is not recorded is looked
+        up before it is posted again. A lease lost meanwhile leaves that one to the worker
+        that holds it now."""
         finished = [answer for _, answer in self._ready if not isinstance(answer, BaseException)]
         while not self._done.empty():
             _, answer = self._done.get()
