@@ -443,11 +443,9 @@ class _Drain(Generic[AttemptT]):
         since), if the store allows: what the engine committed and is not recorded is looked
         up before it is posted again. A lease lost meanwhile leaves that one to the worker
         that holds it now."""
-        finished = [answer for _, answer in self._ready if not isinstance(answer, BaseException)]
         while not self._done.empty():
-            _, answer = self._done.get()
-            if not isinstance(answer, BaseException):
-                finished.append(answer)
+            self._ready.append(self._done.get())
+        finished = [answer for _, answer in self._ready if not isinstance(answer, BaseException)]
         if finished:
             with contextlib.suppress(Exception):
                 self._reposter.settle_all(finished, self._holder)
