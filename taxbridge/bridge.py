@@ -77,8 +77,10 @@ class TaxBridge:
     """Tax for an ERP's order lifecycle over a pluggable backend and a durable store.
 
     ``offline`` replaces the offline table the bridge builds from its store; ``certificates``
-    the certificate service ``[certificates]`` names, ``mailer`` the SMTP mailer; ``clock`` and
-    ``retry`` (the unposted queue's schedule) are there for tests and tuning. A store with no
+    the certificate service ``[certificates]`` names, ``mailer`` the SMTP mailer; ``retry`` is
+    the unposted queue's schedule. ``clock`` (an aware ``datetime``; the wall clock in UTC by
+    default) is the bridge's only "now": every date it fills in itself comes from it (see
+    docs/lifecycle.md, "Dates and the clock"), so a test or a replay sets it. A store with no
     offline table yet gets one when the bridge starts (from the engine when it hands out
     rates), unless ``seed_offline`` is off: a bridge that only reads never calls the engine.
     """
@@ -101,7 +103,9 @@ class TaxBridge:
         self.store = store
         self.clock = clock
         self.retry = retry or RetryPolicy()
-        self.reference = Reference(config, backend, store, offline=offline, seed=seed_offline)
+        self.reference = Reference(
+            config, backend, store, offline=offline, seed=seed_offline, clock=clock
+        )
         entity_use_codes = EntityUseCodes(store, Capabilities(backend).entity_use_codes)
         self.exemption_db = Exemptions(config, store, clock, entity_use_codes)
         self.mailer = mailer or Mailer(config.smtp)
@@ -226,7 +230,8 @@ class TaxBridge:
         number: str | None = None,
         claim_date: dt.date | None = None,
     ) -> Claim:
-        """Credit from invoice (BNO155F): a claim crediting what is left of a stored invoice."""
+        """Credit from invoice (BNO155F): a claim crediting what is left of a stored invoice,
+        dated ``claim_date`` or, when None, today by the bridge's clock."""
         return self.claims.credit_from_invoice(
             invoice_code, lines, number=number, claim_date=claim_date
         )
@@ -269,7 +274,7 @@ class TaxBridge:
         )
 
     def due(self) -> int:
-        """How many U documents a repost run would take now."""
+        """How many U documents a repost run would take now (the bridge's clock)."""
         return self.queue.due()
 
     def settled(self) -> list[SettledEntry]:
@@ -277,7 +282,8 @@ class TaxBridge:
         return self.queue.settled()
 
     def purge(self, older_than: dt.timedelta) -> int:
-        """Delete queue history settled more than ``older_than`` ago; U entries always stay."""
+        """Delete queue history settled more than ``older_than`` before the bridge's clock; U
+        entries always stay."""
         return self.queue.purge(older_than)
 
     def mark_manual(self, code: str, reason: str, user: str) -> TaxDocument:
@@ -304,13 +310,15 @@ class TaxBridge:
         return self.ledger.state_report(DateRange.of(period), company)
 
     def generate_journal(self, period: DateRange | str, company: str | None = None) -> Journal:
-        """Generate (or regenerate, while unposted) the GL tax journal of a period (BNO010)."""
+        """Generate (or regenerate, while unposted) the GL tax journal of a period (BNO010),
+        stamped ``generated_at`` by the bridge's clock."""
         return self.ledger.generate_journal(DateRange.of(period), company)
 
     def post_journal(
         self, period: DateRange | str, company: str | None = None, *, user: str
     ) -> Journal:
-        """Post a generated journal to the GL: locked from then on."""
+        """Post a generated journal to the GL: locked from then on (``posted_at`` by the
+        bridge's clock)."""
         return self.ledger.post_journal(DateRange.of(period), company, user=user)
 
     def journal(self, period: DateRange | str, company: str | None = None) -> Journal:
@@ -353,7 +361,8 @@ class TaxBridge:
 
     def refresh(self, as_of: dt.date | None = None) -> RefreshSummary:
         """End-of-day refresh from the backend in one transaction (tax codes, entity use codes,
-        nexus, offline rates); a failure raises and keeps yesterday's tables."""
+        nexus and offline rates in force on ``as_of``, else today by the bridge's clock); a
+        failure raises and keeps yesterday's tables."""
         return self.reference.refresh(as_of or self.clock().date())
 
     def add_exemption(self, exemption: Exemption) -> None:
@@ -424,7 +433,8 @@ class TaxBridge:
         self, as_of: dt.date | None = None, days: int | None = None
     ) -> list[Reminder]:
         """Exemption entries and certificates expired or expiring within ``days`` (default:
-        ``[reminders] days``, else the pending check's horizon)."""
+        ``[reminders] days``, else the pending check's horizon) of ``as_of`` (default: today
+        by the bridge's clock)."""
         return self.reminders.due(as_of or self.clock().date(), days)
 
     def send_reminders(
@@ -436,8 +446,9 @@ class TaxBridge:
         customers: Mapping[str, Customer] | None = None,
         incident: IncidentHook | None = None,
     ) -> ReminderRun:
-        """Render the reminder letters and (unless ``dry_run``) mail them, recording each as a
-        TXEEXP note once a day and handing it to ``incident`` (CH-TEEX)."""
+        """Render the reminder letters of ``as_of`` (default: today by the bridge's clock) and,
+        unless ``dry_run``, mail them, recording each as a TXEEXP note once a day and handing it
+        to ``incident`` (CH-TEEX)."""
         return self.reminders.run(
             as_of or self.clock().date(),
             days,

@@ -148,8 +148,8 @@ class Claims:
         """Credit from invoice (BNO155F): a claim allocated to a stored invoice crediting what
         is left of all its lines, or of the engine line numbers in ``lines``.
 
-        The claim number defaults to the invoice's number; invoice it with
-        :meth:`on_claim_invoice`.
+        The claim number defaults to the invoice's number and the claim date to today by the
+        bridge's clock; invoice it with :meth:`on_claim_invoice`.
         """
         ctx = self._ctx
         original = ctx.require(invoice_code)

@@ -432,7 +432,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="end-of-day refresh: tax codes, entity use codes, nexus and offline rates",
     )
     refresh.add_argument(
-        "--as-of", metavar="DATE", help="business date, YYYY-MM-DD (default today)"
+        "--as-of", metavar="DATE", help="business date, YYYY-MM-DD (default: today, UTC)"
     )
     refresh.set_defaults(run=_refresh)
 

@@ -285,7 +285,7 @@ def add_commands(commands: Any, common: argparse.ArgumentParser, open_bridge: Op
         help="exemptions and certificates expired or expiring: list, or --send the letters",
     )
     reminders.add_argument("--days", type=int, metavar="N", help="days ahead")
-    reminders.add_argument("--as-of", metavar="YYYY-MM-DD", help="the day (default: today)")
+    reminders.add_argument("--as-of", metavar="YYYY-MM-DD", help="the day (default: today, UTC)")
     reminders.add_argument("--send", action="store_true", help="mail the letters (SMTP)")
     reminders.add_argument("--dry-run", action="store_true", help="render, send nothing")
     reminders.add_argument(

@@ -23,6 +23,7 @@ from taxbridge.errors import (
     DocumentNotFoundError,
     DocumentRejected,
     InvalidAddressError,
+    InvalidFieldError,
 )
 from taxbridge.flags import FinalTaxFlag, check_transition
 from taxbridge.logs import get_logger
@@ -98,6 +99,19 @@ _FAILURES = frozenset({Outcome.DEGRADED, Outcome.FAILED, Outcome.REPOST_FAILED})
 def utcnow() -> dt.datetime:
     """The current time in UTC (the bridge's default clock)."""
     return dt.datetime.now(dt.UTC)
+
+
+def running_from(start: dt.datetime) -> Callable[[], dt.datetime]:
+    """A clock that reads ``start`` when made and then runs at the rate of the monotonic clock:
+    a replay or a demo of one fixed day, whatever the calendar says. ``start`` must be aware."""
+    if start.tzinfo is None:
+        raise InvalidFieldError("running_from", "start", start, "has no time zone")
+    origin = time.monotonic()
+
+    def clock() -> dt.datetime:
+        return start + dt.timedelta(seconds=time.monotonic() - origin)
+
+    return clock
 
 
 def stored_lines(lines: tuple[LineTax, ...]) -> tuple[LineTax, ...]:

@@ -26,6 +26,7 @@ from taxbridge.backends._register import FileRegister
 from taxbridge.backends.local import LocalEngine
 from taxbridge.bridge import TaxBridge
 from taxbridge.config import example_config
+from taxbridge.context import running_from
 from taxbridge.flags import FinalTaxFlag
 from taxbridge.models import (
     Address,
@@ -46,6 +47,8 @@ from taxbridge.testing import RecordingBackend
 DEMO_DB = "taxbridge-demo.db"
 """The demo's store file when none is named."""
 DAY = dt.date(2026, 11, 20)
+OPENS = dt.datetime.combine(DAY, dt.time(9, 0), tzinfo=dt.UTC)
+"""When the demo's day starts: its clock runs from here, whatever today's date is."""
 WAREHOUSE = Address("822 Reed St", "Philadelphia", "PA", "19147")
 NO_RATE = Address("1 Erie Blvd", "Schenectady", "NY", "12345")
 """Order 1050's ship-to: a ZIP the engine has no rate for, so its invoice needs a fix."""
@@ -186,7 +189,7 @@ def run_demo(db_path: str, echo: Callable[[str], None] = print) -> int:
         return 2
     register = FileRegister(_register_file(Path(db_path)))
     engine = RecordingBackend(LocalEngine(register=register), name="local")
-    bridge = TaxBridge(example_config(db_path), engine, store)
+    bridge = TaxBridge(example_config(db_path), engine, store, clock=running_from(OPENS))
     orders = {number: _order(number) for number in range(1001, 1051)}
     orders[1050] = attrs.evolve(orders[1050], ship_to=NO_RATE)
 

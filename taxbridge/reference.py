@@ -5,6 +5,7 @@ AV-TC2, AV-EX1)."""
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 
 from attrs import frozen
 
@@ -35,7 +36,8 @@ class Reference:
     """The reference data of one bridge, read from its store and refreshed from its backend.
 
     ``offline`` estimates when the engine cannot be asked: the offline table of the store, or
-    the backend itself when it is an estimator (declares no posting).
+    the backend itself when it is an estimator (declares no posting). ``clock`` dates the
+    first offline table a new store gets (the engine's today when None).
     """
 
     def __init__(
@@ -46,8 +48,10 @@ class Reference:
         *,
         offline: TaxBackend | None = None,
         seed: bool = True,
+        clock: Callable[[], dt.datetime] | None = None,
     ):
         self._config = config
+        self._clock = clock
         self._backend = backend
         self._caps = Capabilities(backend)
         self._store = store
@@ -101,7 +105,8 @@ class Reference:
 
         Pulls the active tax codes (BNADS/AV-TC2), the entity use codes (AV-EX1), each
         company's nexus (AV-NX3; added to the configured regions) and the offline rates of the
-        nexus regions only. A failure anywhere raises and leaves yesterday's tables in place.
+        nexus regions only, all as in force on ``day``. A failure anywhere raises and leaves
+        yesterday's tables in place.
         """
         caps = self._caps
         tax_codes = caps.tax_codes.active_tax_codes() if caps.tax_codes else None
@@ -110,7 +115,7 @@ class Reference:
         )
         companies = sorted({mapping.company_code for mapping in self._config.companies})
         nexus = (
-            {company: caps.nexus.company_nexus(company) for company in companies}
+            {company: caps.nexus.company_nexus(company, day) for company in companies}
             if caps.nexus
             else None
         )
@@ -157,7 +162,10 @@ class Reference:
         """A first offline table for the configured nexus regions, before any refresh."""
         regions = sorted(r for r in self._config.all_nexus_regions if r not in CANADIAN_PROVINCES)
         download = self._caps.rates
-        rates = download.tax_rates_by_zip(regions) if download else shipped_rates().only(regions)
+        as_of = self._clock().date() if self._clock is not None else None
+        rates = (
+            download.tax_rates_by_zip(regions, as_of) if download else shipped_rates().only(regions)
+        )
         self._store.replace_reference(ReferenceData(rates=rates))
         self._rates = rates
         self._zips.clear()

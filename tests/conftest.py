@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import avatax_contract
+import calendar_travel
 import pytest
 import respx
 import structlog
@@ -42,6 +43,43 @@ SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 
 
 T0 = dt.datetime(2026, 11, 21, 8, 0, tzinfo=dt.UTC)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--calendar",
+        metavar="DATE",
+        default=os.environ.get("TAXBRIDGE_TEST_CALENDAR") or None,
+        help="run with the wall clock moved to DATE (YYYY-MM-DD, or an ISO date and time); "
+        "the monotonic clock is left alone (default: $TAXBRIDGE_TEST_CALENDAR, else today)",
+    )
+
+
+_TRAVEL = pytest.StashKey[Any]()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """``--calendar``: move the calendar before any test module is imported."""
+    asked = config.getoption("calendar")
+    if asked:
+        try:
+            to = calendar_travel.destination(asked)
+        except ValueError as exc:
+            raise pytest.UsageError(str(exc)) from None
+        config.stash[_TRAVEL] = (to, calendar_travel.travel(to))
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    travelled = config.stash.get(_TRAVEL, None)
+    if travelled is not None:
+        travelled[1].stop()
+
+
+def pytest_report_header(config: pytest.Config) -> str | None:
+    travelled = config.stash.get(_TRAVEL, None)
+    if travelled is None:
+        return None
+    return f"calendar moved to {travelled[0].isoformat()} (wall clock only; monotonic as is)"
 
 
 class Clock:

@@ -467,6 +467,27 @@ class TestCalls:
         assert ping.authenticated
         assert ping.version
 
+    def test_nexus_is_the_one_in_force_on_the_day_asked_not_today(self) -> None:
+        rows = [
+            {"country": "US", "region": "NY", "effectiveDate": "2020-01-01T00:00:00"},
+            {"country": "US", "region": "MN", "effectiveDate": "2027-01-01T00:00:00"},
+            {
+                "country": "US",
+                "region": "CO",
+                "effectiveDate": "2020-01-01",
+                "endDate": "2026-06-30",
+            },
+        ]
+        with respx.mock(base_url=FAKE_URL) as router:
+            router.get("/api/v2/companies/7/nexus").mock(
+                return_value=httpx.Response(200, json={"value": rows})
+            )
+            backend = AvaTaxBackend(fake_settings(company_ids={"DEFAULT": 7}), today=lambda: DAY)
+            with backend:
+                assert backend.company_nexus("DEFAULT") == {"NY"}
+                assert backend.company_nexus("DEFAULT", dt.date(2026, 1, 1)) == {"NY", "CO"}
+                assert backend.company_nexus("DEFAULT", dt.date(2027, 1, 1)) == {"NY", "MN"}
+
     def test_configured_company_ids_skip_the_company_lookup(self, lone_fake) -> None:
         lone_fake.companies["DEFAULT"] = 4242
         with fake_avatax(lone_fake, company_ids={"DEFAULT": 4242}) as recording:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from pathlib import Path
 
 import pytest
+from conftest import T0
 
 from taxbridge.cli import main
 from taxbridge.rates import RateTable
@@ -211,8 +213,9 @@ class TestNewUser:
         assert "invalid choice: 'verbose'" in capsys.readouterr().err
 
     def test_unposted_reads_as_a_person_would_and_says_what_needs_a_fix(
-        self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+        self, tmp_path: Path, capsys: pytest.CaptureFixture[str], time_machine
     ) -> None:
+        time_machine.move_to(T0)  # the morning after the demo's day
         db = tmp_path / "demo.db"
         assert main(["demo", "--db", str(db)]) == 0
         capsys.readouterr()
@@ -225,6 +228,11 @@ class TestNewUser:
         assert main(["purge", "--db", str(db), "--older-than", "90d"]) == 0
         assert capsys.readouterr().out.strip() == (
             "purged 0 settled queue entries older than 90 days"
+        )
+        time_machine.move_to(T0 + dt.timedelta(days=91))
+        assert main(["purge", "--db", str(db), "--older-than", "90d"]) == 0
+        assert capsys.readouterr().out.strip() == (
+            "purged 4 settled queue entries older than 90 days"
         )
 
     def test_the_lease_can_be_set(self, tmp_path: Path, capsys) -> None:

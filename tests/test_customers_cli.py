@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from conftest import T0
 from smtp_server import Inbox, smtp_server
 
 from taxbridge.cli import main
@@ -14,8 +15,10 @@ from taxbridge.config import example_config_text
 
 
 @pytest.fixture
-def setup(tmp_path: Path) -> Iterator[tuple[Path, Inbox]]:
-    """A config on a demo store, the local certificate service and a loopback SMTP server."""
+def setup(tmp_path: Path, time_machine) -> Iterator[tuple[Path, Inbox]]:
+    """A config on a demo store, the local certificate service and a loopback SMTP server; the
+    commands run the morning after the demo's day."""
+    time_machine.move_to(T0)
     with smtp_server() as (port, inbox):
         db = tmp_path / "tb.db"
         assert main(["demo", "--db", str(db)]) == 0

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import json
 import sqlite3
 from decimal import Decimal
 
 import attrs
 import pytest
-from conftest import invoice, line, order
+from conftest import T0, invoice, line, order
 
 from taxbridge import FinalTaxFlag, LocalEngine, RecordingBackend, SQLiteStore, TaxBridge
 from taxbridge.config import default_config
@@ -87,7 +86,7 @@ def test_a_read_inside_a_write_sees_what_the_write_did_so_far(bridge, store) -> 
 def test_a_failed_write_leaves_nothing_half_written(bridge, store) -> None:
     doc = bridge.on_invoice(invoice("1", order()))
     changed = attrs.evolve(doc, flag=FinalTaxFlag.REPOSTED, last_log="half")
-    now = dt.datetime.now(dt.UTC)
+    now = T0
     # message NULL violates NOT NULL: the event insert fails after the document was written
     bad_event = DocumentEvent("A-1", now, Stage.REPOST, None, FinalTaxFlag.REPOSTED, "x", None)  # type: ignore[arg-type]
     with pytest.raises(StoreError, match="NOT NULL constraint failed") as caught:

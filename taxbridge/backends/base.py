@@ -160,8 +160,8 @@ class EntityUseCodeCatalog(Protocol):
 class NexusCatalog(Protocol):
     """A backend that knows where each company is registered to collect (BNADS/AV-NX3)."""
 
-    def company_nexus(self, company_code: str) -> frozenset[str]:
-        """The company's nexus regions."""
+    def company_nexus(self, company_code: str, as_of: dt.date | None = None) -> frozenset[str]:
+        """The company's nexus regions in force on ``as_of`` (the engine's today when None)."""
         ...
 
 

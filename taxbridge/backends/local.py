@@ -230,8 +230,9 @@ class LocalEngine:
         """Entity use codes (exemption reasons, BNADS/AV-EX1) and their descriptions."""
         return dict(ENTITY_USE_CODES)
 
-    def company_nexus(self, company_code: str) -> frozenset[str]:
-        """Regions where ``company_code`` is registered: as set, else every taxing state."""
+    def company_nexus(self, company_code: str, as_of: dt.date | None = None) -> frozenset[str]:
+        """Regions where ``company_code`` is registered: as set, else every taxing state (the
+        local engine's nexus has no dates, so ``as_of`` changes nothing)."""
         with self._lock:
             found = self._nexus.get(company_code)
         if found is not None:

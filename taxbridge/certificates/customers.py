@@ -334,6 +334,8 @@ class ExemptCustomers:
             self.sync_card(self.card_for(customer, company))  # the service needs the customer
         asked = CertificateRequest(customer.code, recipient, tuple(regions), tuple(reasons))
         sent = service.request(company, asked, self._config.certificates.cover_letter)
+        if sent.sent_at is None:  # a remote service: sent now, by the bridge's clock
+            sent = attrs.evolve(sent, sent_at=self._clock())
         self._store.record_certificate_request(sent)
         _log.info(
             "taxbridge.certificates.request",

@@ -18,7 +18,7 @@ from typing import Any, NamedTuple, Protocol
 from attrs import frozen
 
 from taxbridge._toml import TableReader
-from taxbridge.errors import ConcurrentChange, LeaseLost
+from taxbridge.errors import ConcurrentChange, InvalidFieldError, LeaseLost
 from taxbridge.flags import FinalTaxFlag
 from taxbridge.models import (
     Certificate,
@@ -179,10 +179,15 @@ class Write:
     @property
     def settlement(self) -> tuple[str, str]:
         """The flag the ``dequeue`` entry settles with (its document's) and when (its event's
-        time, ISO), as the queue history keeps them."""
-        flag = next((d.flag.value for d in self.documents if d.code == self.dequeue), "")
+        time, else its document's last change, ISO), as the queue history keeps them: both from
+        the caller's clock, never the store's."""
+        document = next((d for d in self.documents if d.code == self.dequeue), None)
         at = next((e.at for e in self.events if e.code == self.dequeue), None)
-        return flag, (at or dt.datetime.now(dt.UTC)).isoformat()
+        if at is None and document is not None:
+            at = document.updated_at
+        if at is None:
+            raise InvalidFieldError("Write", "dequeue", self.dequeue, "has no event or document")
+        return (document.flag.value if document is not None else ""), at.isoformat()
 
 
 Refusal = LeaseLost | ConcurrentChange

@@ -145,11 +145,11 @@ class RecordingBackend:
         codes: dict[str, str] = inner.entity_use_codes()
         return codes
 
-    def company_nexus(self, company_code: str) -> frozenset[str]:
+    def company_nexus(self, company_code: str, as_of: dt.date | None = None) -> frozenset[str]:
         """Delegate."""
         inner = self._offered(self._inner.nexus, Capability.NEXUS)
         self._check_outage("")
-        regions: frozenset[str] = inner.company_nexus(company_code)
+        regions: frozenset[str] = inner.company_nexus(company_code, as_of)
         return regions
 
     def resolve_address(self, address: Address) -> Address:

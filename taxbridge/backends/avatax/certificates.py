@@ -215,7 +215,6 @@ class AvaTaxCertificates:
             link=str(invitation.get("requestLink") or ""),
             service=self.name,
             status=str(answer.get("status") or ""),
-            sent_at=dt.datetime.now(dt.UTC),
         )
 
     def _definitions(self) -> None:

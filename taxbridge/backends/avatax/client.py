@@ -61,6 +61,11 @@ def _library_version() -> str:
         return "0.0.0"
 
 
+def _utc_today() -> dt.date:
+    """Today's date in UTC: what the bridge's default clock says, whatever the host's zone."""
+    return dt.datetime.now(dt.UTC).date()
+
+
 class AvaTaxBackend:
     """AvaTax REST v2 as a taxbridge backend; thread-safe, one keep-alive connection pool.
 
@@ -92,7 +97,7 @@ class AvaTaxBackend:
         name: str = "avatax",
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
-        today: Callable[[], dt.date] = dt.date.today,
+        today: Callable[[], dt.date] = _utc_today,
     ):
         self.name = name
         self.settings = settings
@@ -323,11 +328,12 @@ class AvaTaxBackend:
         rows = self._fetch_all("/api/v2/definitions/entityusecodes", "EntityUseCodeModel")
         return {str(row["code"]): str(row.get("name") or "") for row in rows if row.get("code")}
 
-    def company_nexus(self, company_code: str) -> frozenset[str]:
-        """``ListNexusByCompany``: the regions where the company has nexus today."""
+    def company_nexus(self, company_code: str, as_of: dt.date | None = None) -> frozenset[str]:
+        """``ListNexusByCompany``: the regions where the company has nexus on ``as_of``
+        (today, UTC, when None)."""
         company_id = self._company_id(company_code)
         rows = self._fetch_all(f"/api/v2/companies/{company_id}/nexus", "NexusModel")
-        return mapping.nexus_regions(rows, self._today())
+        return mapping.nexus_regions(rows, as_of or self._today())
 
     def tax_rates_by_zip(self, regions: Iterable[str], as_of: dt.date | None = None) -> RateTable:
         """``DownloadTaxRatesByZipCode`` for each region (the 14-column CSV), merged."""
