@@ -25,7 +25,7 @@ from taxbridge import FinalTaxFlag as F
 from taxbridge import LocalEngine, OfflineTable, RecordingBackend, SQLiteStore, TaxBridge
 from taxbridge.accounting import Action, Difference, FindingKind
 from taxbridge.config import BridgeConfig, default_config
-from taxbridge.config.sections import GLAccount
+from taxbridge.config.sections import CompanyMapping, GLAccount
 from taxbridge.errors import (
     AccountMissingError,
     DocumentRejected,
@@ -44,6 +44,7 @@ from taxbridge.models import (
 )
 from taxbridge.money import ZERO_CENTS
 from taxbridge.rates import RateTable, shipped_rates
+from taxbridge.testing.fake_avatax import FakeAvaTax
 
 NOVEMBER = DateRange.period("2026-11")
 GL = (
@@ -546,3 +547,82 @@ def test_an_engine_that_lists_nothing_requeues_nothing(store: SQLiteStore) -> No
     assert not any(f.fixed for f in check.findings)
     assert all("listed no document" in f.result for f in check.findings)
     assert {doc.flag for doc in store.documents()} == {F.POSTED}
+
+
+# -- reconciling per engine company ------------------------------------------------------------
+
+
+def companies(*pairs: tuple[str, str]) -> BridgeConfig:
+    return config(companies=tuple(CompanyMapping(erp, code) for erp, code in pairs))
+
+
+def sale_of(company: str, number: str, day: int) -> Invoice:
+    invoice = sale(number, day)
+    order = attrs.evolve(invoice.orders[0], company=company)
+    return attrs.evolve(invoice, orders=(order,))
+
+
+def test_an_empty_listing_of_one_engine_company_requeues_none_of_its_documents(
+    store: SQLiteStore,
+) -> None:
+    """ALPHA lists its documents; BETA's listing comes back empty (its documents are under
+    another company code at the engine): BETA's postings are not requeued on that evidence, so
+    no repost commits them a second time."""
+    fake = FakeAvaTax(account_id=FAKE_ACCOUNT, license_key=FAKE_KEY)
+    with fake_avatax(fake) as engine:
+        bridge = TaxBridge(companies(("01", "ALPHA"), ("02", "BETA")), engine, store)
+        for n in range(1, 4):
+            bridge.on_invoice(sale_of("01", f"710{n}", n))
+        for n in range(1, 5):
+            bridge.on_invoice(sale_of("02", f"720{n}", n))
+        fake.documents = {
+            ("BETA-OLD" if key[0] == "BETA" else key[0], *key[1:]): stored
+            for key, stored in fake.documents.items()
+        }
+        check = bridge.reconcile_engine("2026-11", fix=True)
+        assert [(f.code, f.kind, f.fixed) for f in check.findings] == [
+            (f"A-720{n}", FindingKind.MISSING_AT_ENGINE, False) for n in range(1, 5)
+        ]
+        assert all("of company BETA" in f.result for f in check.findings)
+        assert {doc.flag for doc in store.documents()} == {F.POSTED}
+        assert bridge.repost().reposted == ()
+    assert set(fake.commit_counts.values()) == {1}
+
+
+def test_a_listing_paged_by_the_server_is_whole_and_nothing_is_requeued(
+    store: SQLiteStore,
+) -> None:
+    fake = FakeAvaTax(account_id=FAKE_ACCOUNT, license_key=FAKE_KEY)
+    with fake_avatax(fake) as engine:
+        bridge = TaxBridge(config(), engine, store)
+        for n in range(1, 14):
+            bridge.on_invoice(sale(f"73{n:02d}", n))
+        fake.page_size = 5
+        check = bridge.reconcile_engine("2026-11", fix=True)
+        assert (check.stored, check.listed, check.findings) == (13, 13, ())
+        assert bridge.repost().reposted == ()
+    assert {doc.flag for doc in store.documents()} == {F.POSTED}
+    assert sorted(fake.commit_counts.values()) == [1] * 13
+
+
+def test_erp_companies_sharing_an_engine_company_are_reconciled_each_with_its_own(
+    store: SQLiteStore,
+) -> None:
+    with fake_avatax() as engine:
+        bridge = TaxBridge(companies(("01", "SHARED"), ("02", "SHARED")), engine, store)
+        bridge.on_invoice(sale_of("01", "7401", 2))
+        bridge.on_invoice(sale_of("01", "7402", 3))
+        bridge.on_invoice(sale_of("02", "7403", 4))
+        engine.outage = True
+        bridge.on_invoice(sale_of("02", "7404", 5))
+        engine.outage = False
+        bridge.mark_manual("A-7404", "said it was keyed in", "ops")  # it never was
+        first = bridge.reconcile_engine("2026-11", company="01")
+        second = bridge.reconcile_engine("2026-11", company="02")
+        both = bridge.reconcile_engine("2026-11")
+    assert (first.stored, first.listed, first.findings) == (2, 2, ())
+    assert (second.stored, second.listed) == (2, 1)
+    assert [(f.code, f.kind, f.company_code) for f in second.findings] == [
+        ("A-7404", FindingKind.MISSING_AT_ENGINE, "SHARED")
+    ]
+    assert (both.stored, both.listed, len(both.findings)) == (4, 3, 1)

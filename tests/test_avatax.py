@@ -508,6 +508,46 @@ class TestCalls:
         assert "OLD" not in codes
         assert [call.request.url.params["$skip"] for call in route.calls] == ["0", "1000"]
 
+    @pytest.mark.parametrize("links", [True, False], ids=["next-links", "count-only"])
+    def test_a_listing_follows_a_server_that_pages_by_fewer_rows_than_asked(
+        self, backend, fake, links: bool
+    ) -> None:
+        for number in range(13):
+            backend.calculate(request(f"A-{number:02d}"))
+        fake.page_size, fake.next_links = 5, links
+        listed = backend.list_documents("DEFAULT", DAY, DAY)
+        assert [doc.code for doc in listed] == [f"A-{number:02d}" for number in range(13)]
+        pages = [r.params for r in fake.requests if r.path.endswith("/transactions")]
+        top = "5" if links else "1000"  # a link carries the server's page size
+        assert [(p["$top"], p["$skip"]) for p in pages] == [("1000", "0"), (top, "5"), (top, "10")]
+        assert all(p["$filter"] == pages[0]["$filter"] for p in pages)
+        assert len(backend.active_tax_codes()) == len(fake.engine.tax_codes.codes)
+
+    def test_a_listing_that_ends_short_of_its_count_is_refused(self, mocked) -> None:
+        router, backend = mocked
+        rows = [{"taxCode": f"P{n}", "isActive": True} for n in range(3)]
+        router.get("/api/v2/definitions/taxcodes").mock(
+            side_effect=[
+                httpx.Response(200, json={"@recordsetCount": 10, "value": rows}),
+                httpx.Response(200, json={"@recordsetCount": 10, "value": []}),
+            ]
+        )
+        with pytest.raises(MalformedResponse, match="ended after 3 of its 10 rows"):
+            backend.active_tax_codes()
+
+    def test_a_next_link_to_another_server_is_refused(self, mocked) -> None:
+        router, backend = mocked
+        page = {"value": [{"taxCode": "P1", "isActive": True}]}
+        route = router.get("/api/v2/definitions/taxcodes").mock(
+            return_value=httpx.Response(
+                200,
+                json={**page, "@nextLink": "https://elsewhere.test/api/v2/definitions/taxcodes"},
+            )
+        )
+        with pytest.raises(MalformedResponse, match="another server"):
+            backend.active_tax_codes()
+        assert route.call_count == 1
+
     def test_codes_with_reserved_characters_are_encoded_in_paths(
         self, avatax, backend, fake
     ) -> None:

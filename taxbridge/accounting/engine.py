@@ -76,6 +76,8 @@ class Finding:
     fixed: bool = False
     result: str = ""
     """What ``fix`` did (the new flag, or why nothing was done)."""
+    company_code: str = ""
+    """The engine company whose listing it was found in."""
 
     @property
     def action(self) -> Action:
@@ -100,10 +102,11 @@ class EngineReconciliation:
         return not self.findings
 
 
-_BLIND = (
-    "not requeued: the engine listed no document at all for the range (check the engine, "
-    "company code and environment)"
-)
+def _blind(company_code: str) -> str:
+    return (
+        f"not requeued: the engine listed no document at all of company {company_code} for the "
+        "range (check the engine, company code and environment)"
+    )
 
 
 class EngineBooks:
@@ -199,7 +202,14 @@ class EngineBooks:
         """List the engine's documents of ``period`` (for the engine companies of one ERP
         company, or all) and compare them with the store's invoices and credits. With ``fix``,
         each finding's safe action is taken; ``progress`` is told how many engine documents
-        have been read so far."""
+        have been read so far.
+
+        An engine company may be shared by several ERP companies: its whole listing is compared
+        with every document stored for it, and a listed document belongs to the ERP company
+        that posted it (one the store does not have is reported in every company's run). A
+        posted document is requeued only on the evidence of its own engine company's listing,
+        and never when that listing came back empty (the wrong company code or environment is
+        likelier than an engine that lost every posting)."""
         ctx = self._ctx
         listing = ctx.caps.listing
         if listing is None:
@@ -219,37 +229,40 @@ class EngineBooks:
         if not codes:
             raise InvalidFieldError("EngineReconciliation", "company", company, "is not mapped")
         engine: dict[str, EngineDocument] = {}
+        listed_by_company = dict.fromkeys(codes, 0)
         for company_code in codes:
             for listed in listing.list_documents(company_code, period.start, period.end):
                 engine[f"{company_code}\x00{listed.code}"] = listed
+                listed_by_company[company_code] += 1
                 if progress is not None:
                     progress(len(engine))
         here = {
             f"{doc.company_code}\x00{doc.code}": doc
-            for doc in ctx.store.posted_documents(period, company=company)
+            for doc in ctx.store.posted_documents(period)
             if doc.company_code in codes
         }
+        keys = [
+            key
+            for key in set(engine) | set(here)
+            if company is None or key not in here or here[key].erp_company == company
+        ]
         findings = [
-            finding
-            for key in sorted(set(engine) | set(here), key=lambda k: k.split("\x00")[::-1])
+            attrs.evolve(finding, company_code=key.split("\x00")[0])
+            for key in sorted(keys, key=lambda k: k.split("\x00")[::-1])
             if (finding := _compare(here.get(key), engine.get(key))) is not None
         ]
         if fix:
-            # an engine that lists nothing at all for the range is more likely the wrong engine,
-            # company or environment (or a register that was never kept) than an engine that
-            # lost every posting: nothing is requeued on that evidence alone
-            blind = not engine and any(f.kind is FindingKind.MISSING_AT_ENGINE for f in findings)
             findings = [
-                attrs.evolve(finding, result=_BLIND)
-                if blind and finding.action is Action.REQUEUE
+                attrs.evolve(finding, result=_blind(finding.company_code))
+                if finding.action is Action.REQUEUE and not listed_by_company[finding.company_code]
                 else self._fix(finding)
                 for finding in findings
             ]
         return EngineReconciliation(
             period,
             company or "*",
-            len(here),
-            len(engine),
+            sum(1 for key in keys if key in here),
+            sum(1 for key in keys if key in engine),
             tuple(findings),
         )
 

@@ -273,6 +273,7 @@ def engine_table(found: EngineReconciliation) -> Table:
         f"Engine versus store {found.period} (company {found.company})",
         (
             "code",
+            "engine_company",
             "finding",
             "flag",
             "engine_status",
@@ -285,6 +286,7 @@ def engine_table(found: EngineReconciliation) -> Table:
         [
             (
                 f.code,
+                f.company_code,
                 f.kind.value,
                 f.flag,
                 f.engine_status,

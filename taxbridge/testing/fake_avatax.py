@@ -179,6 +179,12 @@ class FakeAvaTax:
         kills the client there: committed at the engine, not yet recorded by the client)."""
         self.fail_next: list[httpx.Response] = []
         """Canned answers given (in order) instead of handling the next calls."""
+        self.page_size = 1000
+        """The most rows a list call answers, whatever its ``$top`` asks (AvaTax: 1,000)."""
+        self.next_links = True
+        """A page that is not the last links to the next with ``@nextLink``; False plays a
+        server that only gives ``@recordsetCount``."""
+        self._listing = ""
         self._lock = threading.RLock()
         self._ids = itertools.count(10_000_000_001)
         self.certcapture = FakeCertCapture(self._company_id)
@@ -243,6 +249,7 @@ class FakeAvaTax:
 
     def _route(self, request: httpx.Request, body: Any) -> httpx.Response:
         raw = request.url.raw_path.split(b"?")[0].decode()
+        self._listing = raw
         # route on the encoded path: a decoded code may hold "/"
         path = re.sub(
             r"^/api/v2/companies/[^/]+/transactions/[^/]+",
@@ -284,26 +291,26 @@ class FakeAvaTax:
                     }
                     for rule_code in sorted(self.engine.tax_codes.codes)
                 ]
-                return _page(rows, params)
+                return self._page(rows, params)
             if method == "GET" and path == "/api/v2/definitions/entityusecodes":
                 rows = [
                     {"code": code, "name": name, "validCountries": ["US"]}
                     for code, name in sorted(self.engine.entity_use_codes().items())
                 ]
-                return _page(rows, params)
+                return self._page(rows, params)
             if method == "GET" and path == "/api/v2/companies":
-                return _page(self._companies(params.get("$filter", "")), params)
+                return self._page(self._companies(params.get("$filter", "")), params)
             answered = self.certcapture.route(method, raw, params, body)
             if answered is not None:
                 status, data = answered
                 if method == "GET" and isinstance(data, list):
-                    return _page(data, params)
+                    return self._page(data, params)
                 return httpx.Response(
                     status, content=dumps(data), headers={"Content-Type": "application/json"}
                 )
             match = re.fullmatch(r"/api/v2/companies/(\d+)/nexus", path)
             if method == "GET" and match:
-                return _page(self._nexus(int(match.group(1))), params)
+                return self._page(self._nexus(int(match.group(1))), params)
             match = re.fullmatch(r"/api/v2/taxratesbyzipcode/download/([^/]+)", path)
             if method == "GET" and match:
                 regions = [params["region"]] if "region" in params else None
@@ -474,6 +481,19 @@ class FakeAvaTax:
             return httpx.Response(404, text="Not Found")
         return self._answer_stored(200, stored, include)
 
+    def _page(self, rows: list[dict[str, Any]], params: httpx.QueryParams) -> httpx.Response:
+        """One page of a list call: at most ``page_size`` rows whatever ``$top`` asks, with the
+        total count and, unless it is the last, a relative ``@nextLink`` to the next page."""
+        top = min(int(params.get("$top") or 1000), self.page_size)
+        skip = int(params.get("$skip") or 0)
+        body: dict[str, Any] = {"@recordsetCount": len(rows), "value": rows[skip : skip + top]}
+        if self.next_links and skip + top < len(rows):
+            query = {**dict(params), "$top": str(top), "$skip": str(skip + top)}
+            body["@nextLink"] = str(httpx.URL(self._listing, params=query))
+        return httpx.Response(
+            200, content=dumps(body), headers={"Content-Type": "application/json"}
+        )
+
     def _list(self, company: str, params: httpx.QueryParams) -> httpx.Response:
         """``ListTransactionsByCompany``: documents of every status by date; only the date
         filter forms a client sends are understood (without one: the past 30 days)."""
@@ -505,7 +525,7 @@ class FakeAvaTax:
             )
             body["locked"] = stored.locked
             rows.append(body)
-        return _page(rows, params)
+        return self._page(rows, params)
 
     def _refund(
         self, original: _Stored, model: Mapping[str, Any], include: _Include
@@ -982,13 +1002,6 @@ def transaction_body(
             for row in result.summary
         ]
     return body
-
-
-def _page(rows: list[dict[str, Any]], params: httpx.QueryParams) -> httpx.Response:
-    top = int(params.get("$top") or 1000)
-    skip = int(params.get("$skip") or 0)
-    body = {"@recordsetCount": len(rows), "value": rows[skip : skip + top]}
-    return httpx.Response(200, content=dumps(body), headers={"Content-Type": "application/json"})
 
 
 # ---------------------------------------------------------------------------------------------

@@ -183,28 +183,14 @@ class AvaTaxBackend:
     def list_documents(
         self, company_code: str, start: dt.date, end: dt.date, *, page: int = 1000
     ) -> Iterator[EngineDocument]:
-        """``ListTransactionsByCompany`` filtered on the date range, 1,000 a page (the most
-        AvaTax returns), each page fetched with the usual retries."""
+        """``ListTransactionsByCompany`` filtered on the date range, up to 1,000 a page (the most
+        AvaTax returns), followed to the last page (:meth:`_pages`), each page fetched with
+        the usual retries."""
         path = f"/api/v2/companies/{encode_code(company_code)}/transactions"
-        skip = 0
-        while True:
-            query = {
-                "$filter": mapping.date_filter(start, end),
-                "$top": str(page),
-                "$skip": str(skip),
-                "$orderBy": "date ASC, code ASC",
-            }
-
-            def attempt(number: int, query: dict[str, str] = query) -> list[Mapping[str, Any]]:
-                data = self._send("GET", path, query, None, "")
-                return mapping.fetch_values(data, backend=self.name, model="TransactionModel")
-
-            values = self._call(attempt, "")
+        query = {"$filter": mapping.date_filter(start, end), "$orderBy": "date ASC, code ASC"}
+        for values in self._pages(path, "TransactionModel", query, page):
             for value in values:
                 yield mapping.engine_document(value, backend=self.name)
-            if len(values) < page:
-                return
-            skip += len(values)
 
     def commit_document(
         self, company_code: str, code: str, document_type: DocumentType
@@ -479,20 +465,74 @@ class AvaTaxBackend:
     def _fetch_all(
         self, path: str, model: str, params: Mapping[str, str] | None = None
     ) -> list[Mapping[str, Any]]:
-        """Every row of a paged list call ($top/$skip, 1,000 a page)."""
-        rows: list[Mapping[str, Any]] = []
-        page = 1000
+        """Every row of a paged list call (:meth:`_pages`)."""
+        return [row for values in self._pages(path, model, params or {}) for row in values]
+
+    def _pages(
+        self, path: str, model: str, params: Mapping[str, str], page: int = 1000
+    ) -> Iterator[list[Mapping[str, Any]]]:
+        """The pages of a list call, to the last: asked ``page`` rows at a time, and followed
+        by the answer's ``@nextLink`` while it gives one, since a server may page by fewer rows
+        than asked. Without a link the listing goes on while ``@recordsetCount`` says rows are
+        left (or, with no count either, while a page came back full). A listing that ends with
+        fewer rows than its count, or a link off this server, is a MalformedResponse: a partial
+        listing is never taken for a whole one."""
+        query: dict[str, str] = {**params, "$top": str(page), "$skip": "0"}
+        where, seen, count = path, 0, None
         while True:
-            query = {**(params or {}), "$top": str(page), "$skip": str(len(rows))}
 
-            def attempt(number: int, query: dict[str, str] = query) -> list[Mapping[str, Any]]:
-                data = self._send("GET", path, query, None, "")
-                return mapping.fetch_values(data, backend=self.name, model=model)
+            def attempt(number: int, where: str = where, query: dict[str, str] = query) -> Any:
+                return self._send("GET", where, query, None, "")
 
-            values = self._call(attempt, "")
-            rows.extend(values)
-            if len(values) < page:
-                return rows
+            data = self._call(attempt, "")
+            values = mapping.fetch_values(data, backend=self.name, model=model)
+            seen += len(values)
+            yield values
+            total = data.get("@recordsetCount")
+            count = total if isinstance(total, int) and not isinstance(total, bool) else count
+            link = data.get("@nextLink")
+            if count is not None and seen > count:
+                raise MalformedResponse(
+                    f"the {model} listing gave {seen} rows of its {count}", backend=self.name
+                )
+            if isinstance(link, str) and link.strip():
+                following = self._next_page(link, model)
+                if not values or following == (where, query):
+                    raise MalformedResponse(
+                        f"a {model} page links to itself or follows an empty one",
+                        backend=self.name,
+                    )
+                where, query = following
+            elif (count is not None and seen < count and values) or (
+                count is None and len(values) >= int(query.get("$top") or page)
+            ):
+                query = {**query, "$skip": str(seen)}
+            else:
+                break
+        if count is not None and seen < count:
+            raise MalformedResponse(
+                f"the {model} listing ended after {seen} of its {count} rows", backend=self.name
+            )
+
+    def _next_page(self, link: str, model: str) -> tuple[str, dict[str, str]]:
+        """The path and query of an ``@nextLink`` (absolute or relative), which must stay on
+        this server: the license key is never sent anywhere else."""
+        url = httpx.URL(link.strip())
+        base = httpx.URL(self._base)
+        if url.is_absolute_url and (url.scheme, url.host, url.port) != (
+            base.scheme,
+            base.host,
+            base.port,
+        ):
+            raise MalformedResponse(
+                f"the {model} listing links to another server ({url.scheme}://{url.host})",
+                backend=self.name,
+            )
+        path = url.raw_path.decode("ascii").split("?", 1)[0]
+        prefix = base.raw_path.decode("ascii").rstrip("/")
+        if prefix and path.startswith(prefix + "/"):
+            path = path[len(prefix) :]
+        return path, dict(url.params)
 
     def _call(self, attempt: Callable[[int], T], code: str, *, idempotent: bool = True) -> T:
         return self._caller.call(attempt, code, idempotent=idempotent)
