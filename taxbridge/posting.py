@@ -13,6 +13,9 @@ The posting-once rule, whole and only here:
    document found there *is* the answer.
 4. **AlreadyCommitted is a question.** It is answered by the same lookup: the document is
    recorded as the engine holds it.
+5. **A void at the engine settles it too.** A document the lookup finds voided (cancelled)
+   was posted and then voided there: the void is recorded, and the code is never created again,
+   which would undo the void.
 
 Backends only create, look up and raise; the store only reports what happened to a queue entry.
 """
@@ -40,7 +43,15 @@ from taxbridge.errors import (
 )
 from taxbridge.flags import FinalTaxFlag
 from taxbridge.lifecycle import order_addresses
-from taxbridge.models import DocumentStatus, Invoice, Stage, TaxDocument, TaxRequest, TaxResult
+from taxbridge.models import (
+    DocumentKind,
+    DocumentStatus,
+    Invoice,
+    Stage,
+    TaxDocument,
+    TaxRequest,
+    TaxResult,
+)
 from taxbridge.queue import DEFAULT_LEASE, RetryPolicy, worker_id
 from taxbridge.rules import Context, invoice_request
 from taxbridge.store.base import CreditAllocation, InvoiceLink, QueueEntry
@@ -53,6 +64,11 @@ class Posted:
 
     result: TaxResult
     found: bool
+
+    @property
+    def voided(self) -> bool:
+        """Found voided at the engine: recorded as a void, never posted again."""
+        return self.found and self.result.status is DocumentStatus.CANCELLED
 
 
 @frozen
@@ -78,14 +94,18 @@ def in_doubt(entry: QueueEntry | None) -> bool:
     return entry is None or entry.may_have_landed or entry.taken_over_from is not None
 
 
+_SETTLED_AT_ENGINE = (DocumentStatus.COMMITTED, DocumentStatus.CANCELLED)
+
+
 def look_up(backend: TaxBackend, request: TaxRequest) -> TaxResult | None:
-    """The engine's committed document of ``request.code``, or None (also when the backend keeps
-    no documents). Lines the request kept from the engine (outside nexus) are put back."""
+    """The engine's committed or voided (cancelled) document of ``request.code``, or None
+    (also when the backend keeps no documents). Lines the request kept from the engine (outside
+    nexus) are put back."""
     register = Capabilities(backend).documents
     if register is None:
         return None
     found = register.get_document(request.company_code, request.code, request.document_type)
-    if found is None or found.status is not DocumentStatus.COMMITTED:
+    if found is None or found.status not in _SETTLED_AT_ENGINE:
         return None
     return merge_excluded(request, found)
 
@@ -105,9 +125,21 @@ def post_once(backend: TaxBackend, request: TaxRequest, *, doubt: bool = False) 
         return Posted(backend.calculate(request), found=False)
     except AlreadyCommitted:
         found = look_up(backend, request)
-        if found is None:
+        if found is None or found.status is not DocumentStatus.COMMITTED:
             raise
         return Posted(found, found=True)
+
+
+def _how(posted: Posted, done: str) -> str:
+    """How the engine's document was had, for the document's log."""
+    if posted.voided:
+        return "found voided (the void is recorded; not posted again) at"
+    return "found already committed at" if posted.found else done
+
+
+def _voided(document: TaxDocument, message: str) -> TaxDocument:
+    """A document the engine holds voided, recorded as a void (reports leave it out)."""
+    return attrs.evolve(document, voided_at=document.updated_at, void_reason=message)
 
 
 @contextmanager
@@ -227,9 +259,9 @@ class Posting:
             try:
                 posted = post_once(ctx.backend, request, doubt=request.code in self._unsaved)
                 result, flag, outcome = posted.result, FinalTaxFlag.POSTED, Outcome.POSTED
-                how = "found already committed at" if posted.found else "posted to"
+                how = _how(posted, "posted to")
                 message = f"{first}{how} {ctx.backend.name}: tax {result.total_tax}"
-                if offline_first:
+                if offline_first and not posted.voided:
                     message += " (replaces the offline figure)"
             except BackendError as exc:
                 result, offline_note = estimate or ctx.offline_estimate(request)
@@ -239,6 +271,8 @@ class Posting:
         document = ctx.document(
             request, result, stage, flag, note + message, orders=orders, erp_company=erp_company
         )
+        if result.status is DocumentStatus.CANCELLED and outcome is Outcome.POSTED:
+            document = _voided(document, message)
         committed = [document] if outcome is Outcome.POSTED else []
         with _said_when_committed(committed, self._unsaved):
             recorded = ctx.record(
@@ -382,13 +416,16 @@ class Posting:
                 log={"error": str(answer)},
             )
         result = answer.result
-        how = "found already committed at" if answer.found else "reposted to"
-        message = f"{how} {ctx.backend.name}: tax {result.total_tax}"
+        message = f"{_how(answer, 'reposted to')} {ctx.backend.name}: tax {result.total_tax}"
         if result.total_tax != document.total_tax:
             message += f" (the invoice carried {document.total_tax})"
         reposted = ctx.document(
             request, result, stage, FinalTaxFlag.REPOSTED, message, base=document
         )
+        if answer.voided:
+            reposted = _voided(reposted, message)
+            if credits is None and document.kind is DocumentKind.CREDIT:
+                credits = CreditAllocation(document.code, "", ())  # a void releases its lines
         return ctx.prepare(
             stage,
             reposted,

@@ -17,6 +17,7 @@ from conftest import NYC, T0, Clock, invoice, order
 
 from taxbridge import FinalTaxFlag as F
 from taxbridge import LocalEngine, RecordingBackend, RetryPolicy, SQLiteStore, TaxBridge
+from taxbridge.backends.base import VoidReason
 from taxbridge.cli import main
 from taxbridge.config import default_config
 from taxbridge.errors import (
@@ -26,9 +27,10 @@ from taxbridge.errors import (
     ConcurrentChange,
     DocumentRejected,
     InvalidFieldError,
+    InvalidTransition,
     LeaseLost,
 )
-from taxbridge.models import Address
+from taxbridge.models import Address, DocumentType
 from taxbridge.store._sqlite_file import LATEST
 from taxbridge.store.base import Expected
 
@@ -214,6 +216,25 @@ class TestLookupBeforePost:
         assert engine.lookups[0] == doc.code
         assert engine.commit_counts[doc.code] == 1
         assert "found already committed" in bridge.inquiry(doc.code).document.last_log
+
+    def test_a_posting_that_landed_and_was_voided_at_the_engine_is_recorded_voided_not_posted_again(
+        self, bridge, engine, store
+    ) -> None:
+        engine.lose_responses = 1  # committed at the engine, the answer lost
+        doc = bridge.on_invoice(invoice("8", order("1008")))
+        assert doc.flag is F.FAILED
+        engine.void_document(
+            doc.company_code, doc.code, DocumentType.SALES_INVOICE, VoidReason.DOC_VOIDED
+        )  # someone voids it at the engine before the repost runs
+        assert bridge.repost().reposted == (doc.code,)
+        assert engine.commit_counts[doc.code] == 1
+        stored = store.get(doc.code)
+        assert (stored.flag, stored.voided_at is not None) == (F.REPOSTED, True)
+        assert "found voided" in stored.last_log
+        assert bridge.unposted() == []
+        assert list(bridge.workfile(f"{stored.document_date:%Y-%m}")) == []
+        with pytest.raises(InvalidTransition, match="voided on"):
+            bridge.void(doc.code, "again")
 
     def test_once_an_attempt_may_have_landed_every_later_repost_looks_first(
         self, bridge, engine, store, clock
