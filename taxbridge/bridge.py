@@ -353,6 +353,11 @@ class TaxBridge:
             DateRange.of(period), company, fix=fix, progress=progress
         )
 
+    def use_engine(self) -> tuple[str | None, str]:
+        """Record this bridge's engine books as the store's, on purpose (a sandbox-to-production
+        switch): what the store had on record (None: nothing) and what it has now."""
+        return self._ctx.move_books()
+
     def void(self, code: str, reason: str) -> TaxDocument:
         """Void a posted invoice or credit at the engine and record it (reports leave it out)."""
         return self.engine_books.void(code, reason)

@@ -10,7 +10,9 @@ import os
 import sys
 from collections.abc import Sequence
 from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
 
+from taxbridge.backends.base import Capabilities
 from taxbridge.bridge import TaxBridge
 from taxbridge.cli_books import add_commands
 from taxbridge.cli_customers import add_commands as add_customer_commands
@@ -31,7 +33,9 @@ seeds' files: the AvaTax transaction import, CertCapture customers and ECMS cert
 ERP itself calls the library.
 
 Every command but demo works on an existing store: name it with --db FILE or --config FILE
-(or TAXBRIDGE_CONFIG, or TAXBRIDGE_DB); "taxbridge demo" writes one to try them on.
+(else TAXBRIDGE_CONFIG, else ./taxbridge.toml; TAXBRIDGE_DB); "taxbridge demo" writes one to
+try them on. A command that posts or changes the store says on stderr which config, engine and
+store it uses (--quiet: not).
 """
 
 
@@ -42,18 +46,66 @@ def _version() -> str:
         return "0.0.0"
 
 
+CONFIG_FILE = "taxbridge.toml"
+"""The config file a command finds in the working folder when none is named."""
+
+
+def _config_path(args: argparse.Namespace) -> str | None:
+    """``--config``, else ``$TAXBRIDGE_CONFIG``, else ``./taxbridge.toml`` when there is one."""
+    named = getattr(args, "config", None) or os.environ.get("TAXBRIDGE_CONFIG")
+    if named:
+        return str(named)
+    return CONFIG_FILE if Path(CONFIG_FILE).is_file() else None
+
+
 def _config(args: argparse.Namespace) -> BridgeConfig:
-    """The config the options name: ``--config`` (or TAXBRIDGE_CONFIG), else embedded defaults;
-    ``--db`` puts it on that SQLite file."""
-    config_path = args.config or os.environ.get("TAXBRIDGE_CONFIG")
+    """The config the options name (:func:`_config_path`), else embedded defaults; ``--db``
+    puts it on that SQLite file."""
+    config_path = _config_path(args)
     config = load_config(config_path) if config_path else default_config()
     return config.with_store_file(args.db) if args.db is not None else config
 
 
+def _changes(args: argparse.Namespace) -> bool:
+    """Whether the command posts or changes the store (and so says what it works on)."""
+    command, action = args.command, getattr(args, "action", None)
+    if command in ("repost", "purge", "refresh-rates", "mark-manual", "void"):
+        return not getattr(args, "dry_run", False)
+    return (
+        (command == "journal" and action in ("generate", "post"))
+        or (command == "reconcile" and bool(getattr(args, "fix", False)))
+        or (command == "file" and action == "import")
+        or (command == "customers" and action == "sync")
+        or (command == "certificates" and action in ("add", "request"))
+        or (command == "reminders" and args.send and not args.dry_run)
+        or (command == "store" and action == "use-engine")
+    )
+
+
 def _bridge(args: argparse.Namespace, *, read_only: bool = False) -> TaxBridge:
     """The bridge on the store the options name, which must exist; ``read_only`` commands
-    never call the engine."""
-    return TaxBridge.from_settings(_config(args), create=False, read_only=read_only)
+    never call the engine. A command that posts or changes the store says on stderr which
+    config, engine and store it uses (not with ``--quiet``)."""
+    config = _config(args)
+    bridge = TaxBridge.from_settings(config, create=False, read_only=read_only)
+    if _changes(args) and not getattr(args, "quiet", False):
+        register = Capabilities(bridge.backend).documents
+        engine = register.books if register is not None else bridge.backend.name
+        print(
+            f"taxbridge: config {_config_path(args) or '(embedded defaults)'}, engine {engine}, "
+            f"store {_store_name(config)}",
+            file=sys.stderr,
+        )
+    return bridge
+
+
+def _store_name(config: BridgeConfig) -> str:
+    """The store a config names, as a person reads it (a URL without its query)."""
+    settings = config.store_settings
+    path = getattr(settings, "path", None)
+    if path is not None:
+        return str(path)
+    return str(getattr(settings, "url", config.store)).split("?", 1)[0]
 
 
 def _when(moment: dt.datetime, now: dt.datetime) -> str:
@@ -308,6 +360,16 @@ def _mark_manual(args: argparse.Namespace) -> int:
     return 0
 
 
+def _store_use_engine(args: argparse.Namespace) -> int:
+    with _bridge(args, read_only=True) as bridge:
+        before, after = bridge.use_engine()
+    if before == after:
+        print(f"the store's documents are posted through {after} already; nothing changed")
+    else:
+        print(f"the store now posts through {after} (before: {before or 'none on record'})")
+    return 0
+
+
 def _store_migrate(args: argparse.Namespace) -> int:
     from taxbridge.factory import open_store
     from taxbridge.files.service import CUSTOMERS, ECMS_IDS
@@ -348,7 +410,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"taxbridge {_version()}")
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
-        "--config", metavar="FILE", help="TOML config file (default: $TAXBRIDGE_CONFIG)"
+        "--config",
+        metavar="FILE",
+        help="TOML config file (default: $TAXBRIDGE_CONFIG, else ./taxbridge.toml if there is "
+        "one, else the embedded defaults)",
+    )
+    common.add_argument(
+        "--quiet",
+        action="store_true",
+        help="do not say which config, engine and store a changing command uses",
     )
     common.add_argument(
         "--db",
@@ -468,10 +538,21 @@ def build_parser() -> argparse.ArgumentParser:
     add_file_commands(commands, common, _bridge)
     add_customer_commands(commands, common, _bridge)
 
-    store = commands.add_parser("store", help="the store itself: migrate it to another")
-    store_actions = store.add_subparsers(
-        dest="action", required=True, metavar="ACTION", help="migrate"
+    store = commands.add_parser(
+        "store", help="the store itself: migrate it to another, or move it to another engine"
     )
+    store_actions = store.add_subparsers(
+        dest="action", required=True, metavar="ACTION", help="migrate or use-engine"
+    )
+    use_engine = store_actions.add_parser(
+        "use-engine",
+        parents=[common],
+        help="post this store's documents through the configured engine from now on",
+        description="A store refuses to post, repost, void or reconcile through other books "
+        "(engine, environment, account) than its documents were posted through. After moving "
+        "on purpose (sandbox to production), record the configured engine's books as its own.",
+    )
+    use_engine.set_defaults(run=_store_use_engine)
     migrate = store_actions.add_parser(
         "migrate",
         parents=[common],

@@ -22,8 +22,10 @@ from taxbridge.errors import (
     ConcurrentChange,
     DocumentNotFoundError,
     DocumentRejected,
+    EngineMismatch,
     InvalidAddressError,
     InvalidFieldError,
+    InvalidTransition,
 )
 from taxbridge.flags import FinalTaxFlag, check_transition
 from taxbridge.logs import get_logger
@@ -42,6 +44,7 @@ from taxbridge.models import (
 from taxbridge.money import ZERO, ZERO_CENTS
 from taxbridge.reference import Reference
 from taxbridge.store.base import (
+    BOOKS_KEY,
     CreditAllocation,
     Expected,
     InvoiceLink,
@@ -172,6 +175,40 @@ class StageContext:
         self.reference = reference
         self.clock = clock
         self.caps = Capabilities(backend)
+        self._books_checked = False
+
+    def check_books(self, action: str) -> None:
+        """Refuse ``action`` (a posting, repost, void or reconciliation) when the store's
+        documents were posted through other books than this engine's; a store that has none
+        on record yet takes this engine's, written before its first posting."""
+        if self._books_checked:
+            return
+        register = self.caps.documents
+        configured = register.books if register is not None else ""
+        if not configured or not self.caps.posts:
+            self._books_checked = True
+            return
+        stored = self.store.meta_once(BOOKS_KEY, configured)
+        if stored != configured:
+            raise EngineMismatch(action, stored, configured)
+        self._books_checked = True
+
+    def move_books(self) -> tuple[str | None, str]:
+        """Record this engine's books as the store's (after a sandbox-to-production switch,
+        say): what the store had, and what it has now."""
+        register = self.caps.documents
+        configured = register.books if register is not None else ""
+        if not configured:
+            raise InvalidTransition(
+                None,
+                "use engine",
+                action="use engine",
+                reason=f"the engine {self.backend.name} keeps no books to move a store to",
+            )
+        before = self.store.get_meta(BOOKS_KEY)
+        self.store.set_meta(BOOKS_KEY, configured)
+        self._books_checked = True
+        return before, configured
 
     # -- the path ------------------------------------------------------------------------------
 

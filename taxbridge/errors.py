@@ -189,6 +189,22 @@ class ConcurrentChange(TaxBridgeError):
         )
 
 
+class EngineMismatch(TaxBridgeError):
+    """The store's documents were posted through other books than this bridge's engine (another
+    engine, environment or account): posting, reposting, voiding and reconciling are refused, so
+    a document never lands in the wrong books. Reading still works."""
+
+    def __init__(self, action: str, stored: str, configured: str):
+        self.action = action
+        self.stored = stored
+        self.configured = configured
+        super().__init__(
+            f"{action} refused: this store's documents were posted through {stored!r}, and the "
+            f"configured engine is {configured!r}; use the store's engine, or move the store "
+            "to this one on purpose with 'taxbridge store use-engine'"
+        )
+
+
 class AccountMissingError(TaxBridgeError, LookupError):
     """The GL accounts (BNADS/AV-GL) name no account for a company and region with tax."""
 

@@ -253,6 +253,7 @@ class Posting:
             message = f"{why}: calculated offline, not posted{offline_note}"
         else:
             first = ""
+            ctx.check_books(f"posting {request.code}")
             estimate = ctx.offline_estimate(request) if offline_first else None
             if estimate is not None:
                 first = f"offline estimate {estimate[0].total_tax}{estimate[1]}; "
@@ -357,6 +358,7 @@ class Posting:
             if document.request is None:
                 raise DocumentNotFoundError(document.code)
             request = document.request
+        self._ctx.check_books(f"reposting {document.code}")
         started = time.perf_counter()
         doubt = doubt or in_doubt(entry) or document.code in self._unsaved
         answer: Posted | BackendError

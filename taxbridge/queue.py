@@ -213,6 +213,7 @@ class UnpostedQueue(Generic[AttemptT]):
                 else [e.code for e in ctx.store.queue(due_at=ctx.clock(), needs_fix=False)]
             )
             return RepostSummary((), (), needs_fix, due=tuple(due[:limit]))
+        ctx.check_books("repost")
         drain = _Drain(
             ctx,
             self._reposter,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 from pathlib import Path
 
@@ -269,3 +270,27 @@ class TestNewUser:
             ):
                 assert main([*argv, "--config", str(path)]) == 0, argv
             assert route.call_count == 0
+
+
+def test_commands_that_only_read_leave_the_store_file_as_it_was(tmp_path: Path, capsys) -> None:
+    db = tmp_path / "demo.db"
+    assert main(["demo", "--db", str(db)]) == 0
+    before = hashlib.sha256(db.read_bytes()).hexdigest()
+    files = sorted(path.name for path in tmp_path.iterdir())
+    for argv in (
+        ["inquiry", "A-9001"],
+        ["unposted"],
+        ["workfile", "--period", "2026-11"],
+        ["report", "state", "--period", "2026-11"],
+        ["reconcile", "gl", "--period", "2026-11"],
+        ["journal", "show", "--period", "2026-11"],
+    ):
+        assert main([*argv, "--db", str(db)]) in (0, 1), argv
+    other = tmp_path / "books.db"
+    SQLiteStore(other).close()
+    theirs = hashlib.sha256(other.read_bytes()).hexdigest()
+    assert main(["demo", "--db", str(other)]) == 2  # not a demo store: refused, untouched
+    capsys.readouterr()
+    assert hashlib.sha256(db.read_bytes()).hexdigest() == before
+    assert hashlib.sha256(other.read_bytes()).hexdigest() == theirs
+    assert sorted(path.name for path in tmp_path.iterdir()) == sorted([*files, "books.db"])

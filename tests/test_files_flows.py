@@ -307,6 +307,23 @@ def test_an_ecms_file_with_an_error_imports_nothing(bridge: TaxBridge, tmp_path:
         assert fresh.exemptions() == []
 
 
+def test_an_ecms_file_with_a_nul_in_an_exemption_number_imports_nothing_on_either_store(
+    store_spec: str, tmp_path: Path
+) -> None:
+    from conftest import open_store
+    from test_files_rules import CERT, write
+
+    path = write(tmp_path / "nul.csv", cc.ECMS, [{**CERT, "E": "EX\x00123"}])
+    with open_store(store_spec) as target:
+        report, saved = TaxBridge(default_config(), LocalEngine(), target).files.import_ecms(path)
+        assert not report.ok
+        assert saved == 0
+        assert target.exemptions() == []
+    assert [(p.row, p.letter) for p in report.problems if "control character" in p.rule] == [
+        (2, "E")
+    ]
+
+
 def test_a_canada_wide_certificate_covers_every_province(bridge: TaxBridge, tmp_path: Path) -> None:
     from test_files_rules import CERT, write
 

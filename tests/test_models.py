@@ -9,7 +9,7 @@ import pytest
 from conftest import DAY, NYC, WAREHOUSE, invoice, line, order
 
 from taxbridge import Address, Customer, InvalidFieldError, Invoice, Order, OrderLine
-from taxbridge.models import TaxLine
+from taxbridge.models import Certificate, Exemption, TaxLine
 
 
 class TestOrderLine:
@@ -164,3 +164,23 @@ class TestTaxLine:
             TaxLine.from_order_line(line(), tax_code=7, ship_to=None, excluded=False)  # type: ignore[arg-type]
         with pytest.raises(InvalidFieldError, match="TaxLine.ship_to: 'NYC' is not a Address"):
             TaxLine.from_order_line(line(), tax_code="P", ship_to="NYC", excluded=False)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("control", ["\x00", "\x1b", "\x7f"])
+def test_a_control_character_in_any_text_field_is_refused_naming_it(control: str) -> None:
+    """A NUL was stored by SQLite and refused by PostgreSQL: the model refuses it for both."""
+    with pytest.raises(InvalidFieldError, match=r"Certificate.exemption_no: .* control character"):
+        Certificate("C900", "E", ("NY",), signed=DAY, exemption_no=f"NY{control}77")
+    with pytest.raises(InvalidFieldError, match=r"Exemption.exemption_no"):
+        Exemption("C900", "NY", DAY, f"EX{control}1")
+    with pytest.raises(InvalidFieldError, match=r"Customer.name"):
+        Customer("C900", f"Museum{control}Shop")
+    with pytest.raises(InvalidFieldError, match=r"Address.city"):
+        Address("350 5th Ave", f"New{control}York", "NY", "10118")
+
+
+def test_tabs_and_line_breaks_are_whitespace_not_control_characters() -> None:
+    assert Customer("C900", "Museum\tShop\r\n").name == "Museum\tShop"
+    assert OrderLine("P1", 1, "SKU", "1", "10.00", description="two\nlines").description == (
+        "two\nlines"
+    )

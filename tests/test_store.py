@@ -246,6 +246,7 @@ class TestFailures:
         engine = RecordingBackend(LocalEngine())
         with SQLiteStore(path, timeout=0.05) as store:
             bridge = TaxBridge(default_config(), engine, store)
+            bridge.on_invoice(invoice("0", order("1000")))  # the store has its engine's books
             holder = sqlite3.connect(path, isolation_level=None)
             holder.execute("BEGIN EXCLUSIVE")
             with pytest.raises(StoreError) as caught:

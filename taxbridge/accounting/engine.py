@@ -128,6 +128,7 @@ class EngineBooks:
             raise InvalidFieldError("void", "reason", reason, "must say why it is voided")
         document = ctx.require(code)
         self._check_voidable(document)
+        ctx.check_books(f"void {code}")
         register = ctx.caps.documents
         if register is None:
             raise InvalidTransition(
@@ -228,6 +229,7 @@ class EngineBooks:
         )
         if not codes:
             raise InvalidFieldError("EngineReconciliation", "company", company, "is not mapped")
+        ctx.check_books("reconcile engine")
         engine: dict[str, EngineDocument] = {}
         listed_by_company = dict.fromkeys(codes, 0)
         for company_code in codes:

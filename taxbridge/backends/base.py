@@ -98,6 +98,11 @@ class TaxBackend(Protocol):
 class DocumentRegister(Protocol):
     """A backend that keeps saved documents and can look them up, commit and void them."""
 
+    books: str
+    """Whose books the documents it posts go to — the engine, its environment and account, as
+    one line (``avatax sandbox-rest.avatax.com account 1100000000``): a store remembers it with
+    its first posting and refuses to post through other books."""
+
     def get_document(
         self, company_code: str, code: str, document_type: DocumentType
     ) -> TaxResult | None:

@@ -94,6 +94,8 @@ class LocalEngine:
         register: Register | None = None,
     ):
         self.name = name
+        self.books = "local engine"
+        """The local engine's books are its register, which lives beside the store."""
         self.rates = rates if rates is not None else shipped_rates()
         self.tax_codes = tax_codes if tax_codes is not None else shipped_tax_codes()
         self.rounding = rounding

@@ -25,6 +25,7 @@ from typing import Any
 from attrs import field, frozen
 
 from taxbridge.errors import TaxBridgeError
+from taxbridge.models._fields import CONTROL
 
 
 class FileFormatError(TaxBridgeError):
@@ -212,6 +213,13 @@ def _cell_check(template: Template, column: Column) -> Callable[[int, str], list
 
     def check(number: int, value: str) -> list[Problem]:
         found = []
+        control = CONTROL.search(value)
+        if control is not None:
+            found.append(
+                template.problem(
+                    number, letter, value, f"holds a control character ({control.group()!r})"
+                )
+            )
         if length is not None and len(value) > length:
             found.append(
                 template.problem(number, letter, value, f"longer than {length} characters")
@@ -236,6 +244,11 @@ def _cell_check(template: Template, column: Column) -> Callable[[int, str], list
     return check
 
 
+def _controlled(text: str) -> bool:
+    """Whether ``text`` holds a control character (``isprintable`` first: nearly never)."""
+    return not text.isprintable() and CONTROL.search(text) is not None
+
+
 _NUMBER = re.compile(r"-?(?:\d+(?:\.\d*)?|\.\d+)")
 _INTEGER = re.compile(r"-?\d+")
 
@@ -255,8 +268,9 @@ class _Screen:
             "number": _NUMBER.fullmatch,
             "integer": _INTEGER.fullmatch,
             "bad_date": self._bad_date,
+            "controlled": _controlled,
         }
-        terms: list[str] = []
+        terms: list[str] = ["controlled(''.join(row))"]
         for column in template.columns:
             i, cell = column.index, f"row[{column.index}]"
             if column.required:

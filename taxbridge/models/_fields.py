@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+import re
 from collections.abc import Callable, Iterable
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, TypeAlias
@@ -40,20 +41,30 @@ def _slow(check: Check, value: Any, instance: object, field: Field) -> Any:
 # hands anything else to its full check, which converts it or raises naming the field.
 
 
+CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+"""Control characters no text field may hold (tab, CR and LF are whitespace, and allowed): a
+NUL is refused by PostgreSQL and kept by SQLite, so the model refuses them for every store."""
+
+
+def _plain(value: str) -> bool:
+    """No control character (``isprintable`` first: it is true for nearly every value)."""
+    return value.isprintable() or CONTROL.search(value) is None
+
+
 def _text_c(value: Any, instance: object, field: Field) -> Any:
-    if value.__class__ is str:
+    if value.__class__ is str and _plain(value):
         return value.strip()
     return _slow(_text, value, instance, field)
 
 
 def _code_c(value: Any, instance: object, field: Field) -> Any:
-    if value.__class__ is str:
+    if value.__class__ is str and _plain(value):
         return value.strip().upper()
     return _slow(_code, value, instance, field)
 
 
 def _required_c(value: Any, instance: object, field: Field) -> Any:
-    if value.__class__ is str and (stripped := value.strip()):
+    if value.__class__ is str and _plain(value) and (stripped := value.strip()):
         return stripped
     return _slow(_required_text, value, instance, field)
 
@@ -61,7 +72,7 @@ def _required_c(value: Any, instance: object, field: Field) -> Any:
 def _optional_text_c(value: Any, instance: object, field: Field) -> Any:
     if value is None:
         return None
-    if value.__class__ is str:
+    if value.__class__ is str and _plain(value):
         return value.strip() or None
     return _slow(_optional_text, value, instance, field)
 
@@ -123,6 +134,11 @@ def _converter(convert: Callable[[Any, object, Field], Any]) -> Any:
 def _text(value: Any, owner: str, name: str) -> str:
     if not isinstance(value, str):
         raise InvalidFieldError(owner, name, value, "must be a string")
+    found = CONTROL.search(value)
+    if found is not None:
+        raise InvalidFieldError(
+            owner, name, value, f"holds a control character ({found.group()!r})"
+        )
     return value.strip()
 
 

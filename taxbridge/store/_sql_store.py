@@ -479,6 +479,13 @@ class SQLStore(LedgerMixin, ExportsMixin, CertificatesMixin, abc.ABC):
         with self._write() as conn:
             conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
 
+    def meta_once(self, key: str, value: str) -> str:
+        """Set a store-level setting unless it is set already; the value it has now."""
+        with self._write() as conn:
+            conn.execute("INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)", (key, value))
+            row = conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return str(row[0])
+
 
 def _write_document(conn: Runner, rows: DocumentRows) -> None:
     """Upsert a document and replace its lines and breakdown, unless the stored ones have the

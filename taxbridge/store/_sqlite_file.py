@@ -70,8 +70,10 @@ def connect(path: Path, timeout: float, *, create: bool) -> sqlite3.Connection:
 
 
 def migrate(conn: sqlite3.Connection, path: Path) -> None:
-    """Apply the migrations the file lacks, in one transaction that also proves it writable;
-    a file whose schema is newer than this code is refused before anything is written."""
+    """Apply the migrations the file lacks, in one transaction that also proves it writable
+    (a probe write, rolled back when there was nothing to migrate, so opening a store to read it
+    changes nothing); a file whose schema is newer than this code is refused before anything is
+    written."""
     with translated(path, "cannot open the store"):
         _migrate(conn, path)
 
@@ -91,9 +93,11 @@ def _migrate(conn: sqlite3.Connection, path: Path) -> None:
                 "upgrade taxbridge to use it",
                 path=str(path),
             )
+        migrated = False
         for version, sql in MIGRATIONS:
             if version in done:
                 continue
+            migrated = True
             for statement in sql.split(";"):
                 if statement.strip():
                     conn.execute(statement)
@@ -104,11 +108,13 @@ def _migrate(conn: sqlite3.Connection, path: Path) -> None:
                 (version, dt.datetime.now(dt.UTC).isoformat()),
             )
         # a store that cannot be written must fail here, before anything can be posted
-        conn.execute(
-            "INSERT OR REPLACE INTO meta (key, value) VALUES ('opened_at', ?)",
-            (dt.datetime.now(dt.UTC).isoformat(),),
-        )
+        conn.execute("DELETE FROM meta WHERE key = 'opened_at'")
+        conn.execute("INSERT INTO meta (key, value) VALUES ('opened_at', '')")
     except BaseException:
         conn.execute("ROLLBACK")
         raise
-    conn.execute("COMMIT")
+    if migrated:
+        conn.execute("DELETE FROM meta WHERE key = 'opened_at'")
+        conn.execute("COMMIT")
+    else:
+        conn.execute("ROLLBACK")

@@ -190,6 +190,10 @@ class Write:
         return (document.flag.value if document is not None else ""), at.isoformat()
 
 
+BOOKS_KEY = "engine_books"
+"""The store's meta key for the books (engine, environment, account) its documents were posted
+through: written with the first posting, copied with the store."""
+
 Refusal = LeaseLost | ConcurrentChange
 """Why a store refused one write of several: its worker's lease was lost, or a document is
 no longer as the stage read it."""
@@ -488,6 +492,19 @@ class Store(
     Protocol,
 ):
     """Everything the bridge keeps, in one place it can close."""
+
+    def get_meta(self, key: str) -> str | None:
+        """A store-level setting, or None."""
+        ...
+
+    def set_meta(self, key: str, value: str) -> None:
+        """Set a store-level setting."""
+        ...
+
+    def meta_once(self, key: str, value: str) -> str:
+        """Set a store-level setting unless it is set already (by any process); the value it
+        has now."""
+        ...
 
     def close(self) -> None:
         """Close the store."""

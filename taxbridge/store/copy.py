@@ -1,12 +1,13 @@
 """Copying one store into another through the store protocols alone — the path from one ERP
 server on SQLite to several on PostgreSQL — and checking the copy.
 
-Documents go with their lines, breakdown, request and log, in batches of one transaction each;
-then credit allocations, open queue entries (unclaimed: leases start afresh), reference data,
-the exemption database, exempt customers (certificates, single-use orders, customer cards,
-certificate requests, TXEEXP notes), journals and the export registry. Queue history (entries
-settled R or M) stays behind: it is operational history, kept until purged, and each settled
-document's log says how it settled. The target must hold no document yet.
+The books the documents were posted through go first; then documents with their lines,
+breakdown, request and log, in batches of one transaction each; then credit allocations, open
+queue entries (unclaimed: leases start afresh), reference data, the exemption database, exempt
+customers (certificates, single-use orders, customer cards, certificate requests, TXEEXP notes),
+journals and the export registry. Queue history (entries settled R or M) stays behind: it is
+operational history, kept until purged, and each settled document's log says how it settled.
+The target must hold no document yet.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from attrs import frozen
 
 from taxbridge.errors import StoreError
 from taxbridge.models import DocumentKind, TaxDocument
-from taxbridge.store.base import ReferenceData, Store
+from taxbridge.store.base import BOOKS_KEY, ReferenceData, Store
 
 BATCH = 200
 """Documents written per transaction."""
@@ -87,6 +88,9 @@ def copy_store(
     codes whose nexus is copied; ``export_kinds`` the export registry's kinds."""
     if target.documents():
         raise StoreError("the target store holds documents already: copy into an empty one")
+    books = source.get_meta(BOOKS_KEY)
+    if books is not None:
+        target.set_meta(BOOKS_KEY, books)
     documents = source.documents()
     events = 0
     for batch in _batches(documents):

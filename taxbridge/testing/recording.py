@@ -38,6 +38,8 @@ class RecordingBackend:
         self.name = name or inner.name
         self.capabilities: frozenset[Capability] = frozenset(inner.capabilities)
         self._inner = Capabilities(inner)
+        register = self._inner.documents
+        self.books = register.books if register is not None else ""
         self.requests: list[TaxRequest] = []
         """Every request that reached :meth:`calculate`, in order (also those that failed)."""
         self.lookups: list[str] = []

@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 import httpx
 
 from taxbridge.backends import _http
-from taxbridge.backends.avatax import mapping
+from taxbridge.backends.avatax import mapping, paging
 from taxbridge.backends.avatax.certificates import AvaTaxCertificates
 from taxbridge.backends.avatax.errors import error_from_response
 from taxbridge.backends.avatax.mapping import (
@@ -102,6 +102,8 @@ class AvaTaxBackend:
         self.name = name
         self.settings = settings
         self._base = settings.base_url.rstrip("/")
+        account = f" account {settings.account_id}" if settings.account_id else ""
+        self.books = f"avatax {httpx.URL(self._base).host}{account}"
         self._urls: dict[tuple[str, tuple[tuple[str, str], ...]], httpx.URL] = {}
         self._headers = {
             "Authorization": settings.authorization(),
@@ -471,68 +473,12 @@ class AvaTaxBackend:
     def _pages(
         self, path: str, model: str, params: Mapping[str, str], page: int = 1000
     ) -> Iterator[list[Mapping[str, Any]]]:
-        """The pages of a list call, to the last: asked ``page`` rows at a time, and followed
-        by the answer's ``@nextLink`` while it gives one, since a server may page by fewer rows
-        than asked. Without a link the listing goes on while ``@recordsetCount`` says rows are
-        left (or, with no count either, while a page came back full). A listing that ends with
-        fewer rows than its count, or a link off this server, is a MalformedResponse: a partial
-        listing is never taken for a whole one."""
-        query: dict[str, str] = {**params, "$top": str(page), "$skip": "0"}
-        where, seen, count = path, 0, None
-        while True:
+        """The pages of a list call to the last (:func:`paging.pages`), each with retries."""
 
-            def attempt(number: int, where: str = where, query: dict[str, str] = query) -> Any:
-                return self._send("GET", where, query, None, "")
+        def fetch(where: str, query: dict[str, str]) -> Any:
+            return self._call(lambda number: self._send("GET", where, query, None, ""), "")
 
-            data = self._call(attempt, "")
-            values = mapping.fetch_values(data, backend=self.name, model=model)
-            seen += len(values)
-            yield values
-            total = data.get("@recordsetCount")
-            count = total if isinstance(total, int) and not isinstance(total, bool) else count
-            link = data.get("@nextLink")
-            if count is not None and seen > count:
-                raise MalformedResponse(
-                    f"the {model} listing gave {seen} rows of its {count}", backend=self.name
-                )
-            if isinstance(link, str) and link.strip():
-                following = self._next_page(link, model)
-                if not values or following == (where, query):
-                    raise MalformedResponse(
-                        f"a {model} page links to itself or follows an empty one",
-                        backend=self.name,
-                    )
-                where, query = following
-            elif (count is not None and seen < count and values) or (
-                count is None and len(values) >= int(query.get("$top") or page)
-            ):
-                query = {**query, "$skip": str(seen)}
-            else:
-                break
-        if count is not None and seen < count:
-            raise MalformedResponse(
-                f"the {model} listing ended after {seen} of its {count} rows", backend=self.name
-            )
-
-    def _next_page(self, link: str, model: str) -> tuple[str, dict[str, str]]:
-        """The path and query of an ``@nextLink`` (absolute or relative), which must stay on
-        this server: the license key is never sent anywhere else."""
-        url = httpx.URL(link.strip())
-        base = httpx.URL(self._base)
-        if url.is_absolute_url and (url.scheme, url.host, url.port) != (
-            base.scheme,
-            base.host,
-            base.port,
-        ):
-            raise MalformedResponse(
-                f"the {model} listing links to another server ({url.scheme}://{url.host})",
-                backend=self.name,
-            )
-        path = url.raw_path.decode("ascii").split("?", 1)[0]
-        prefix = base.raw_path.decode("ascii").rstrip("/")
-        if prefix and path.startswith(prefix + "/"):
-            path = path[len(prefix) :]
-        return path, dict(url.params)
+        return paging.pages(fetch, path, model, params, page, base=self._base, backend=self.name)
 
     def _call(self, attempt: Callable[[int], T], code: str, *, idempotent: bool = True) -> T:
         return self._caller.call(attempt, code, idempotent=idempotent)
