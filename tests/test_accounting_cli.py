@@ -24,7 +24,8 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def one_error(err: str) -> str:
     """The one line of a refusal, after at most the line naming what a changing command uses."""
     *before, last = err.splitlines()
-    assert len(before) <= 1 and all(line.startswith("taxbridge: config ") for line in before)
+    assert len(before) <= 1
+    assert all(line.startswith("taxbridge: config ") for line in before)
     return last
 
 
