@@ -626,3 +626,16 @@ def test_erp_companies_sharing_an_engine_company_are_reconciled_each_with_its_ow
         ("A-7404", FindingKind.MISSING_AT_ENGINE, "SHARED")
     ]
     assert (both.stored, both.listed, len(both.findings)) == (4, 3, 1)
+
+
+def test_a_document_shipped_to_two_regions_is_one_document_in_the_total(
+    books: TaxBridge,
+) -> None:
+    two = sale("7501", 3)
+    order = two.orders[0]
+    lines = (order.lines[0], attrs.evolve(order.lines[1], ship_to=CHICAGO))
+    books.on_invoice(attrs.evolve(two, orders=(attrs.evolve(order, lines=lines),)))
+    books.on_invoice(sale("7502", 4))
+    report = books.state_report("2026-11")
+    assert [(row.region, row.documents) for row in report.rows] == [("IL", 1), ("NY", 2)]
+    assert report.total.documents == 2

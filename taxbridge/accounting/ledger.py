@@ -62,14 +62,17 @@ class StateReport:
     period: DateRange
     company: str
     rows: tuple[StateRow, ...]
+    documents: int
+    """Distinct documents over every row: one shipped to two regions is in two rows, once
+    here."""
 
     @property
     def total(self) -> StateRow:
-        """Every row summed (company and region ``*``)."""
+        """Every row summed (company and region ``*``); documents counted once each."""
         return StateRow(
             self.company,
             ALL_COMPANIES,
-            sum(row.documents for row in self.rows),
+            self.documents,
             sum((row.amount for row in self.rows), ZERO_CENTS),
             sum((row.not_taxed for row in self.rows), ZERO_CENTS),
             sum((row.taxable for row in self.rows), ZERO_CENTS),
@@ -177,7 +180,7 @@ class Ledger:
         rows = tuple(
             StateRow(group[0], group[1], len(codes[group]), *sums[group]) for group in sorted(sums)
         )
-        return StateReport(period, key, rows)
+        return StateReport(period, key, rows, len(set().union(*codes.values())))
 
     # -- GL journals (BNO010) ------------------------------------------------------------------
 
