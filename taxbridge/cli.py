@@ -10,15 +10,15 @@ import os
 import sys
 from collections.abc import Sequence
 from importlib.metadata import PackageNotFoundError, version
-from pathlib import Path
 
-from taxbridge.backends.base import Capabilities
 from taxbridge.bridge import TaxBridge
 from taxbridge.cli_books import add_commands
 from taxbridge.cli_customers import add_commands as add_customer_commands
 from taxbridge.cli_files import add_commands as add_file_commands
 from taxbridge.cli_files import mark_manual_from_file
-from taxbridge.config import BridgeConfig, default_config, example_config_text, load_config
+from taxbridge.cli_open import open_bridge as _bridge
+from taxbridge.cli_open import read_config as _config
+from taxbridge.config import example_config_text
 from taxbridge.demo import DEMO_DB, run_demo
 from taxbridge.errors import BackendError, ConfigError, InvalidFieldError, TaxBridgeError
 from taxbridge.logs import LEVELS, configure
@@ -44,68 +44,6 @@ def _version() -> str:
         return version("taxbridge")
     except PackageNotFoundError:  # a source tree that was never installed
         return "0.0.0"
-
-
-CONFIG_FILE = "taxbridge.toml"
-"""The config file a command finds in the working folder when none is named."""
-
-
-def _config_path(args: argparse.Namespace) -> str | None:
-    """``--config``, else ``$TAXBRIDGE_CONFIG``, else ``./taxbridge.toml`` when there is one."""
-    named = getattr(args, "config", None) or os.environ.get("TAXBRIDGE_CONFIG")
-    if named:
-        return str(named)
-    return CONFIG_FILE if Path(CONFIG_FILE).is_file() else None
-
-
-def _config(args: argparse.Namespace) -> BridgeConfig:
-    """The config the options name (:func:`_config_path`), else embedded defaults; ``--db``
-    puts it on that SQLite file."""
-    config_path = _config_path(args)
-    config = load_config(config_path) if config_path else default_config()
-    return config.with_store_file(args.db) if args.db is not None else config
-
-
-def _changes(args: argparse.Namespace) -> bool:
-    """Whether the command posts or changes the store (and so says what it works on)."""
-    command, action = args.command, getattr(args, "action", None)
-    if command in ("repost", "purge", "refresh-rates", "mark-manual", "void"):
-        return not getattr(args, "dry_run", False)
-    return (
-        (command == "journal" and action in ("generate", "post"))
-        or (command == "reconcile" and bool(getattr(args, "fix", False)))
-        or (command == "file" and action == "import")
-        or (command == "customers" and action == "sync")
-        or (command == "certificates" and action in ("add", "request"))
-        or (command == "reminders" and args.send and not args.dry_run)
-        or (command == "store" and action == "use-engine")
-    )
-
-
-def _bridge(args: argparse.Namespace, *, read_only: bool = False) -> TaxBridge:
-    """The bridge on the store the options name, which must exist; ``read_only`` commands
-    never call the engine. A command that posts or changes the store says on stderr which
-    config, engine and store it uses (not with ``--quiet``)."""
-    config = _config(args)
-    bridge = TaxBridge.from_settings(config, create=False, read_only=read_only)
-    if _changes(args) and not getattr(args, "quiet", False):
-        register = Capabilities(bridge.backend).documents
-        engine = register.books if register is not None else bridge.backend.name
-        print(
-            f"taxbridge: config {_config_path(args) or '(embedded defaults)'}, engine {engine}, "
-            f"store {_store_name(config)}",
-            file=sys.stderr,
-        )
-    return bridge
-
-
-def _store_name(config: BridgeConfig) -> str:
-    """The store a config names, as a person reads it (a URL without its query)."""
-    settings = config.store_settings
-    path = getattr(settings, "path", None)
-    if path is not None:
-        return str(path)
-    return str(getattr(settings, "url", config.store)).split("?", 1)[0]
 
 
 def _when(moment: dt.datetime, now: dt.datetime) -> str:

@@ -9,7 +9,7 @@ from taxbridge.backends.base import BuildContext, TaxBackend
 from taxbridge.config import BridgeConfig
 from taxbridge.rates import RateTable
 from taxbridge.store import store_plugin
-from taxbridge.store.base import Store
+from taxbridge.store.base import Store, shown_url
 
 
 class _LazyStore:
@@ -77,4 +77,5 @@ def open_store(spec: str, *, create: bool) -> Store:
     else:
         kind, table = "sqlite", {"path": text.removeprefix("sqlite:")}
     plugin = store_plugin(kind)
-    return plugin.open(plugin.settings(table, TableReader(spec)), create=create)
+    source = shown_url(text) if kind == "postgres" else text
+    return plugin.open(plugin.settings(table, TableReader(source)), create=create)

@@ -39,6 +39,7 @@ FACE = {
     "taxbridge.cli_books",
     "taxbridge.cli_files",
     "taxbridge.cli_customers",
+    "taxbridge.cli_open",
     "taxbridge.demo",
 }
 BRIDGE = {
@@ -110,6 +111,7 @@ def test_no_backend_store_or_test_helper_imports_the_bridge_or_the_package_root(
         "taxbridge.cli_books",
         "taxbridge.cli_files",
         "taxbridge.cli_customers",
+        "taxbridge.cli_open",
         "taxbridge.config.core",
         "taxbridge.config.file",
         "taxbridge.factory",

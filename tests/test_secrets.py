@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 from pathlib import Path
+from urllib.parse import quote
 
 import httpx
 import pytest
@@ -104,3 +105,76 @@ def test_a_header_value_in_a_failing_run_reaches_no_log_no_stored_text_no_output
         assert SECRET not in text, text
         assert FAKE_KEY not in text, text
         assert basic not in text, text
+
+
+# -- a database password in a URL -------------------------------------------------------------
+
+DB_SECRET = "Pg$ecret-4e1b"
+"""The sentinel; its percent-encoded form must not be shown either."""
+
+URLS_WITH_A_PASSWORD = [
+    f"postgresql://taxbridge:{quote(DB_SECRET, safe='')}@127.0.0.1:5432/erp",
+    f"postgresql://taxbridge@127.0.0.1:5432/erp?password={quote(DB_SECRET, safe='')}",
+    f"postgresql://taxbridge@127.0.0.1/erp?sslmode=disable&PASSWORD={DB_SECRET}",
+    f"postgresql://taxbridge@127.0.0.1/erp?options={quote(f'-c password={DB_SECRET}', safe='')}",
+]
+
+
+def _no_secret(text: str) -> None:
+    assert DB_SECRET not in text
+    assert quote(DB_SECRET, safe="") not in text
+    assert quote(DB_SECRET) not in text
+
+
+@pytest.mark.parametrize("url", URLS_WITH_A_PASSWORD)
+def test_a_password_anywhere_in_a_database_url_is_refused_and_never_shown(
+    url: str, tmp_path: Path, capsys
+) -> None:
+    from taxbridge.store.postgres import PostgresSettings
+
+    with pytest.raises(ConfigError) as caught:
+        PostgresSettings(url)
+    assert "holds a password" in str(caught.value)
+    _no_secret(f"{caught.value} {caught.value.value!r} {caught.value!r}")
+
+    text = f'[store]\nurl = "{url}"\n'
+    with pytest.raises(ConfigError) as caught:
+        parse_config_text(text, source="t.toml", base=tmp_path)
+    _no_secret(f"{caught.value} {caught.value.value!r}")
+
+    source = tmp_path / "from.db"
+    SQLiteStore(source).close()
+    for argv in (
+        ["store", "migrate", "--from", str(source), "--to", url],
+        ["store", "migrate", "--from", url, "--to", str(tmp_path / "to.db")],
+    ):
+        assert main(argv) == 2
+        out, err = capsys.readouterr()
+        assert "holds a password" in err
+        _no_secret(out + err)
+
+
+@pytest.mark.parametrize("url", URLS_WITH_A_PASSWORD)
+def test_a_store_opened_in_code_with_a_password_in_its_url_is_refused_unconnected(
+    url: str,
+) -> None:
+    pytest.importorskip("psycopg")
+    from taxbridge.errors import StoreError
+    from taxbridge.store.postgres import PostgresStore
+
+    with pytest.raises(StoreError, match="holds a password") as caught:
+        PostgresStore(url, timeout=1)
+    _no_secret(str(caught.value))
+
+
+def test_a_database_url_is_shown_without_anything_that_can_carry_a_secret() -> None:
+    from taxbridge.store.base import shown_url
+
+    assert [shown_url(url) for url in URLS_WITH_A_PASSWORD] == [
+        "postgresql://taxbridge@127.0.0.1:5432/erp",
+        "postgresql://taxbridge@127.0.0.1:5432/erp",
+        "postgresql://taxbridge@127.0.0.1/erp?sslmode=disable",
+        "postgresql://taxbridge@127.0.0.1/erp",
+    ]
+    assert shown_url("postgresql://[::1]:5433/erp") == "postgresql://[::1]:5433/erp"
+    assert shown_url("postgresql://u:pw@host:99999/erp") == "(a URL that cannot be read)"

@@ -27,7 +27,7 @@ from taxbridge.store import _pg_sql as _sql
 from taxbridge.store._codec import document_from_rows
 from taxbridge.store._ledger_sql import Runner
 from taxbridge.store._sql_store import SQLStore
-from taxbridge.store.base import Refusal, Write
+from taxbridge.store.base import Refusal, Write, shown_url, url_secret
 
 LATEST = _sql.LATEST
 _NUL = re.compile(r"(?<!\\)(?:\\\\)*\\u0000")
@@ -54,10 +54,17 @@ class PostgresStore(SQLStore):
         except ImportError as exc:
             raise StoreError(
                 "the PostgreSQL store needs psycopg: pip install 'taxbridge[postgres]'",
-                path=_shown(url),
+                path=shown_url(url),
             ) from exc
         self._psycopg = psycopg
-        self.url = _shown(url)
+        self.url = shown_url(url)
+        secret = url_secret(url)
+        if secret is not None:
+            raise StoreError(
+                f"the URL holds a password in {secret}: give it with password= (or "
+                "PGPASSWORD / .pgpass), never in the URL",
+                path=self.url,
+            )
         extra: dict[str, Any] = {"connect_timeout": max(1, int(timeout)), "autocommit": True}
         if password:
             extra["password"] = password
@@ -180,17 +187,6 @@ def _document(row: Any) -> TaxDocument:
     return document_from_rows(row[:-2], _sql.json_rows(row[-2]), _sql.json_rows(row[-1]))
 
 
-def _shown(url: str) -> str:
-    """The URL without any password, for messages and logs."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    host = parts.hostname or ""
-    user = f"{parts.username}@" if parts.username else ""
-    port = f":{parts.port}" if parts.port else ""
-    return f"{parts.scheme}://{user}{host}{port}{parts.path}"
-
-
 def _reason(exc: BaseException) -> str:
     return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
 
@@ -208,13 +204,19 @@ class PostgresSettings:
     timeout: float = 30.0
 
     def __attrs_post_init__(self) -> None:
-        parts = urlsplit(self.url) if isinstance(self.url, str) else None
+        try:
+            parts = urlsplit(self.url) if isinstance(self.url, str) else None
+        except ValueError:
+            parts = None
         if parts is None or parts.scheme not in ("postgresql", "postgres") or not parts.hostname:
-            raise _bad("url", self.url, "is not a postgresql://host/database URL")
-        if parts.password is not None:
+            shown = shown_url(self.url) if isinstance(self.url, str) else self.url
+            raise _bad("url", shown, "is not a postgresql://host/database URL")
+        secret = url_secret(self.url)
+        if secret is not None:
             raise _bad(
-                "url", _shown(self.url), "holds a password: name an environment variable in "
-                "password_env (or use PGPASSWORD / .pgpass)",
+                "url", shown_url(self.url), f"holds a password in {secret}: name an environment "
+                "variable in password_env (or use PGPASSWORD / .pgpass), and leave it out of "
+                "the URL",
             )  # fmt: skip
         for name in ("pool_min", "pool_max"):
             value = getattr(self, name)
