@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
+from decimal import Decimal
 
 from taxbridge.context import StageContext
 from taxbridge.errors import DocumentNotFoundError, DocumentRejected, InvalidFieldError
@@ -24,7 +25,7 @@ from taxbridge.models import (
     TaxDocument,
     TaxRequest,
 )
-from taxbridge.money import ZERO
+from taxbridge.money import ZERO, round_money
 from taxbridge.posting import Posting
 from taxbridge.rules import Context, claim_request
 from taxbridge.store.base import CreditAllocation
@@ -135,7 +136,30 @@ class Claims:
             erp_company=claim.company,
             credits=credits,
             offline_first=not claim.allocated,
+            charged=self._charged_shares(claim),
         )
+
+    def _charged_shares(self, claim: Claim) -> dict[str, Decimal]:
+        """What each allocated line of the credit gives back of what its invoice line
+        *charged* (negative), by the credit's line number: the share of the amount credited,
+        rounded so that the credits of a line add up to exactly what it charged once its whole
+        amount is credited. The engine's figure (the liability) is the credit's ``tax``."""
+        if claim.invoice_code is None:
+            return {}
+        original = self._ctx.require(claim.invoice_code)
+        sold = {line.number: line for line in original.lines}
+        done = self._ctx.store.credited(claim.invoice_code, excluding=claim.code)
+        shares: dict[str, Decimal] = {}
+        for line in claim.lines:
+            sale = sold.get(line.invoice_line or "")
+            if sale is None or not sale.amount:
+                continue
+            before = done.get(sale.number, (ZERO, ZERO))[0]
+            after = before + line.amount
+            done[sale.number] = (after, ZERO)
+            given = _share(sale.tax_charged, after, sale.amount)
+            shares[str(line.line_number)] = -(given - _share(sale.tax_charged, before, sale.amount))
+        return shares
 
     def credit_from_invoice(
         self,
@@ -225,3 +249,9 @@ class Claims:
             credited=lambda line: done.get(line, (ZERO, ZERO)),
             estimate=estimate,
         )
+
+
+def _share(charged: Decimal, amount: Decimal, whole: Decimal) -> Decimal:
+    """What ``amount`` of an invoice line of amount ``whole`` takes of what it ``charged``:
+    all of it once the whole amount is taken, so the differences telescope to the cent."""
+    return charged if amount == whole else round_money(charged * amount / whole)

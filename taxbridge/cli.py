@@ -211,12 +211,20 @@ def _repost(args: argparse.Namespace) -> int:
     elif args.dry_run:
         print(f"would repost {len(summary.due)}: {' '.join(summary.due)}".rstrip(": "))
     else:
+        held = (
+            f"; {summary.held} held by another run until "
+            f"{summary.held_until.astimezone(dt.UTC):%Y-%m-%d %H:%M} UTC"
+            if summary.held_until is not None
+            else ""
+        )
         print(
             f"reposted {len(summary.reposted)}, still failing {len(summary.failed)}, "
             f"needing a fix {len(summary.skipped)}, taken by another worker "
-            f"{len(summary.taken_over)}"
+            f"{len(summary.taken_over)}{held}"
         )
-    return 1 if summary.failed else 0
+        for code, why in summary.not_taken:
+            print(f"{code} not taken: {why}")
+    return 1 if summary.failed or summary.not_taken else 0
 
 
 def _duration(text: str) -> dt.timedelta:
@@ -527,6 +535,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except TaxBridgeError as exc:
         print(f"taxbridge: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        done = (
+            ": what the engine answered is recorded, what was not sent is back in the queue"
+            if args.command == "repost"
+            else ""
+        )
+        print(f"taxbridge {args.command}: interrupted{done}", file=sys.stderr)
+        return 130
     except BrokenPipeError:
         # the reader (``| head``) left: stop quietly, as Unix tools do
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

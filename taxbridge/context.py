@@ -97,6 +97,8 @@ class Outcome(enum.Enum):
 
 
 _FAILURES = frozenset({Outcome.DEGRADED, Outcome.FAILED, Outcome.REPOST_FAILED})
+_LANDED = frozenset({Outcome.POSTED, Outcome.REPOSTED})
+"""Outcomes of a posting that reached the engine's books."""
 
 
 def utcnow() -> dt.datetime:
@@ -175,23 +177,32 @@ class StageContext:
         self.reference = reference
         self.clock = clock
         self.caps = Capabilities(backend)
-        self._books_checked = False
+        register = self.caps.documents
+        self._books = register.books if register is not None and self.caps.posts else ""
+        """This engine's books ('' for an engine that posts nothing)."""
+        self._books_state: str | None = None
+        """None: not read yet; "same": the store's are this engine's; "unset": none yet."""
 
     def check_books(self, action: str) -> None:
         """Refuse ``action`` (a posting, repost, void or reconciliation) when the store's
-        documents were posted through other books than this engine's; a store that has none
-        on record yet takes this engine's, written before its first posting."""
-        if self._books_checked:
+        documents were posted through other books than this engine's. A store with none on
+        record takes this engine's with its first posting that lands (:meth:`record_all`)."""
+        if self._books_state == "same" or not self._books:
             return
-        register = self.caps.documents
-        configured = register.books if register is not None else ""
-        if not configured or not self.caps.posts:
-            self._books_checked = True
-            return
-        stored = self.store.meta_once(BOOKS_KEY, configured)
-        if stored != configured:
-            raise EngineMismatch(action, stored, configured)
-        self._books_checked = True
+        stored = self.store.get_meta(BOOKS_KEY)
+        if stored is None:
+            self._books_state = "unset"
+        elif stored != self._books:
+            raise EngineMismatch(action, stored, self._books)
+        else:
+            self._books_state = "same"
+
+    def _note_books(self) -> None:
+        """A posting landed on a store with no books on record: they are this engine's."""
+        stored = self.store.meta_once(BOOKS_KEY, self._books)
+        self._books_state = "same"
+        if stored != self._books:  # another engine's first posting landed at the same time
+            _log.warning("taxbridge.books.mismatch", stored=stored, configured=self._books)
 
     def move_books(self) -> tuple[str | None, str]:
         """Record this engine's books as the store's (after a sandbox-to-production switch,
@@ -207,7 +218,7 @@ class StageContext:
             )
         before = self.store.get_meta(BOOKS_KEY)
         self.store.set_meta(BOOKS_KEY, configured)
-        self._books_checked = True
+        self._books_state = "same" if configured == self._books else None
         return before, configured
 
     # -- the path ------------------------------------------------------------------------------
@@ -433,6 +444,8 @@ class StageContext:
         document written, the current one (a concurrent change with ``keep_current``), or
         the refusal (a lost lease; a concurrent change otherwise)."""
         refusals = self.store.save_all([p.write for p in pending])
+        if self._books_state == "unset" and any(p.outcome in _LANDED for p in pending):
+            self._note_books()
         recorded: list[TaxDocument | Refusal] = []
         for made, refused in zip(pending, refusals, strict=True):
             if refused is None:

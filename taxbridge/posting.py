@@ -24,8 +24,9 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from decimal import Decimal
 
 import attrs
 from attrs import frozen
@@ -52,6 +53,7 @@ from taxbridge.models import (
     TaxRequest,
     TaxResult,
 )
+from taxbridge.money import ZERO_CENTS
 from taxbridge.queue import DEFAULT_LEASE, RetryPolicy, worker_id
 from taxbridge.rules import Context, invoice_request
 from taxbridge.store.base import CreditAllocation, InvoiceLink, QueueEntry
@@ -137,6 +139,19 @@ def _how(posted: Posted, done: str) -> str:
     return "found already committed at" if posted.found else done
 
 
+def _with_charged(document: TaxDocument, charged: Mapping[str, Decimal]) -> TaxDocument:
+    """A credit's lines keeping what they give back of what the invoice charged (the engine's
+    figure stays their ``tax``), and its charged total from them."""
+    lines = tuple(
+        attrs.evolve(line, charged=charged[line.number])
+        if line.number in charged and charged[line.number] != line.tax
+        else line
+        for line in document.lines
+    )
+    total = sum((line.tax_charged for line in lines), ZERO_CENTS)
+    return attrs.evolve(document, lines=lines, charged_tax=total)
+
+
 def _voided(document: TaxDocument, message: str) -> TaxDocument:
     """A document the engine holds voided, recorded as a void (reports leave it out)."""
     return attrs.evolve(document, voided_at=document.updated_at, void_reason=message)
@@ -218,10 +233,12 @@ class Posting:
         erp_company: str = "",
         credits: CreditAllocation | None = None,
         offline_first: bool = False,
+        charged: Mapping[str, Decimal] | None = None,
     ) -> TaxDocument:
         """The final call of an invoice or a claim: post (Y), or store U and queue it; a
         posted document is returned as stored, a U one is reposted. ``offline_first`` records
-        the offline estimate in the log before the engine's figure replaces it."""
+        the offline estimate in the log before the engine's figure replaces it; ``charged``
+        is what lines of a credit give back of what their invoice charged, by line number."""
         ctx = self._ctx
         started = time.perf_counter()
         head = ctx.store.head(request.code)
@@ -274,6 +291,8 @@ class Posting:
         )
         if result.status is DocumentStatus.CANCELLED and outcome is Outcome.POSTED:
             document = _voided(document, message)
+        if charged:
+            document = _with_charged(document, charged)
         committed = [document] if outcome is Outcome.POSTED else []
         with _said_when_committed(committed, self._unsaved):
             recorded = ctx.record(
@@ -303,6 +322,7 @@ class Posting:
         lease of its own. While a repost worker holds the entry it is left to that worker, and
         a lease lost midway writes nothing: a document settled meanwhile is never reopened."""
         ctx = self._ctx
+        ctx.check_books(f"reposting {request.code}")
         holder = f"{stage.value}:{worker_id()}"
         claimed = ctx.store.claim(holder, now=ctx.clock(), lease=self._lease, code=request.code)
         if not claimed:
@@ -358,7 +378,6 @@ class Posting:
             if document.request is None:
                 raise DocumentNotFoundError(document.code)
             request = document.request
-        self._ctx.check_books(f"reposting {document.code}")
         started = time.perf_counter()
         doubt = doubt or in_doubt(entry) or document.code in self._unsaved
         answer: Posted | BackendError

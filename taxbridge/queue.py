@@ -18,7 +18,7 @@ import uuid
 from collections import deque
 from collections.abc import Callable, Sequence
 from queue import Empty, SimpleQueue
-from typing import Generic, Protocol, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 import attrs
 from attrs import frozen
@@ -95,15 +95,24 @@ class RepostSummary:
     """Entries another worker holds (or took over when this worker's lease ran out)."""
     due: tuple[str, ...] = ()
     """With ``dry_run``: what would be reposted."""
+    held: int = 0
+    """Due entries another run holds under a live lease after this run."""
+    held_until: dt.datetime | None = None
+    """When the last of those leases runs out."""
+    not_taken: tuple[tuple[str, str], ...] = ()
+    """Asked for by code and not taken: (code, why)."""
 
-    def as_dict(self) -> dict[str, list[str]]:
-        """The summary as plain lists, for JSON."""
+    def as_dict(self) -> dict[str, Any]:
+        """The summary as plain values, for JSON."""
         return {
             "reposted": list(self.reposted),
             "failed": list(self.failed),
             "needs_fix": list(self.skipped),
             "taken_over": list(self.taken_over),
             "due": list(self.due),
+            "held_by_another_run": self.held,
+            "held_until": self.held_until.isoformat() if self.held_until else None,
+            "not_taken": dict(self.not_taken),
         }
 
 
@@ -225,12 +234,36 @@ class UnpostedQueue(Generic[AttemptT]):
             progress=progress,
         )
         drain.run()
+        now = ctx.clock()
+        held = [
+            entry.lease_expires_at
+            for entry in ctx.store.queue(needs_fix=False)
+            if entry.claimed_by not in (None, holder)
+            and entry.lease_expires_at is not None
+            and entry.lease_expires_at > now
+        ]
+        taken = drain.outcomes["taken_over"]
         return RepostSummary(
             tuple(sorted(drain.outcomes["reposted"])),
             tuple(sorted(drain.outcomes["failed"])),
             needs_fix,
-            taken_over=tuple(sorted(drain.outcomes["taken_over"])),
+            taken_over=tuple(sorted(c for c in taken if c != code)),
+            held=len(held),
+            held_until=max(held, default=None),
+            not_taken=tuple((c, self._why_not_taken(c, now)) for c in taken if c == code),
         )
+
+    def _why_not_taken(self, code: str, now: dt.datetime) -> str:
+        """Why a repost asked for ``code`` could not claim it."""
+        entry = self._ctx.store.queue_entry(code)
+        if entry is None:
+            return "it is U but has no queue entry: nothing can repost it until it is queued"
+        if entry.claimed_by and entry.lease_expires_at and entry.lease_expires_at > now:
+            return (
+                f"another run ({entry.claimed_by}) holds it until "
+                f"{entry.lease_expires_at.astimezone(dt.UTC):%Y-%m-%d %H:%M:%S} UTC"
+            )
+        return "another run took it meanwhile"
 
     def purge(self, older_than: dt.timedelta) -> int:
         """Delete queue history settled more than ``older_than`` ago; U entries always stay."""
@@ -280,9 +313,9 @@ class _Drain(Generic[AttemptT]):
 
     At most ``concurrency`` documents wait read beside those being posted, all under the
     run's lease. When anything fails (the store, a progress callback, Ctrl-C) nothing more is
-    sent: the posts under way finish and are recorded while the store allows, and the error
-    is raised. A claimed document never sent stays U and is taken again when its lease runs
-    out, looked up first like any entry taken over.
+    sent: the posts under way finish and are recorded while the store allows, the claimed
+    documents never sent are given back to the queue (free to take at once; one taken over from
+    a dead worker keeps its doubt, so it is looked up first), and the error is raised.
     """
 
     GATHER_SECONDS = 0.05
@@ -318,6 +351,8 @@ class _Drain(Generic[AttemptT]):
         self._ready: list[tuple[QueueEntry, AttemptT | BaseException]] = []
         """Answers taken from ``_done`` and not yet recorded."""
         self._stopping = threading.Event()
+        self._unsent: list[QueueEntry] = []
+        """Entries a posting thread skipped once the run was stopping (list.append is atomic)."""
         self._group = max(1, concurrency // 2)
         """How many answers are recorded together when they come in close enough."""
         self.outcomes: dict[str, list[str]] = {"reposted": [], "failed": [], "taken_over": []}
@@ -344,6 +379,7 @@ class _Drain(Generic[AttemptT]):
             self._stopping.set()
             self._join(threads)
             self._settle_after_failure()
+            self._release_unsent()
             raise
         self._join(threads)
 
@@ -380,6 +416,7 @@ class _Drain(Generic[AttemptT]):
         while (item := self._todo.get()) is not None:
             entry, document = item
             if self._stopping.is_set():
+                self._unsent.append(entry)
                 continue
             answer: AttemptT | BaseException
             try:
@@ -438,6 +475,19 @@ class _Drain(Generic[AttemptT]):
             self._todo.put(None)
         for thread in threads:
             thread.join()
+
+    def _release_unsent(self) -> None:
+        """Give back what this run claimed and never sent, if the store allows (else the
+        leases run out): the next run takes it at once."""
+        unsent = [*self._unsent, *self._batch]
+        self._batch.clear()
+        if unsent:
+            with contextlib.suppress(Exception):
+                self._ctx.store.release(
+                    self._holder,
+                    [entry.code for entry in unsent],
+                    in_doubt=[e.code for e in unsent if e.taken_over_from is not None],
+                )
 
     def _settle_after_failure(self) -> None:
         """Record the answers not yet recorded when the run failed (gathered, or come in

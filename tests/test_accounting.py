@@ -639,3 +639,45 @@ def test_a_document_shipped_to_two_regions_is_one_document_in_the_total(
     report = books.state_report("2026-11")
     assert [(row.region, row.documents) for row in report.rows] == [("IL", 1), ("NY", 2)]
     assert report.total.documents == 2
+
+
+def test_an_invoice_that_credits_take_from_is_voided_only_after_them(
+    books: TaxBridge, engine: RecordingBackend
+) -> None:
+    books.on_invoice(sale("7601", 2))
+    claim = books.credit_from_invoice("A-7601", ["7601-1"], number="7601")
+    books.on_claim_invoice(attrs.evolve(claim, claim_date=dt.date(2026, 11, 20)))
+    with pytest.raises(InvalidTransition, match="credits B-7601 take from it: void them first"):
+        books.void("A-7601", "raised in error")
+    invoice = books.store.get("A-7601")
+    assert invoice is not None
+    assert invoice.voided_at is None
+    books.void("B-7601", "the return was raised in error")
+    assert books.void("A-7601", "raised in error").voided_at is not None
+    report = books.state_report("2026-11")
+    assert (report.rows, report.total.tax) == ((), ZERO_CENTS)
+
+
+def test_a_full_credit_of_a_reposted_invoice_gives_back_what_was_charged_and_what_is_owed(
+    books: TaxBridge, engine: RecordingBackend
+) -> None:
+    """The invoice carried 11.73 (the stale offline rate), the engine's repost says 12.43: a
+    full credit refunds 12.43 of liability and 11.73 to the customer, so both columns of the
+    state report net to zero for a sale that is fully credited."""
+    engine.outage = True
+    books.on_invoice(sale("7701", 5))
+    engine.outage = False
+    books.repost("A-7701")
+    claim = books.credit_from_invoice("A-7701", number="7701")
+    half = attrs.evolve(
+        claim, lines=tuple(attrs.evolve(x, amount=x.amount / 2) for x in claim.lines)
+    )
+    first = books.on_claim_invoice(attrs.evolve(half, claim_date=dt.date(2026, 11, 20)))
+    rest = books.credit_from_invoice("A-7701", number="7702", claim_date=dt.date(2026, 11, 21))
+    second = books.on_claim_invoice(rest)
+    assert first.total_tax + second.total_tax == Decimal("-12.43")
+    assert first.tax_charged + second.tax_charged == Decimal("-11.73")
+    report = books.state_report("2026-11")
+    assert (report.total.tax, report.total.tax_charged) == (ZERO_CENTS, ZERO_CENTS)
+    lines = list(books.workfile("2026-11"))
+    assert sum((item.tax_charged for item in lines), ZERO_CENTS) == ZERO_CENTS

@@ -209,6 +209,30 @@ def test_a_failing_progress_callback_stops_the_run_and_what_was_posted_is_record
     assert {flags[code] for code in set(codes) - posted} == {F.FAILED}
 
 
+def test_ctrl_c_gives_the_documents_never_sent_back_to_the_queue(
+    tmp_path: Path, clock: Clock
+) -> None:
+    """The docs said unsent documents are "simply taken again": at once, not after the
+    lease, and each is still posted once."""
+    engine = Hooked()
+    codes = _queued(tmp_path / "t.db", engine, clock, 30)
+    engine.watch(lambda n: time.sleep(0.01))
+
+    def progress(code: str, outcome: str) -> None:
+        raise KeyboardInterrupt
+
+    with SQLiteStore(tmp_path / "t.db") as store:
+        bridge = TaxBridge(default_config(), engine, store, clock=clock)
+        with pytest.raises(KeyboardInterrupt):
+            bridge.repost(concurrency=4, progress=progress)
+        left = store.queue()
+        assert left
+        assert {entry.claimed_by for entry in left} == {None}
+        again = bridge.repost(concurrency=4)  # the same minute: no lease to wait for
+        assert sorted(again.reposted) == sorted(entry.code for entry in left)
+    assert all(engine.commit_counts[code] == 1 for code in codes)
+
+
 def test_an_unexpected_error_in_a_posting_thread_is_raised_by_the_run(
     tmp_path: Path, clock: Clock
 ) -> None:

@@ -117,8 +117,21 @@ class TestClaims:
         (code,) = _fail(bridge, engine, 1)
         store.claim("busy", now=T0, lease=LEASE)
         summary = bridge.repost(code)
-        assert summary.taken_over == (code,)
-        assert summary.reposted == ()
+        until = (T0 + LEASE).strftime("%Y-%m-%d %H:%M:%S")
+        assert summary.not_taken == ((code, f"another run (busy) holds it until {until} UTC"),)
+        assert (summary.taken_over, summary.reposted) == ((), ())
+        assert (summary.held, summary.held_until) == (1, T0 + LEASE)
+        assert engine.commit_counts[code] == 0
+
+    def test_a_u_document_without_a_queue_entry_is_reported_as_such(
+        self, bridge, engine, store
+    ) -> None:
+        (code,) = _fail(bridge, engine, 1)
+        with store._write() as conn:  # as a copy killed between documents and queue left it
+            conn.execute("DELETE FROM unposted_queue WHERE code = ?", (code,))
+        summary = bridge.repost(code)
+        assert summary.not_taken == ((code, "it is U but has no queue entry: nothing can "
+                                      "repost it until it is queued"),)  # fmt: skip
         assert engine.commit_counts[code] == 0
 
 

@@ -12,6 +12,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 from conftest import FAKE_ACCOUNT, FAKE_KEY, invoice, open_store, order
 
 from taxbridge import FinalTaxFlag as F
@@ -149,3 +150,64 @@ def test_two_erp_servers_invoice_while_four_repost_processes_drain_one_queue(
         flags = {doc.code: doc.flag for doc in store.documents()}
         assert {flags[code] for code in queued} == {F.REPOSTED}
         assert {flags[code] for code in codes if code not in queued} == {F.POSTED}
+
+
+REPOST_CONFIG = """\
+[backend]
+kind = "avatax"
+base_url = "{url}"
+account_id = "{account}"
+license_key_env = "TAXBRIDGE_INTERRUPT_KEY"
+company_ids = {{ DEFAULT = 4242 }}
+
+[[companies]]
+erp_company = "01"
+company_code = "DEFAULT"
+
+[[nexus]]
+region = "NY"
+
+[store]
+path = "taxbridge.db"
+"""
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="sends SIGINT to a child process")
+def test_ctrl_c_during_repost_exits_130_in_one_line_and_gives_back_what_was_not_sent(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake = FakeAvaTax(account_id=FAKE_ACCOUNT, license_key=FAKE_KEY, latency=0.05)
+    fake.companies["DEFAULT"] = 4242
+    monkeypatch.setenv("TAXBRIDGE_INTERRUPT_KEY", FAKE_KEY)
+    monkeypatch.delenv("TAXBRIDGE_CONFIG", raising=False)
+    config = tmp_path / "taxbridge.toml"
+    with serve(fake) as url:
+        config.write_text(REPOST_CONFIG.format(url=url, account=FAKE_ACCOUNT))
+        with TaxBridge.from_config(config) as bridge:
+            bridge.on_invoice(invoice("1", order("100001")))  # the store's books: this AvaTax
+            fake.outage = True
+            codes = [bridge.on_invoice(invoice(str(n), order(str(100_000 + n)))).code
+                     for n in range(2, 42)]  # fmt: skip
+            fake.outage = False
+        command = [sys.executable, "-c", "import sys; from taxbridge.cli import main; "
+                   "sys.exit(main())", "repost", "--concurrency", "2", "--quiet"]  # fmt: skip
+        repost = subprocess.Popen(
+            command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        deadline = time.monotonic() + 60
+        while sum(fake.commit_counts.values()) < 4 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        repost.send_signal(signal.SIGINT)
+        _, err = repost.communicate(timeout=60)
+        assert repost.returncode == 130
+        assert err.splitlines() == [
+            "taxbridge repost: interrupted: what the engine answered is recorded, what was not "
+            "sent is back in the queue"
+        ]
+        with open_store(str(tmp_path / "taxbridge.db")) as store:
+            left = store.queue()
+        assert 0 < len(left) < len(codes)
+        assert {entry.claimed_by for entry in left} == {None}
+        again = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+        assert again.returncode == 0, again.stderr
+    assert [fake.commit_counts[code] for code in codes] == [1] * len(codes)

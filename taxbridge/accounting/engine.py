@@ -121,13 +121,14 @@ class EngineBooks:
 
     def void(self, code: str, reason: str) -> TaxDocument:
         """Void a posted invoice or credit (Y, R, M) at the engine and record it here; a
-        credit's allocations are released. Its flag stays: it shows how it was posted."""
+        credit's allocations are released. Its flag stays: it shows how it was posted. An
+        invoice that credits still take from is refused, naming them: void them first."""
         ctx = self._ctx
         started = time.perf_counter()
         if not isinstance(reason, str) or not reason.strip():
             raise InvalidFieldError("void", "reason", reason, "must say why it is voided")
         document = ctx.require(code)
-        self._check_voidable(document)
+        self._check_voidable(document, ctx.store.credits_of(code))
         ctx.check_books(f"void {code}")
         register = ctx.caps.documents
         if register is None:
@@ -150,9 +151,14 @@ class EngineBooks:
         return self._record_void(document, f"{how}: {reason.strip()}", started)
 
     @staticmethod
-    def _check_voidable(document: TaxDocument) -> None:
+    def _check_voidable(document: TaxDocument, credits: list[str]) -> None:
         why = ""
-        if document.voided_at is not None:
+        if credits:
+            why = (
+                f"credits {', '.join(credits)} take from it: void them first, or the credits "
+                "would stay as negative tax on a sale that is no longer there"
+            )
+        elif document.voided_at is not None:
             why = f"it was voided on {document.voided_at:%Y-%m-%d} ({document.void_reason})"
         elif document.kind is DocumentKind.ORDER:
             why = "an order is never posted; void its invoice"

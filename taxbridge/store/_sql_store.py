@@ -235,6 +235,16 @@ class SQLStore(LedgerMixin, ExportsMixin, CertificatesMixin, abc.ABC):
         with self._read_one() as conn:
             return read_allocation(conn, credit_code)
 
+    def credits_of(self, invoice_code: str) -> list[str]:
+        """The credits that take something off the invoice's lines (not voided), by code."""
+        with self._read_one() as conn:
+            rows = conn.execute(
+                "SELECT credit_code FROM credit_allocations WHERE invoice_code = ? "
+                f"GROUP BY credit_code ORDER BY credit_code{self.COLLATE}",
+                (invoice_code,),
+            ).fetchall()
+        return [str(row[0]) for row in rows]
+
     def head(self, code: str) -> DocumentHead | None:
         """Code, kind, stage, flag and invoice code, without lines or request."""
         with self._read_one() as conn:
@@ -387,6 +397,30 @@ class SQLStore(LedgerMixin, ExportsMixin, CertificatesMixin, abc.ABC):
             )
             for c, previous in found
         ]
+
+    def release(self, holder: str, codes: Sequence[str], *, in_doubt: Sequence[str] = ()) -> int:
+        """Give back entries ``holder`` claimed and never sent (see the protocol)."""
+        released = 0
+        doubtful = set(in_doubt)
+        with self._write() as conn:
+            for start in range(0, len(codes), _IN_CHUNK):
+                chunk = list(codes[start : start + _IN_CHUNK])
+                marks = _marks(chunk)
+                held = f"code IN ({marks}) AND claimed_by = ? AND settled_at IS NULL"
+                marked = [code for code in chunk if code in doubtful]
+                if marked:
+                    conn.execute(
+                        "UPDATE unposted_queue SET may_have_landed = 1 "
+                        f"WHERE code IN ({_marks(marked)}) AND claimed_by = ?",
+                        [*marked, holder],
+                    )
+                cursor = conn.execute(
+                    "UPDATE unposted_queue SET claimed_by = NULL, lease_expires_at = NULL "
+                    f"WHERE {held}",
+                    [*chunk, holder],
+                )
+                released += int(cursor.rowcount)
+        return released
 
     def purge(self, settled_before: dt.datetime) -> int:
         """Delete settled queue history older than ``settled_before``; open (U) entries stay."""

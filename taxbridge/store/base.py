@@ -329,6 +329,10 @@ class DocumentStore(Protocol):
         """What a credit takes off its invoice's lines, or None."""
         ...
 
+    def credits_of(self, invoice_code: str) -> list[str]:
+        """The credits that take something off the invoice's lines (not voided), by code."""
+        ...
+
 
 class QueueStore(Protocol):
     """The unposted queue: open entries, leases for repost workers, settled history."""
@@ -356,6 +360,12 @@ class QueueStore(Protocol):
         """Lease due retryable entries (or the one ``code``, due or not) to ``holder`` until
         ``now + lease``; atomic across processes, so two workers never hold the same entry.
         An entry taken from a worker whose lease ran out says so in ``taken_over_from``."""
+        ...
+
+    def release(self, holder: str, codes: Sequence[str], *, in_doubt: Sequence[str] = ()) -> int:
+        """Give back entries ``holder`` claimed and never sent, free to claim at once: how many
+        it still held. Those in ``in_doubt`` (taken over from a worker that may have sent them)
+        are marked as possibly landed, so that whoever takes them looks them up first."""
         ...
 
     def settled(self) -> list[SettledEntry]:

@@ -295,6 +295,10 @@ class TestDocuments:
             "P1-1": (Decimal("40.00"), Decimal("3.55")),
             "P1-2": (Decimal("9.95"), Decimal("0.88")),
         }
+        assert store.credits_of("A-1") == ["B-1", "B-2"]
+        store.save([credit], [event(credit)], credits=CreditAllocation("B-2", "", ()))
+        assert store.credits_of("A-1") == ["B-1"]  # a voided credit takes nothing any more
+        assert store.credits_of("A-404") == []
 
     def test_a_write_expecting_what_is_no_longer_there_writes_nothing(self, store) -> None:
         first = document(flag=F.CALCULATED)
@@ -421,6 +425,25 @@ class TestQueue:
         assert (taken.claimed_by, taken.taken_over_from) == ("b", "died")
         (again,) = store.claim("b", now=T0 + LEASE, lease=LEASE, code="A-1")
         assert again.taken_over_from is None  # its own claim
+
+    def test_released_entries_are_free_at_once_and_a_taken_over_one_keeps_its_doubt(
+        self, store
+    ) -> None:
+        for code in ("A-1", "A-2", "A-3"):
+            failed(store, code)
+        store.claim("died", now=T0, lease=LEASE, code="A-2")
+        claimed = store.claim("b", now=T0 + LEASE, lease=LEASE)
+        assert {e.code: e.taken_over_from for e in claimed} == {
+            "A-1": None, "A-2": "died", "A-3": None,
+        }  # fmt: skip
+        assert store.release("other", ["A-1"]) == 0  # only the holder gives back
+        assert store.release("b", ["A-1", "A-2"], in_doubt=["A-2"]) == 2
+        entries = {e.code: e for e in store.queue()}
+        assert (entries["A-1"].claimed_by, entries["A-1"].may_have_landed) == (None, False)
+        assert (entries["A-2"].claimed_by, entries["A-2"].may_have_landed) == (None, True)
+        assert entries["A-3"].claimed_by == "b"
+        again = store.claim("c", now=T0 + LEASE, lease=LEASE)
+        assert sorted(e.code for e in again) == ["A-1", "A-2"]
 
     def test_a_worker_that_lost_its_lease_writes_nothing(self, store) -> None:
         failed(store, "A-1")
