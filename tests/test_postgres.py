@@ -4,6 +4,9 @@ a lost connection, the pool under repost threads, and ``taxbridge store migrate`
 from __future__ import annotations
 
 import datetime as dt
+import socket
+import subprocess
+import sys
 import threading
 from decimal import Decimal
 from pathlib import Path
@@ -205,24 +208,48 @@ def test_a_newer_schema_and_a_missing_store_are_refused(postgres_url: str) -> No
         PostgresStore(postgres_url)
 
 
-def test_a_lost_connection_is_a_retryable_store_error_and_nothing_is_half_written(
+def _terminate_others(url: str) -> None:
+    """What a server restart or an administrator does to every other connection."""
+    with psycopg.connect(url, autocommit=True) as admin:
+        admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid != pg_backend_pid()"
+        )
+
+
+def test_pooled_connections_killed_between_calls_are_replaced_not_failed_once(
     postgres_url: str,
 ) -> None:
-    with PostgresStore(postgres_url, pool_min=1, pool_max=1) as store:
+    with PostgresStore(postgres_url, pool_min=2, pool_max=2) as store:
         bridge = TaxBridge(default_config(), RecordingBackend(LocalEngine()), store)
         bridge.on_invoice(invoice("7001", order("7001")))
-        with psycopg.connect(postgres_url, autocommit=True) as admin:
-            admin.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                "WHERE datname = current_database() AND pid != pg_backend_pid()"
-            )
-        with pytest.raises(StoreError) as caught:
-            bridge.on_invoice(invoice("7002", order("7002")))
-        assert caught.value.busy
-        assert store.head("A-7002") is None or store.get("A-7002") is not None
-        again = bridge.on_invoice(invoice("7002", order("7002")))
-        assert again.flag is F.POSTED
+        _terminate_others(postgres_url)
+        for number in ("7002", "7003", "7004"):  # each pooled connection was dead
+            assert bridge.on_invoice(invoice(number, order(number))).flag is F.POSTED
         assert len(store.get("A-7002").lines) == 1  # type: ignore[union-attr]
+
+
+def test_a_wrong_password_is_said_at_once_not_after_the_pool_times_out(
+    postgres_url: str,
+) -> None:
+    with psycopg.connect(postgres_url, autocommit=True) as admin:
+        hba = admin.execute("SHOW hba_file").fetchone()[0]  # type: ignore[index]
+        known = admin.execute("SELECT 1 FROM pg_roles WHERE rolname = 'tb_password_user'")
+        if known.fetchone() is None:
+            admin.execute("CREATE ROLE tb_password_user LOGIN PASSWORD 'the-right-one'")
+        rules = Path(hba).read_text()
+        if "tb_password_user" not in rules:
+            rule = "host all tb_password_user 127.0.0.1/32 scram-sha-256\n"
+            Path(hba).write_text(rule + rules)
+        admin.execute("SELECT pg_reload_conf()")
+    url = postgres_url.replace("://taxbridge@", "://tb_password_user@")
+    with pytest.raises(StoreError) as caught:
+        PostgresStore(url, password="a-wrong-one", timeout=30)
+    assert "password authentication failed" in str(caught.value)
+    assert "pool" not in str(caught.value)
+    assert "a-wrong-one" not in str(caught.value)
+    assert not caught.value.busy  # trying again will not help
+    psycopg.connect(url, password="the-right-one").close()  # the rule asks for a password
 
 
 def test_a_repost_of_8_posting_threads_needs_one_connection_and_posts_each_document_once(
@@ -334,3 +361,32 @@ def test_a_read_of_several_statements_sees_one_snapshot(postgres_url: str) -> No
                 other.execute("UPDATE documents SET last_log = 'changed' WHERE code = 'O-7301'")
             assert conn.execute(check, ("O-7301",)).fetchone() == before
         assert store.get("O-7301").last_log == "changed"  # type: ignore[union-attr]
+
+
+def test_the_driver_and_its_pool_are_silent_until_the_host_configures_logging() -> None:
+    script = (
+        "import logging, taxbridge.store.postgres\n"
+        "logging.getLogger('psycopg.pool').warning('error connecting in pool-1')\n"
+        "logging.getLogger('psycopg').error('connection lost')\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert (done.stdout, done.stderr) == ("", "")
+
+
+def test_a_stopped_server_is_one_line_from_the_command_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    config = tmp_path / "taxbridge.toml"
+    companies = '[[companies]]\nerp_company = "01"\ncompany_code = "DEFAULT"\n'
+    store = f'[store]\nurl = "postgresql://taxbridge@127.0.0.1:{port}/tax"\ntimeout = 20\n'
+    config.write_text(f'{companies}\n[[nexus]]\nregion = "NY"\n\n{store}')
+    assert main(["unposted", "--config", str(config)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1, err
+    assert "cannot connect" in err
+    assert "pool" not in err

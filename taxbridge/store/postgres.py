@@ -11,6 +11,7 @@ later); nothing is half-written. Needs the ``postgres`` extra (``taxbridge[postg
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 from collections.abc import Iterator, Mapping, Sequence
@@ -30,6 +31,8 @@ from taxbridge.store._sql_store import SQLStore
 from taxbridge.store.base import Refusal, Write, shown_url, url_secret
 
 LATEST = _sql.LATEST
+logging.getLogger("psycopg").addHandler(logging.NullHandler())
+"""The driver and its pool log like the library: nothing until the host configures logging."""
 _NUL = re.compile(r"(?<!\\)(?:\\\\)*\\u0000")
 """A NUL character as JSON writes it (``\\u0000`` after an even run of backslashes)."""
 
@@ -68,10 +71,17 @@ class PostgresStore(SQLStore):
         extra: dict[str, Any] = {"connect_timeout": max(1, int(timeout)), "autocommit": True}
         if password:
             extra["password"] = password
+        try:  # one connection first: a wrong password or a stopped server is said at once
+            psycopg.connect(url, **extra).close()
+        except psycopg.Error as exc:
+            reason = _reason(exc)
+            raise StoreError(
+                f"cannot connect: {reason}", path=self.url, busy="authentication" not in reason
+            ) from exc
         try:
             self._pool = ConnectionPool(
                 url, min_size=pool_min, max_size=pool_max, timeout=timeout, kwargs=extra,
-                open=False,
+                open=False, check=ConnectionPool.check_connection,
             )  # fmt: skip
             self._pool.open(wait=True, timeout=timeout)
         except Exception as exc:
