@@ -22,6 +22,7 @@ from taxbridge.config import example_config_text
 from taxbridge.demo import DEMO_DB, run_demo
 from taxbridge.errors import BackendError, ConfigError, InvalidFieldError, TaxBridgeError
 from taxbridge.logs import LEVELS, configure
+from taxbridge.store.base import shown_url
 
 DESCRIPTION = """\
 Sales tax for an ERP's orders, invoices and claims, over a tax engine (the embedded local
@@ -316,6 +317,11 @@ def _store_use_engine(args: argparse.Namespace) -> int:
     return 0
 
 
+def _named(spec: str) -> str:
+    """A store the command line names, as messages may show it (a URL without secrets)."""
+    return shown_url(spec) if spec.strip().startswith(("postgresql:", "postgres:")) else spec
+
+
 def _store_migrate(args: argparse.Namespace) -> int:
     from taxbridge.factory import open_store
     from taxbridge.files.service import CUSTOMERS, ECMS_IDS
@@ -323,21 +329,35 @@ def _store_migrate(args: argparse.Namespace) -> int:
 
     config = _config(args)
     source = open_store(args.source, create=False)
+    bar: _ProgressBar | None = None
+
+    def progress(done: int, total: int) -> None:
+        nonlocal bar
+        bar = bar or _ProgressBar(total)
+        bar.done = done - 1
+        bar(f"{done} copied", "")
+
     try:
-        target = open_store(args.target, create=True)
+        target = open_store(args.target, create=True, unfinished_ok=True)
         try:
             summary = copy_store(
                 source,
                 target,
                 companies=[c.company_code for c in config.companies],
                 export_kinds=(CUSTOMERS, ECMS_IDS),
+                source_name=_named(args.source),
+                target_name=_named(args.target),
+                progress=progress,
             )
         finally:
             target.close()
+            if bar is not None:
+                bar.close()
     finally:
         source.close()
     flags = ", ".join(f"{flag}={count}" for flag, count in summary.by_flag)
     print(
+        f"{'finished the interrupted copy: ' if summary.resumed else ''}"
         f"copied {summary.documents} documents ({flags}; tax {summary.total_tax}), "
         f"{summary.events} log entries, {summary.queue_entries} open queue entries, "
         f"{summary.exemptions} exemptions, {summary.journals} journals; counts and tax "

@@ -66,7 +66,7 @@ def build(config: BridgeConfig, *, create: bool = True) -> tuple[TaxBackend, Sto
         raise
 
 
-def open_store(spec: str, *, create: bool) -> Store:
+def open_store(spec: str, *, create: bool, unfinished_ok: bool = False) -> Store:
     """The store a command line names: ``sqlite:PATH`` (or a bare path) or a
     ``postgresql://`` URL, opened through its plugin."""
     from taxbridge._toml import TableReader
@@ -78,4 +78,5 @@ def open_store(spec: str, *, create: bool) -> Store:
         kind, table = "sqlite", {"path": text.removeprefix("sqlite:")}
     plugin = store_plugin(kind)
     source = shown_url(text) if kind == "postgres" else text
-    return plugin.open(plugin.settings(table, TableReader(source)), create=create)
+    settings = plugin.settings(table, TableReader(source))
+    return plugin.open(settings, create=create, unfinished_ok=unfinished_ok)

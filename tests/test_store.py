@@ -6,12 +6,14 @@ import contextlib
 import json
 import sqlite3
 from decimal import Decimal
+from pathlib import Path
 
 import attrs
 import pytest
 from conftest import T0, invoice, line, order
 
-from taxbridge import FinalTaxFlag, LocalEngine, RecordingBackend, SQLiteStore, TaxBridge
+from taxbridge import FinalTaxFlag, LocalEngine, RecordingBackend, SQLiteStore, TaxBridge, factory
+from taxbridge.cli import main
 from taxbridge.config import default_config
 from taxbridge.errors import ConfigError, InvalidFieldError, StoreError
 from taxbridge.models import DocumentEvent, Stage
@@ -264,3 +266,63 @@ class TestFailures:
         assert again.flag is FinalTaxFlag.POSTED
         assert again.last_log.startswith("found already committed at local")
         assert engine.commit_counts["A-1"] == 1
+
+
+def _queued_store(path: Path, count: int) -> list[str]:
+    """``count`` invoices, every other one U with its queue entry."""
+    engine = RecordingBackend(LocalEngine())
+    with SQLiteStore(path) as source:
+        bridge = TaxBridge(default_config(), engine, source)
+        codes = []
+        for n in range(count):
+            engine.outage = n % 2 == 0
+            codes.append(bridge.on_invoice(invoice(str(n), order(str(5000 + n)))).code)
+    return codes
+
+
+def test_an_interrupted_copy_is_refused_until_run_again_and_then_whole(
+    tmp_path: Path, store_spec: str, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    """Killed after two batches: the target holds documents but is marked unfinished, every
+    document it holds has its queue entry, no bridge opens it, and the same migrate again
+    finishes it."""
+    from conftest import open_store
+
+    from taxbridge.store import copy
+
+    source = tmp_path / "source.db"
+    codes = _queued_store(source, 23)
+    monkeypatch.setattr(copy, "BATCH", 5)
+
+    def killed(done: int, total: int) -> None:
+        if done >= 10:
+            raise KeyboardInterrupt
+
+    with (
+        SQLiteStore(source) as from_,
+        open_store(store_spec) as to,
+        pytest.raises(KeyboardInterrupt),
+    ):
+        copy.copy_store(from_, to, source_name="source.db", progress=killed)
+    with pytest.raises(StoreError, match="unfinished copy of source.db") as caught:
+        open_store(store_spec)
+    assert "run the same migrate again to finish it" in str(caught.value)
+    half = factory.open_store(store_spec, create=False, unfinished_ok=True)
+    try:
+        held = half.document_codes()
+        assert 0 < len(held) < len(codes)
+        failed = [code for code in held if half.get(code).flag is FinalTaxFlag.FAILED]
+        assert sorted(entry.code for entry in half.queue()) == sorted(failed)
+    finally:
+        half.close()
+
+    assert main(["store", "migrate", "--from", str(source), "--to", store_spec]) == 0
+    assert "finished the interrupted copy: copied 23 documents" in capsys.readouterr().out
+    with open_store(store_spec) as copied:
+        assert copied.document_codes() == sorted(codes)
+        assert len(copied.queue()) == 12
+        assert copied.events(codes[0])
+    assert main(["store", "migrate", "--from", str(source), "--to", store_spec]) == 2
+    err = capsys.readouterr().err
+    assert "holds documents already and is no unfinished copy" in err
+    assert (store_spec if not store_spec.startswith("postgres") else "postgresql://") in err

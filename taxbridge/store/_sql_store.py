@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import abc
 import datetime as dt
+import json
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from decimal import Decimal
 from typing import Any
 
-from taxbridge.errors import ConcurrentChange, LeaseLost
+from taxbridge.errors import ConcurrentChange, LeaseLost, StoreError
 from taxbridge.flags import FinalTaxFlag
 from taxbridge.models import DocumentEvent, DocumentKind, Exemption, Stage, TaxDocument
 from taxbridge.rates import RateTable, ZipRate
@@ -45,6 +46,7 @@ from taxbridge.store._codec import (
 from taxbridge.store._ledger_sql import ExportsMixin, LedgerMixin, Runner, read_allocation
 from taxbridge.store._sqlite_reference import delete_exemption, exemption_rows, replace_reference
 from taxbridge.store.base import (
+    COPY_KEY,
     CreditAllocation,
     DocumentHead,
     Expected,
@@ -285,6 +287,29 @@ class SQLStore(LedgerMixin, ExportsMixin, CertificatesMixin, abc.ABC):
                 ).fetchall()
             fetched = _all_parts(conn, rows)
         return {parts[0][0]: document_from_rows(*parts) for parts in fetched}
+
+    def document_codes(self) -> list[str]:
+        """Every stored document's code, in code order."""
+        with self._read_one() as conn:
+            rows = conn.execute(f"SELECT code FROM documents ORDER BY code{self.COLLATE}")
+            return [str(row[0]) for row in rows.fetchall()]
+
+    def refuse_unfinished(self, where: str) -> None:
+        """Close and refuse a store that is an unfinished copy (:data:`COPY_KEY`), saying how
+        to finish it."""
+        marker = self.get_meta(COPY_KEY)
+        if not marker:
+            return
+        try:
+            source = str(json.loads(marker).get("from") or "another store")
+        except (ValueError, AttributeError):
+            source = "another store"
+        self.close()
+        raise StoreError(
+            f"an unfinished copy of {source} ('taxbridge store migrate' was interrupted): run "
+            "the same migrate again to finish it, or delete this store",
+            path=where,
+        )
 
     def documents(
         self,

@@ -236,6 +236,10 @@ def shown_url(url: str) -> str:
     return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
 
 
+COPY_KEY = "unfinished_copy"
+"""The store's meta key marking it an unfinished copy (``taxbridge store migrate`` under way or
+interrupted): every open refuses such a store until the copy's final check passes."""
+
 BOOKS_KEY = "engine_books"
 """The store's meta key for the books (engine, environment, account) its documents were posted
 through: written with the first posting, copied with the store."""
@@ -298,6 +302,11 @@ class DocumentStore(Protocol):
 
     def get(self, code: str) -> TaxDocument | None:
         """The stored document with this code, or None."""
+        ...
+
+    def document_codes(self) -> list[str]:
+        """Every stored document's code, in code order (a copy reads the documents of a batch
+        of them at a time)."""
         ...
 
     def get_many(self, codes: Sequence[str]) -> dict[str, TaxDocument]:
@@ -585,7 +594,9 @@ class StorePlugin(Protocol):
         engine's register); None for a store that is not a local file."""
         ...
 
-    def open(self, settings: Any, *, create: bool = True) -> Store:
+    def open(self, settings: Any, *, create: bool = True, unfinished_ok: bool = False) -> Store:
         """The store itself, its schema brought up to date; without ``create`` a store that
-        does not exist yet is a StoreError naming where it was looked for."""
+        does not exist yet is a StoreError naming where it was looked for. An unfinished copy
+        (:data:`COPY_KEY`) is a StoreError saying how to finish it, unless ``unfinished_ok``
+        (the copy itself)."""
         ...

@@ -50,6 +50,7 @@ class PostgresStore(SQLStore):
         pool_max: int = 10,
         timeout: float = 30.0,
         create: bool = True,
+        unfinished_ok: bool = False,
     ):
         try:
             import psycopg
@@ -92,6 +93,8 @@ class PostgresStore(SQLStore):
         except BaseException:
             self._pool.close()
             raise
+        if not unfinished_ok:
+            self.refuse_unfinished(self.url)
 
     # -- plumbing ------------------------------------------------------------------------------
 
@@ -290,8 +293,11 @@ class PostgresPlugin:
         """A server store has no folder: None."""
         return None
 
-    def open(self, settings: Any, *, create: bool = True) -> PostgresStore:
-        """Connect the pool and bring the schema up to date."""
+    def open(
+        self, settings: Any, *, create: bool = True, unfinished_ok: bool = False
+    ) -> PostgresStore:
+        """Connect the pool and bring the schema up to date; an unfinished copy only with
+        ``unfinished_ok``."""
         checked = self.check(settings)
         return PostgresStore(
             checked.url,
@@ -300,6 +306,7 @@ class PostgresPlugin:
             pool_max=checked.pool_max,
             timeout=checked.timeout,
             create=create,
+            unfinished_ok=unfinished_ok,
         )
 
 

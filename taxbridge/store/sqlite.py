@@ -31,6 +31,7 @@ class SQLiteStore(SQLStore):
         *,
         timeout: float = 30.0,
         create: bool = True,
+        unfinished_ok: bool = False,
     ):
         raw = os.fspath(path) if path is not None else default_path()
         if not str(raw).strip() or "\x00" in str(raw):
@@ -38,6 +39,8 @@ class SQLiteStore(SQLStore):
         self.path = Path(raw)
         self._conn = connect(self.path, timeout, create=create)
         self._lock = threading.RLock()
+        if not unfinished_ok:
+            self.refuse_unfinished(str(self.path))
 
     # -- plumbing ------------------------------------------------------------------------------
 
@@ -141,10 +144,15 @@ class SQLitePlugin:
         path = Path(checked.path)
         return str(path.with_name(f"{path.stem}-{name}.db"))
 
-    def open(self, settings: Any, *, create: bool = True) -> SQLiteStore:
-        """Open the file (created when missing, if ``create``) and bring its schema up to date."""
+    def open(
+        self, settings: Any, *, create: bool = True, unfinished_ok: bool = False
+    ) -> SQLiteStore:
+        """Open the file (created when missing, if ``create``) and bring its schema up to date;
+        an unfinished copy only with ``unfinished_ok``."""
         checked = self.check(settings)
-        return SQLiteStore(checked.path, timeout=checked.timeout, create=create)
+        return SQLiteStore(
+            checked.path, timeout=checked.timeout, create=create, unfinished_ok=unfinished_ok
+        )
 
 
 PLUGIN = SQLitePlugin()
