@@ -8,6 +8,7 @@ left in the queue; exits 1 otherwise. The test suite runs the same drill with 50
 
     python benchmarks/crash.py                       # 1,000 documents, 200 kills
     python benchmarks/crash.py --docs 30 --kills 5   # CI smoke size
+    python benchmarks/crash.py --store postgres      # the same on a throwaway PostgreSQL
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from pathlib import Path
 import structlog
 from repost import ACCOUNT, KEY, queue_documents  # the script's folder is on sys.path
 
-from taxbridge import FinalTaxFlag, SQLiteStore, TaxBridge
+from taxbridge import FinalTaxFlag, SQLiteStore, Store, TaxBridge
 from taxbridge.backends.avatax import AvaTaxBackend, AvaTaxSettings, Secret
 from taxbridge.config import default_config
 from taxbridge.testing.fake_avatax import FakeAvaTax, serve
@@ -33,24 +34,42 @@ from taxbridge.testing.fake_avatax import FakeAvaTax, serve
 LEASE_SECONDS = 0.2
 
 
+def open_store(spec: str) -> Store:
+    """An SQLite file, or a ``postgresql://`` database."""
+    if spec.startswith("postgresql://"):
+        from taxbridge.store.postgres import PostgresStore
+
+        return PostgresStore(spec, pool_max=4)
+    return SQLiteStore(spec)
+
+
 def worker(db: str, url: str, concurrency: int) -> int:
     """Drain the queue until nothing is due (the process the drill kills)."""
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(40))
     settings = AvaTaxSettings(base_url=url, account_id=ACCOUNT, license_key=Secret(KEY))
     lease = dt.timedelta(seconds=LEASE_SECONDS)
-    with TaxBridge(default_config(db), AvaTaxBackend(settings), SQLiteStore(db)) as bridge:
+    with TaxBridge(default_config(), AvaTaxBackend(settings), open_store(db)) as bridge:
         while True:
             summary = bridge.repost(limit=50, concurrency=concurrency, lease=lease)
             if not (summary.reposted or summary.failed or summary.taken_over):
                 return 0
 
 
-def drill(docs: int, kills: int, concurrency: int, seed: int) -> int:
-    """Run the drill; 0 when every document was committed once and flagged R."""
+def drill(docs: int, kills: int, concurrency: int, seed: int, server: str | None = None) -> int:
+    """Run the drill; 0 when every document was committed once and flagged R. With
+    ``server`` (a PostgreSQL URL) the queue is a fresh database of it, copied from the file."""
     rng = random.Random(seed)
     with tempfile.TemporaryDirectory(prefix="taxbridge-crash-") as folder:
-        db = Path(folder) / "crash.db"
-        queue_documents(db, docs)
+        queued = Path(folder) / "crash.db"
+        queue_documents(queued, docs)
+        db = str(queued)
+        if server is not None:
+            from taxbridge.store.copy import copy_store
+            from taxbridge.testing.postgres import fresh_database
+
+            db = fresh_database(server)
+            with SQLiteStore(queued) as source, open_store(db) as target:
+                copy_store(source, target)
         fake = FakeAvaTax(account_id=ACCOUNT, license_key=KEY)
         running: list[subprocess.Popen[bytes]] = []
         after_commit: list[str] = []
@@ -92,12 +111,13 @@ def drill(docs: int, kills: int, concurrency: int, seed: int) -> int:
             time.sleep(LEASE_SECONDS * 1.5)  # the dead workers' leases run out
             final = subprocess.run(command, check=False)
         elapsed = time.perf_counter() - started
-        with SQLiteStore(db) as store:
+        with open_store(db) as store:
             flags = {doc.code: doc.flag for doc in store.documents()}
             left = store.queue()
         twice = sorted(code for code, count in fake.commit_counts.items() if count != 1)
         not_r = sorted(code for code, flag in flags.items() if flag is not FinalTaxFlag.REPOSTED)
         print(
+            f"{'PostgreSQL' if server else 'SQLite'}: "
             f"{docs:,} documents, {killed} workers killed (SIGKILL sent {len(after_commit)} times "
             f"right after the engine committed), {elapsed:.1f} s: "
             f"{len(fake.commit_counts):,} committed, "
@@ -120,11 +140,17 @@ def main() -> int:
     parser.add_argument("--kills", type=int, default=200)
     parser.add_argument("--concurrency", type=int, default=2)
     parser.add_argument("--seed", type=int, default=20261121)
+    parser.add_argument("--store", choices=("sqlite", "postgres"), default="sqlite")
     parser.add_argument("--worker", nargs=2, metavar=("DB", "URL"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
         return worker(args.worker[0], args.worker[1], args.concurrency)
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(40))
+    if args.store == "postgres":
+        from taxbridge.testing.postgres import temporary_server
+
+        with temporary_server() as server:
+            return drill(args.docs, args.kills, args.concurrency, args.seed, server)
     return drill(args.docs, args.kills, args.concurrency, args.seed)
 
 

@@ -22,7 +22,7 @@ from taxbridge.config import example_config_text
 from taxbridge.demo import DEMO_DB, run_demo
 from taxbridge.errors import BackendError, ConfigError, InvalidFieldError, TaxBridgeError
 from taxbridge.logs import LEVELS, configure
-from taxbridge.store.base import shown_url
+from taxbridge.store.urls import shown_url
 
 DESCRIPTION = """\
 Sales tax for an ERP's orders, invoices and claims, over a tax engine (the embedded local

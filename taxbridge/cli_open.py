@@ -12,7 +12,7 @@ from pathlib import Path
 from taxbridge.backends.base import Capabilities
 from taxbridge.bridge import TaxBridge
 from taxbridge.config import BridgeConfig, default_config, load_config
-from taxbridge.store.base import shown_url
+from taxbridge.store.urls import shown_url
 
 CONFIG_FILE = "taxbridge.toml"
 """The config file a command finds in the working folder when none is named."""

@@ -9,7 +9,8 @@ from taxbridge.backends.base import BuildContext, TaxBackend
 from taxbridge.config import BridgeConfig
 from taxbridge.rates import RateTable
 from taxbridge.store import store_plugin
-from taxbridge.store.base import Store, shown_url
+from taxbridge.store.base import Store
+from taxbridge.store.urls import shown_url
 
 
 class _LazyStore:

@@ -168,7 +168,7 @@ def test_a_store_opened_in_code_with_a_password_in_its_url_is_refused_unconnecte
 
 
 def test_a_database_url_is_shown_without_anything_that_can_carry_a_secret() -> None:
-    from taxbridge.store.base import shown_url
+    from taxbridge.store.urls import shown_url
 
     assert [shown_url(url) for url in URLS_WITH_A_PASSWORD] == [
         "postgresql://taxbridge@127.0.0.1:5432/erp",

@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import abc
 import datetime as dt
-import json
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from decimal import Decimal
 from typing import Any
 
-from taxbridge.errors import ConcurrentChange, LeaseLost, StoreError
+from taxbridge.errors import ConcurrentChange, LeaseLost
 from taxbridge.flags import FinalTaxFlag
 from taxbridge.models import DocumentEvent, DocumentKind, Exemption, Stage, TaxDocument
 from taxbridge.rates import RateTable, ZipRate
@@ -44,9 +43,9 @@ from taxbridge.store._codec import (
     queue_row,
 )
 from taxbridge.store._ledger_sql import ExportsMixin, LedgerMixin, Runner, read_allocation
+from taxbridge.store._meta_sql import MetaMixin
 from taxbridge.store._sqlite_reference import delete_exemption, exemption_rows, replace_reference
 from taxbridge.store.base import (
-    COPY_KEY,
     CreditAllocation,
     DocumentHead,
     Expected,
@@ -88,7 +87,7 @@ _CREDIT_INSERT = (
 )
 
 
-class SQLStore(LedgerMixin, ExportsMixin, CertificatesMixin, abc.ABC):
+class SQLStore(LedgerMixin, ExportsMixin, CertificatesMixin, MetaMixin, abc.ABC):
     """The store protocols over SQL connections; subclasses open them and say how their
     database locks, batches and sorts."""
 
@@ -293,23 +292,6 @@ class SQLStore(LedgerMixin, ExportsMixin, CertificatesMixin, abc.ABC):
         with self._read_one() as conn:
             rows = conn.execute(f"SELECT code FROM documents ORDER BY code{self.COLLATE}")
             return [str(row[0]) for row in rows.fetchall()]
-
-    def refuse_unfinished(self, where: str) -> None:
-        """Close and refuse a store that is an unfinished copy (:data:`COPY_KEY`), saying how
-        to finish it."""
-        marker = self.get_meta(COPY_KEY)
-        if not marker:
-            return
-        try:
-            source = str(json.loads(marker).get("from") or "another store")
-        except (ValueError, AttributeError):
-            source = "another store"
-        self.close()
-        raise StoreError(
-            f"an unfinished copy of {source} ('taxbridge store migrate' was interrupted): run "
-            "the same migrate again to finish it, or delete this store",
-            path=where,
-        )
 
     def documents(
         self,
@@ -526,24 +508,6 @@ class SQLStore(LedgerMixin, ExportsMixin, CertificatesMixin, abc.ABC):
         """Exemptions of one customer (or all), by customer, region and effective date."""
         with self._read_one() as conn:
             return [exemption_from_row(row) for row in exemption_rows(conn, customer_code)]
-
-    def get_meta(self, key: str) -> str | None:
-        """A store-level setting, or None."""
-        with self._read_one() as conn:
-            row = conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
-        return None if row is None else str(row[0])
-
-    def set_meta(self, key: str, value: str) -> None:
-        """Set a store-level setting."""
-        with self._write() as conn:
-            conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
-
-    def meta_once(self, key: str, value: str) -> str:
-        """Set a store-level setting unless it is set already; the value it has now."""
-        with self._write() as conn:
-            conn.execute("INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)", (key, value))
-            row = conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
-        return str(row[0])
 
 
 def _write_document(conn: Runner, rows: DocumentRows) -> None:

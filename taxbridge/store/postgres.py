@@ -28,7 +28,8 @@ from taxbridge.store import _pg_sql as _sql
 from taxbridge.store._codec import document_from_rows
 from taxbridge.store._ledger_sql import Runner
 from taxbridge.store._sql_store import SQLStore
-from taxbridge.store.base import Refusal, Write, shown_url, url_secret
+from taxbridge.store.base import Refusal, Write
+from taxbridge.store.urls import shown_url, url_secret
 
 LATEST = _sql.LATEST
 logging.getLogger("psycopg").addHandler(logging.NullHandler())
