@@ -681,3 +681,26 @@ def test_a_full_credit_of_a_reposted_invoice_gives_back_what_was_charged_and_wha
     assert (report.total.tax, report.total.tax_charged) == (ZERO_CENTS, ZERO_CENTS)
     lines = list(books.workfile("2026-11"))
     assert sum((item.tax_charged for item in lines), ZERO_CENTS) == ZERO_CENTS
+
+
+@pytest.mark.parametrize(
+    "code", ['=HYPERLINK("http://evil.example","x")', "+1+1", "@SUM(A1)", "-2+3"]
+)
+def test_finance_csvs_keep_formula_text_plain_and_numbers_numbers(
+    books: TaxBridge, code: str
+) -> None:
+    import csv
+    import io
+
+    from taxbridge.accounting.export import Format, workfile_table, write
+
+    invoice = sale("7801", 2)
+    order = attrs.evolve(invoice.orders[0], customer=Customer(code, "Mallory"))
+    books.on_invoice(attrs.evolve(invoice, orders=(order,)))
+    claim = books.credit_from_invoice("A-7801", number="7801")
+    books.on_claim_invoice(attrs.evolve(claim, claim_date=dt.date(2026, 11, 20)))
+    out = io.StringIO()
+    write(workfile_table(books.workfile("2026-11"), "workfile"), Format.CSV, out)
+    rows = list(csv.DictReader(io.StringIO(out.getvalue())))
+    assert {row["customer"] for row in rows} == {"'" + code}
+    assert sorted(Decimal(row["tax"]) for row in rows)[0] < 0  # a credit's tax: a number

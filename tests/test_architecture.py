@@ -68,6 +68,7 @@ BASE = {
     "taxbridge._toml",
     "taxbridge._registry",
     "taxbridge.regions",
+    "taxbridge._cells",
 }
 CONCRETE = ("taxbridge.backends.local", "taxbridge.backends.avatax", "taxbridge.store.sqlite")
 

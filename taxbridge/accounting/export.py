@@ -2,8 +2,9 @@
 aligned text table, CSV, JSON lines or an Excel workbook (the "excel report" of BNO010).
 
 Excel needs openpyxl, an optional extra (``pip install 'taxbridge[xlsx]'``). Cells are written by
-type: money as numbers with two decimals, dates as dates, text as text, so a value a spreadsheet
-would read as a formula (``=``, ``+``, ``-``, ``@``) stays text.
+type: money as numbers with two decimals, dates as dates, text as text; in a CSV, text that a
+spreadsheet would read as a formula (``=``, ``+``, ``-``, ``@``) gets a leading apostrophe
+(:func:`taxbridge._cells.formula_safe`), so it stays text there too.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import IO, Any
 
 from attrs import frozen
 
+from taxbridge._cells import formula_safe
 from taxbridge.accounting.engine import EngineReconciliation
 from taxbridge.accounting.ledger import GLReconciliation, StateReport
 from taxbridge.errors import InvalidFieldError, TaxBridgeError
@@ -55,6 +57,11 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
+def _csv_cell(value: Any) -> str:
+    """A CSV cell: numbers and dates as they are, text made formula-safe."""
+    return formula_safe(value) if isinstance(value, str) else _cell(value)
+
+
 def _json_value(value: Any) -> Any:
     if isinstance(value, (Decimal, dt.date, enum.Enum)):
         return _cell(value)
@@ -72,7 +79,7 @@ def write(table: Table, fmt: Format, out: IO[str] | None = None, path: Path | No
     if fmt is Format.CSV:
         writer = csv.writer(stream, lineterminator="\n")
         writer.writerow(table.headers)
-        writer.writerows([_cell(v) for v in row] for row in table.rows)
+        writer.writerows([_csv_cell(v) for v in row] for row in table.rows)
     elif fmt is Format.JSON:
         for row in table.rows:
             record = {h: _json_value(v) for h, v in zip(table.headers, row, strict=True)}
@@ -154,8 +161,7 @@ def _xlsx_value(value: Any) -> Any:
         return float(value)
     if isinstance(value, (int, float, dt.date)) and not isinstance(value, bool):
         return value
-    text = _cell(value)
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+    return formula_safe(_cell(value))
 
 
 # -- the tables ---------------------------------------------------------------------------------

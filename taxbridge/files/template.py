@@ -24,6 +24,7 @@ from typing import Any
 
 from attrs import field, frozen
 
+from taxbridge._cells import formula_safe
 from taxbridge.errors import TaxBridgeError
 from taxbridge.models._fields import CONTROL
 
@@ -465,15 +466,6 @@ def _read(
 
 # -- writing --------------------------------------------------------------------------------------
 
-_FORMULA = ("=", "+", "-", "@", "\t", "\r")
-
-
-def neutral(column: Column, value: str) -> str:
-    """A text cell a spreadsheet would evaluate, quoted; numbers and dates are left alone."""
-    if column.kind is Kind.TEXT and value.startswith(_FORMULA):
-        return "'" + value
-    return value
-
 
 class Writer:
     """Writes rows laid out by letter to one CSV or XLSX file, neutralising formula text."""
@@ -497,9 +489,7 @@ class Writer:
     def write(self, row: list[str]) -> None:
         """One data row (``width`` cells by letter)."""
         for index in self._text:
-            value = row[index]
-            if value and value.startswith(_FORMULA):
-                row[index] = "'" + value
+            row[index] = formula_safe(row[index])
         if self._xlsx:
             self._sheet.append(_xlsx_cells(self.template, self._sheet, row))
         else:
