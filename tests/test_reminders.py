@@ -144,6 +144,27 @@ def test_each_customer_gets_one_letter_a_txeexp_note_and_a_ch_teex_incident(
         assert tomorrow.sent == ("C100", "C300")
 
 
+def test_a_line_break_in_a_customers_name_stops_no_one_and_adds_no_header(
+    store: SQLiteStore,
+) -> None:
+    """Dirty master data: a CR/LF in a name put into a subject raised a raw ValueError, and
+    every customer after it got nothing, every day."""
+    dirty = attrs.evolve(BETA, name="Beta\r\nBcc: evil@mallory.example\r\nStores")
+    with smtp_server() as (port, inbox):
+        bridge = _bridge(store, port)
+        _due_soon(bridge)
+        run = bridge.send_reminders(DAY, 30, customers={"C300": dirty})
+        assert (run.sent, run.failed) == (("C100", "C300"), ())
+        (beta,) = inbox.to("books@beta.example")
+        subject = " ".join(str(beta["Subject"]).split())  # a long header is folded
+        assert subject == (
+            "Tax exemption certificate expires soon - Beta Bcc: evil@mallory.example Stores (C300)"
+        )
+        assert beta["Bcc"] is None
+        assert not inbox.to("evil@mallory.example")
+        assert len(inbox.received) == 2
+
+
 def test_a_customer_without_an_email_is_skipped_and_named(store: SQLiteStore) -> None:
     with smtp_server() as (port, inbox):
         bridge = _bridge(store, port)

@@ -31,6 +31,12 @@ class Message:
     body: str
 
 
+def header_value(text: str) -> str:
+    """``text`` on one line, as a mail header must be: a CR or LF in the master data (a
+    customer's name in a subject) becomes a space, and could not add a header."""
+    return " ".join(text.split())
+
+
 class Mailer:
     """Sends messages through the configured SMTP server, one connection per batch."""
 
@@ -72,7 +78,13 @@ class Mailer:
                     smtp.login(settings.username, password)
                 for message in messages:
                     recipient = message.recipient
-                    smtp.send_message(self._email(message))
+                    try:
+                        mail = self._email(message)
+                    except (ValueError, TypeError) as exc:
+                        raise MailError(
+                            f"cannot be written as an e-mail: {exc}", recipient=recipient
+                        ) from exc
+                    smtp.send_message(mail)
                     sent += 1
                     _log.debug("taxbridge.mail.sent", recipient=recipient, subject=message.subject)
         except (OSError, smtplib.SMTPException) as exc:
@@ -84,8 +96,8 @@ class Mailer:
     def _email(self, message: Message) -> EmailMessage:
         mail = EmailMessage()
         mail["From"] = self.settings.sender
-        mail["To"] = message.recipient
-        mail["Subject"] = message.subject
+        mail["To"] = header_value(message.recipient)
+        mail["Subject"] = header_value(message.subject)
         mail["Date"] = formatdate(localtime=False, usegmt=True)
         mail["Message-ID"] = make_msgid(domain=self.settings.sender.rpartition("@")[2] or None)
         mail.set_content(message.body)
