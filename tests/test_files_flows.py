@@ -78,7 +78,7 @@ def test_store_to_file_to_reader_gives_the_same_documents(
         assert amounts == sum(ln.amount - ln.discount for ln in document.request.lines)
         assert {row[at["V"]] for row in mine} == {"NY"}
         assert {row[at["AA"]] for row in mine} == {"PA"}
-        assert {row[at["A"]] for row in mine} == {"3"}
+        assert {row[at["A"]] for row in mine} == {"4"}  # posted: written to overwrite itself
         assert not any(row[at["AP"]] for row in mine)
     credit_rows = [row for row in rows if row[at["B"]] == credit.code]
     assert {row[at["C"]] for row in credit_rows} == {"5"}
@@ -142,6 +142,8 @@ def test_a_document_posted_at_avatax_needs_an_overwrite_code(
 ) -> None:
     posted = bridge.on_invoice(sale("8401"))
     [path] = bridge.files.export_avatax(tmp_path / "y.csv", [posted])
+    assert bridge.files.validate_avatax(path).ok  # the export writes ProcessCode 4 for it
+    path.write_text(path.read_text().replace("\n4,A-8401,", "\n3,A-8401,"))  # by hand
     report = bridge.files.validate_avatax(path)
     assert [(p.letter, p.rule) for p in report.problems] == [
         ("A", "A-8401 is already at AvaTax: overwriting it needs ProcessCode 2, 4 or 6")
@@ -440,3 +442,29 @@ def test_an_ecms_file_naming_an_inactive_entity_use_code_imports_nothing(
         with pytest.raises(InvalidFieldError, match=r"Exemption\.entity_use_code.*'E'"):
             other.files.import_ecms(path)
         assert fresh.exemptions() == []
+
+
+@pytest.mark.parametrize("process_code", ["3", "1"])
+def test_the_demos_own_avatax_export_passes_its_own_validator(
+    tmp_path: Path, process_code: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Every document kind the demo makes — levies, freight, a credit, discounts, lines outside
+    nexus, posted and unposted — written by the exporter and read back clean by the validator.
+    What AvaTax already has is written to overwrite itself, never to post twice."""
+    from taxbridge.cli import main
+
+    db = str(tmp_path / "demo.db")
+    assert main(["demo", "--db", db]) == 0
+    for extra in ([], ["--period", "2026-11"]):
+        out = tmp_path / f"avatax{len(extra)}.csv"
+        args = ["--output", str(out), "--process-code", process_code, "--db", db, *extra]
+        assert main(["file", "export", "avatax", *args]) == 0
+        capsys.readouterr()
+        assert main(["file", "validate", "avatax", str(out), "--db", db]) == 0
+        assert "0 errors, 0 warnings" in capsys.readouterr().out
+        rows = list(csv.reader(out.read_text().splitlines()))[1:]
+        codes = {row[letter_index("B")]: row[0] for row in rows}
+        assert any("LEVY" in row[letter_index("H")] for row in rows)
+        assert any(row[letter_index("B")].startswith("B-") for row in rows)
+        overwrite = {"3": "4", "1": "2"}[process_code]
+        assert (codes["A-9001"], codes["A-9049"]) == (overwrite, process_code)  # Y, and U

@@ -28,6 +28,7 @@ from taxbridge.files.template import (
     letter_index,
     parse_number,
 )
+from taxbridge.flags import FinalTaxFlag
 from taxbridge.models import Address, DocumentType, TaxDocument
 from taxbridge.models import _fields as _f
 from taxbridge.regions import BY_COUNTRY
@@ -342,11 +343,18 @@ def _address(row: list[str], address: Address | None, letters: tuple[str, ...]) 
     row[country] = address.country
 
 
+OVERWRITE_OF = {1: 2, 3: 4}
+"""The ProcessCode that overwrites a document AvaTax has, for each code that creates one."""
+
+
 def document_rows(
     document: TaxDocument, *, process_code: int = 3, company_code: str | None = None
 ) -> Iterator[list[str]]:
     """The rows of a stored invoice or credit: ProcessCode 3 (AvaTax calculates) by default,
-    or 1 with TotalTax per line = the tax the invoice carried (keeps the ERP's figure)."""
+    or 1 with TotalTax per line = the tax the invoice carried (keeps the ERP's figure). A
+    document AvaTax has already (Y, R, M) is written to overwrite itself (4 for 3, 2 for 1), so
+    that importing the file never posts it twice. Lines are written in the order the reader
+    requires of one DocCode (``1001-LEVY-EWASTE`` before ``P1001-1``)."""
     request = document.request
     if request is None or document.document_type not in (
         DocumentType.SALES_INVOICE,
@@ -364,7 +372,10 @@ def document_rows(
     doc_type = "1" if document.document_type is DocumentType.SALES_INVOICE else "5"
     charged = {line.number: line.tax_charged for line in document.lines}
     template = avatax_template()
-    for line, share in zip(request.lines, document_discount(request), strict=True):
+    if document.flag in (FinalTaxFlag.POSTED, FinalTaxFlag.REPOSTED, FinalTaxFlag.MANUAL):
+        process_code = OVERWRITE_OF[process_code]
+    lines = zip(request.lines, document_discount(request), strict=True)
+    for line, share in sorted(lines, key=lambda pair: _natural(pair[0].number)):
         row = [""] * template.width
         row[0] = str(process_code)
         row[_AT["B"]] = document.code
@@ -390,7 +401,7 @@ def document_rows(
         _address(row, request.ship_from, ("Y", "Z", "AA", "AB", "AC"))
         row[letter_index("AF")] = request.purchase_order_no
         row[letter_index("AG")] = request.currency
-        if process_code == 1:
+        if process_code in (1, 2):
             row[_AT["AP"]] = _money(charged.get(line.number, Decimal("0.00")))
         row[letter_index("BW")] = request.reference_code
         yield row
