@@ -71,7 +71,7 @@ class Claims:
         checks = ctx.config.pending.claim_checks
         request, _ = self._request(claim, estimate=True)
         interfaces = ctx.config.interfaces(claim.transaction_group)
-        note = ctx.check_addresses(claim_addresses(claim), program)
+        note = ctx.check_addresses(claim_addresses(claim), program, request=request)
         head = ctx.store.head(request.code)
         settled = head is not None and (head.flag.is_final or head.flag is FinalTaxFlag.FAILED)
         rejection: DocumentRejected | None = None
@@ -122,7 +122,7 @@ class Claims:
         calculated offline with the customer's exemptions, and the engine's figure replaces that.
         """
         request, credited = self._request(claim)
-        note = self._ctx.check_addresses(claim_addresses(claim), program)
+        note = self._ctx.check_addresses(claim_addresses(claim), program, request=request)
         credits = (
             CreditAllocation(claim.code, claim.invoice_code, credited)
             if claim.invoice_code is not None

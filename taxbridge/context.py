@@ -43,6 +43,7 @@ from taxbridge.models import (
 )
 from taxbridge.money import ZERO, ZERO_CENTS
 from taxbridge.reference import Reference
+from taxbridge.rules import zip_mismatch
 from taxbridge.store.base import (
     BOOKS_KEY,
     CreditAllocation,
@@ -501,15 +502,36 @@ class StageContext:
 
     # -- address validation --------------------------------------------------------------------
 
-    def check_addresses(self, addresses: Sequence[tuple[str, Address]], program: str | None) -> str:
+    def check_addresses(
+        self,
+        addresses: Sequence[tuple[str, Address]],
+        program: str | None,
+        *,
+        request: TaxRequest | None = None,
+    ) -> str:
         """Address validation for ``program`` (TMSCRM/AV-DFN2 bypass, AV-DFN3 hard error).
 
         Returns a note for the document's log: blank when valid or not checked, a warning with
-        a temporary override otherwise. A hard-error program raises InvalidAddressError.
+        a temporary override otherwise. A hard-error program raises InvalidAddressError. A ZIP
+        of ``request`` that the rate data places in another state goes the same way for a
+        program; called without one (a library caller), it is refused (InvalidFieldError).
         """
         rules = self.config.address_validation
+        if program is not None and program in rules.bypass_programs:
+            return ""
+        found = zip_mismatch(request, self.reference.zip_states) if request else None
+        if found is not None:
+            where, address, why = found
+            if program is None:
+                raise InvalidFieldError("Address", "postal_code", address.postal_code, why)
+            if program in rules.hard_error_programs:
+                raise InvalidAddressError(where, program, f"postal_code {why}")
+            return (
+                f"address warning ({program}): {where}: postal_code {why}; "
+                "continued with a temporary override; "
+            )
         resolver = self.caps.addresses
-        if program is None or program in rules.bypass_programs or resolver is None:
+        if program is None or resolver is None:
             return ""
         for field, address in addresses:
             try:

@@ -180,7 +180,7 @@ class Lifecycle:
             # Invoiced or posted: the check may run, but nothing about the document changes.
             started = time.perf_counter()
             request = order_request(ctx.config, order, self._mapping)
-            ctx.check_addresses(order_addresses(order), program)
+            ctx.check_addresses(order_addresses(order), program, request=request)
             rejection = self.validate(request) if stage is Stage.PENDING_CHECK else None
             existing = ctx.require(request.code)
             ctx.emit(stage, Outcome.UNCHANGED, existing, existing.flag, started)
@@ -190,7 +190,7 @@ class Lifecycle:
             certificate = self._certificates.check(order)
         request = order_request(ctx.config, order, self._mapping)
         interfaces = ctx.config.interfaces(order.transaction_group)
-        note = ctx.check_addresses(order_addresses(order), program)
+        note = ctx.check_addresses(order_addresses(order), program, request=request)
         if (
             certificate is not None
             and certificate.coverage is not Coverage.COVERED

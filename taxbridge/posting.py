@@ -207,7 +207,9 @@ class Posting:
         ctx = self._ctx
         request = invoice_request(ctx.config, invoice, self._mapping)
         note = ctx.check_addresses(
-            [address for order in invoice.orders for address in order_addresses(order)], program
+            [address for order in invoice.orders for address in order_addresses(order)],
+            program,
+            request=request,
         )
         return self.post(
             Stage.INVOICE,

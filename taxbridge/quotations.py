@@ -45,6 +45,7 @@ def quote(ctx: StageContext, mapping: Context, quotation: Quotation) -> Quote:
     """
     started = time.perf_counter()
     request = quotation_request(ctx.config, quotation, mapping, ctx.clock().date())
+    ctx.check_addresses([], None, request=request)  # a ZIP of another state is refused
     note = ""
     route = ctx.route(request, online=True)
     if route is Route.EXCLUDED:

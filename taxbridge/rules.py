@@ -60,9 +60,12 @@ class Context:
     of the certificate covering it, for an exempt customer (None: none does)."""
 
 
-def checked_zips(request: TaxRequest, context: Context) -> TaxRequest:
-    """``request``, once no US address in it has a ZIP the local rate data places only in other
-    states (a mistyped state would otherwise be taxed as, or excluded as, the wrong one)."""
+def zip_mismatch(
+    request: TaxRequest, zip_states: Callable[[str], frozenset[str]]
+) -> tuple[str, Address, str] | None:
+    """The first US address of ``request`` whose ZIP the local rate data places only in other
+    states — (where, address, why) — or None (a mistyped state would otherwise be taxed as, or
+    excluded as, the wrong one). Address validation decides what it means for a program."""
     addresses = [("ship_from", request.ship_from), ("ship_to", request.ship_to)]
     addresses += [
         (f"line {line.number} ship_to", line.ship_to)
@@ -74,16 +77,14 @@ def checked_zips(request: TaxRequest, context: Context) -> TaxRequest:
         if address.country != "US" or address in seen:
             continue
         seen.add(address)
-        states = context.zip_states(address.zip5)
+        states = zip_states(address.zip5)
         if states and address.region not in states:
-            raise InvalidFieldError(
-                "Address",
-                "postal_code",
-                address.postal_code,
+            why = (
                 f"is not a ZIP of {address.region} ({where} of {request.code}): the local rate "
-                f"data places it in {', '.join(sorted(states))}",
+                f"data places it in {', '.join(sorted(states))}"
             )
-    return request
+            return where, address, why
+    return None
 
 
 def exemption_evidence(
@@ -245,7 +246,7 @@ def _request(
         po_number=order.purchase_order_no,
     )
     limit = config.max_detail_lines
-    request = TaxRequest(
+    return TaxRequest(
         code=code,
         document_type=document_type,
         company_code=company_code,
@@ -262,7 +263,6 @@ def _request(
         purchase_order_no=order.purchase_order_no,
         include_details=not limit or len(lines) < limit,
     )
-    return checked_zips(request, context)
 
 
 def claim_request(
@@ -408,7 +408,7 @@ def _unallocated_request(
     evidence = exemption_evidence(config, claim.customer, ship_to.region, claim.claim_date, context)
     limit = config.max_detail_lines
     lines = tuple(_returned_line(config, line, excluded) for line in claim.lines)
-    request = TaxRequest(
+    return TaxRequest(
         code=claim.code,
         document_type=document_type,
         company_code=company_code,
@@ -424,7 +424,6 @@ def _unallocated_request(
         reference_code=claim.reference,
         include_details=not limit or len(lines) < limit,
     )
-    return checked_zips(request, context)
 
 
 def quotation_request(
@@ -487,7 +486,7 @@ def quotation_request(
         )
         for line in quotation.lines
     )
-    request = TaxRequest(
+    return TaxRequest(
         code=quotation.quote_number,
         document_type=DocumentType.SALES_ORDER,
         company_code=company_code,
@@ -502,7 +501,6 @@ def quotation_request(
         business_identification_no=vat,
         discount=discount,
     )
-    return checked_zips(request, context)
 
 
 def _quotation_ship_from(quotation: Quotation, org_address: Address | None) -> Address:

@@ -32,7 +32,7 @@ from taxbridge.config import (
     TransactionGroup,
     default_config,
 )
-from taxbridge.errors import InvalidAddressError, UnknownTransactionGroupError
+from taxbridge.errors import InvalidAddressError, InvalidFieldError, UnknownTransactionGroupError
 from taxbridge.models import Exemption
 
 F = FinalTaxFlag
@@ -239,6 +239,26 @@ class TestAddressValidation:
         assert doc.last_log.startswith("address warning (DSO500)")
         assert "temporary override" in doc.last_log
         assert "temporary override" in bridge.inquiry("O-1001").events[-1].message
+
+    def test_a_zip_of_another_state_follows_the_program_list_av_dfn3(self, store) -> None:
+        """Seed 003, AV-DFN3: a program not in the control file goes on with a warning and a
+        temporary override; a listed one gets a hard error; a bypass program is not checked;
+        a library call without a program still refuses the mistyped state."""
+        wrong_state = Address("1 Main St", "New York", "NJ", "10118")  # 10118 is NYC's
+        bridge = _bridge(store, address_validation=self.RULES)
+        doc = bridge.on_entry(order("1001", ship_to=wrong_state), program="DSO500")
+        assert doc.last_log.startswith("address warning (DSO500)")
+        assert "postal_code is not a ZIP of NJ" in doc.last_log
+        assert "temporary override" in doc.last_log
+        assert bridge.on_entry(order("1002", ship_to=wrong_state), program="BNW150").flag
+        with pytest.raises(InvalidAddressError, match="DSO010") as caught:
+            bridge.on_entry(order("1003", ship_to=wrong_state), program="DSO010")
+        assert "is not a ZIP of NJ" in str(caught.value)
+        with pytest.raises(InvalidFieldError, match="is not a ZIP of NJ"):
+            bridge.on_entry(order("1004", ship_to=wrong_state))
+        assert [doc.code for doc in store.documents()] == ["O-1001", "O-1002"]
+        with pytest.raises(InvalidFieldError, match="Address.region: 'ZZ'"):
+            Address("1 Main St", "Nowhere", "ZZ", "10118")  # a region that does not exist
 
     def test_a_valid_address_passes_every_program(self, store) -> None:
         bridge = _bridge(store, address_validation=self.RULES)
