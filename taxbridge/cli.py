@@ -16,6 +16,7 @@ from taxbridge.cli_books import add_commands
 from taxbridge.cli_customers import add_commands as add_customer_commands
 from taxbridge.cli_files import add_commands as add_file_commands
 from taxbridge.cli_files import mark_manual_from_file
+from taxbridge.cli_open import day_option
 from taxbridge.cli_open import open_bridge as _bridge
 from taxbridge.cli_open import read_config as _config
 from taxbridge.config import example_config_text
@@ -253,7 +254,7 @@ def _purge(args: argparse.Namespace) -> int:
 
 
 def _refresh(args: argparse.Namespace) -> int:
-    as_of = dt.date.fromisoformat(args.as_of) if args.as_of else None
+    as_of = day_option(args.as_of, "--as-of")
     try:
         with _bridge(args) as bridge:
             summary = bridge.refresh(as_of)

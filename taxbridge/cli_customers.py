@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from taxbridge.bridge import TaxBridge
+from taxbridge.cli_open import day_option, file_option
 from taxbridge.errors import InvalidFieldError
 from taxbridge.models import Address, Certificate, Contact, Customer
 
@@ -137,7 +138,7 @@ def _request(args: argparse.Namespace, open_bridge: Opener) -> int:
 
 
 def _add(args: argparse.Namespace, open_bridge: Opener) -> int:
-    pdf = Path(args.pdf).read_bytes() if args.pdf else None
+    pdf = file_option(args.pdf, "--pdf") if args.pdf else None
     certificate = Certificate(
         customer_code=args.customer,
         exempt_reason=args.reason,
@@ -158,7 +159,7 @@ def _add(args: argparse.Namespace, open_bridge: Opener) -> int:
 
 
 def _reminders(args: argparse.Namespace, open_bridge: Opener) -> int:
-    as_of = dt.date.fromisoformat(args.as_of) if args.as_of else None
+    as_of = day_option(args.as_of, "--as-of")
     with open_bridge(args, read_only=True) as bridge:
         day = as_of or bridge.clock().date()
         run = bridge.send_reminders(day, args.days, dry_run=args.dry_run or not args.send)

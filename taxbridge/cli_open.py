@@ -5,6 +5,7 @@ changes the store prints about them."""
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import os
 import sys
 from pathlib import Path
@@ -12,6 +13,7 @@ from pathlib import Path
 from taxbridge.backends.base import Capabilities
 from taxbridge.bridge import TaxBridge
 from taxbridge.config import BridgeConfig, default_config, load_config
+from taxbridge.errors import InvalidFieldError
 from taxbridge.store.urls import shown_url
 
 CONFIG_FILE = "taxbridge.toml"
@@ -74,3 +76,27 @@ def store_name(config: BridgeConfig) -> str:
     if path is not None:
         return str(path)
     return shown_url(str(getattr(settings, "url", config.store)))
+
+
+def day_option(text: str | None, option: str) -> dt.date | None:
+    """A ``YYYY-MM-DD`` option's date (None when not given); anything else is one line naming
+    the option, not a traceback."""
+    if text is None:
+        return None
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise InvalidFieldError(
+            "command line", option, text, "is not a date (YYYY-MM-DD)"
+        ) from None
+
+
+def file_option(path: str, option: str) -> bytes:
+    """The bytes of a file an option names; one that cannot be read is one line naming it."""
+    try:
+        return Path(path).read_bytes()
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise InvalidFieldError(
+            "command line", option, path, f"cannot be read ({reason})"
+        ) from None

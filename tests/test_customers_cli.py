@@ -208,3 +208,25 @@ def test_reminders_list_send_once_and_dry_run(
         {"customer": "C900", "why": "reminded already on 2026-11-20"},
     ]
     assert len(inbox.received) == 2
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["reminders", "--as-of", "2026-13-01"], "--as-of: '2026-13-01' is not a date (YYYY-MM-DD)"),
+        (["reminders", "--as-of", "yesterday"], "--as-of: 'yesterday' is not a date (YYYY-MM-DD)"),
+        (["refresh-rates", "--as-of", "2026-02-30"], "--as-of: '2026-02-30' is not a date (YYYY-MM-DD)"),
+        (
+            ["certificates", "add", "C900", "--region", "NY", "--reason", "E", "--signed",
+             "2026-01-01", "--pdf", "/nonexistent/cert.pdf"],
+            "--pdf: '/nonexistent/cert.pdf' cannot be read (No such file or directory)",
+        ),
+    ],
+)  # fmt: skip
+def test_a_bad_date_or_file_option_is_one_line_and_exit_2(
+    setup: tuple[Path, Inbox], argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config, _ = setup
+    code, _, err = _run(capsys, *argv, "--config", str(config))
+    assert code == 2
+    assert err.splitlines() == [f"taxbridge: command line.{message}"]

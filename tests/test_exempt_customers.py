@@ -178,6 +178,22 @@ def test_no_certificate_on_file_pends_the_order(service: Service) -> None:
     assert "no exemption certificate on file" in entered.last_log
 
 
+def test_the_example_config_pends_an_order_that_no_certificate_covers(tmp_path: Path) -> None:
+    """``taxbridge config-example`` switches the local certificate service on: a config copied
+    from it must also pend the order of an exempt customer without a certificate."""
+    from taxbridge import LocalEngine
+    from taxbridge.config import example_config
+
+    config = example_config(str(tmp_path / "tb.db"))
+    assert "exemption_certificate" in {check.value for check in config.pending.order_checks}
+    with SQLiteStore(tmp_path / "tb.db") as store:
+        bridge = TaxBridge(config, LocalEngine(), store)
+        checked = bridge.on_pending_check(_exempt_order())
+    assert _reasons(checked, PendCode.EXEMPTION_CERTIFICATE) == [
+        "customer C100: no exemption certificate on file"
+    ]
+
+
 def test_a_region_the_certificates_do_not_cover_is_taxed_without_pending(
     service: Service,
 ) -> None:
@@ -224,6 +240,14 @@ def test_a_single_use_certificate_for_a_purchase_order_covers_that_order_only(
     other = service.bridge.on_pending_check(_exempt_order("5001"))
     assert other.document is not None
     assert other.document.total_tax > 0
+    assert _reasons(other, PendCode.EXEMPTION_CERTIFICATE) == [
+        "customer C100: the single-use certificate for NY is for PO PO-77, and the order has "
+        "no PO number"
+    ]  # no order holds it: it did not go to another order
+    wrong = attrs.evolve(_exempt_order("5003"), purchase_order_no="PO-78")
+    assert "and the order has PO PO-78" in _reasons(
+        service.bridge.on_pending_check(wrong), PendCode.EXEMPTION_CERTIFICATE
+    )[0]
     named = attrs.evolve(_exempt_order("5002"), purchase_order_no="PO-77")
     assert service.bridge.on_entry(named).total_tax == Decimal("0.00")
 

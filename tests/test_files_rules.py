@@ -178,6 +178,36 @@ def test_a_file_holds_at_most_100000_lines(tmp_path: Path) -> None:
     assert avatax_template().max_rows == 100_000
 
 
+def test_reading_stops_at_the_line_limit_and_max_errors_bounds_warnings_too(
+    tmp_path: Path,
+) -> None:
+    """A file far past the limit is not read to its end, and a header of a million unknown
+    columns does not list a million warnings."""
+    small = attrs.evolve(avatax_template(), max_rows=2)
+    path = write(tmp_path / "long.csv", small, [line(H=f"1001-{n}") for n in range(1, 2001)])
+    seen: list[int] = []
+    report = read(small, path, rows=lambda number, row: seen.append(number))
+    assert (report.rows, len(seen)) == (3, 2)  # the third line is where it stopped
+    assert errors(report) == [(0, "", "more than 2 lines in one file")]
+    wide = tmp_path / "wide.csv"
+    wide.write_text(",".join([*avatax_template().headers, *(f"X{n}" for n in range(5000))]) + "\n")
+    report = read(avatax_template(), wide, max_errors=5)
+    assert report.warnings == 5000
+    assert len(warnings(report)) == 5
+
+
+def test_an_xlsx_that_would_unpack_like_a_zip_bomb_is_refused_unread(tmp_path: Path) -> None:
+    import zipfile
+
+    bomb = tmp_path / "bomb.xlsx"
+    with zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("[Content_Types].xml", "<Types/>")
+        archive.writestr("xl/sharedStrings.xml", "<sst>" + "A" * 20_000_000 + "</sst>")
+    assert bomb.stat().st_size < 100_000
+    with pytest.raises(FileFormatError, match=r"xl/sharedStrings.xml unpacks [\d,]+ times"):
+        read(avatax_template(), bomb)
+
+
 @pytest.mark.parametrize(
     ("letter", "value"), [("D", "2026/11/20"), ("J", "20-11-2026"), ("AI", "x")]
 )

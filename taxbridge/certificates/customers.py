@@ -228,6 +228,7 @@ class ExemptCustomers:
                 f"customer {customer_code}: no certificate covers {region}; taxed",
             )
         valid = [c for c in in_region if c.valid_on(day)]
+        other_po: list[str] = []
         for certificate in sorted(valid, key=lambda c: (c.single_use, c.id)):
             if not certificate.single_use:
                 return check(
@@ -239,6 +240,7 @@ class ExemptCustomers:
                     f"certificate {certificate.id} covers {region}",
                 )
             if certificate.po_number and certificate.po_number != po_number:
+                other_po.append(certificate.po_number)
                 continue
             if order_number:
                 holder = self._store.use_certificate(certificate.id, order_number, self._clock())
@@ -253,6 +255,17 @@ class ExemptCustomers:
                     certificate,
                     f"single-use certificate {certificate.id} covers order {holder}",
                 )
+        if valid and len(other_po) == len(valid):
+            asked = f"PO {po_number}" if po_number else "no PO number"
+            return check(
+                customer_code,
+                region,
+                day,
+                Coverage.USED,
+                valid[0],
+                f"customer {customer_code}: the single-use certificate for {region} is for "
+                f"PO {', '.join(sorted(other_po))}, and the order has {asked}",
+            )
         if valid:
             return check(
                 customer_code,

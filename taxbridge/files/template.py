@@ -16,6 +16,7 @@ import datetime as dt
 import enum
 import io
 import re
+import zipfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import ExitStack
 from decimal import Decimal, InvalidOperation
@@ -345,6 +346,7 @@ def _xlsx_rows(path: Path) -> Iterator[list[str]]:
         raise FileFormatError(
             str(path), "XLSX needs openpyxl: pip install 'taxbridge[xlsx]'"
         ) from exc
+    _check_archive(path)
     try:
         book = load_workbook(path, read_only=True, data_only=True)
     except Exception as exc:  # openpyxl raises many kinds for a file that is not a workbook
@@ -354,6 +356,38 @@ def _xlsx_rows(path: Path) -> Iterator[list[str]]:
             yield [_xlsx_text(value) for value in values]
     finally:
         book.close()
+
+
+MAX_XLSX_UNPACKED = 512 * 1024 * 1024
+"""The most an XLSX may unpack to (its XML): far above a 100,000-line import, far below what
+exhausts a machine."""
+MAX_XLSX_RATIO = 100
+"""The most one large part of an XLSX may grow when unpacked (spreadsheet XML packs 5-20x; a
+zip bomb hundreds of times)."""
+
+
+def _check_archive(path: Path) -> None:
+    """Refuse an XLSX that would unpack to more than :data:`MAX_XLSX_UNPACKED` or whose parts
+    grow more than :data:`MAX_XLSX_RATIO` times, before any of it is unpacked."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            parts = archive.infolist()
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise FileFormatError(str(path), f"cannot be read as XLSX: {exc}") from exc
+    total = sum(part.file_size for part in parts)
+    if total > MAX_XLSX_UNPACKED:
+        raise FileFormatError(
+            str(path), f"unpacks to {total:,} bytes, more than the {MAX_XLSX_UNPACKED:,} allowed"
+        )
+    for part in parts:
+        if part.file_size > 1024 * 1024 and part.file_size > MAX_XLSX_RATIO * max(
+            part.compress_size, 1
+        ):
+            raise FileFormatError(
+                str(path),
+                f"its part {part.filename} unpacks {part.file_size // max(part.compress_size, 1):,}"
+                f" times its size ({part.file_size:,} bytes): not read, as a zip bomb would not be",
+            )
 
 
 def _xlsx_text(value: Any) -> str:
@@ -408,6 +442,8 @@ def _read(
                     continue
             else:
                 warnings += 1
+                if max_errors is not None and warnings > max_errors:
+                    continue  # counted, not listed: --max-errors bounds warnings too
             problems.append(problem)
 
     where = {text.strip(): index for index, text in enumerate(header) if text.strip()}
@@ -430,10 +466,13 @@ def _read(
     file_rules = [*template.file_rules(), *extra_rules]
     width = template.width
     count = 0
+    limit = template.max_rows
     for number, raw in enumerate(stream, start=2):
         if not any(raw):
             continue
         count += 1
+        if limit is not None and count > limit:
+            break  # reported below; nothing past the limit is read
         if identity:
             row = raw + [""] * (width - len(raw)) if len(raw) < width else raw
         else:
@@ -459,8 +498,8 @@ def _read(
             rows(number, row)
     for file_rule in file_rules:
         note(file_rule.finish(count))
-    if template.max_rows is not None and count > template.max_rows:
-        note([Problem(0, "", "", str(count), f"more than {template.max_rows:,} lines in one file")])
+    if limit is not None and count > limit:
+        note([Problem(0, "", "", f"{limit:,}+", f"more than {limit:,} lines in one file")])
     return Report(template.name, count, errors, warnings, tuple(problems))
 
 
