@@ -245,9 +245,10 @@ def test_a_single_use_certificate_for_a_purchase_order_covers_that_order_only(
         "no PO number"
     ]  # no order holds it: it did not go to another order
     wrong = attrs.evolve(_exempt_order("5003"), purchase_order_no="PO-78")
-    assert "and the order has PO PO-78" in _reasons(
-        service.bridge.on_pending_check(wrong), PendCode.EXEMPTION_CERTIFICATE
-    )[0]
+    assert (
+        "and the order has PO PO-78"
+        in _reasons(service.bridge.on_pending_check(wrong), PendCode.EXEMPTION_CERTIFICATE)[0]
+    )
     named = attrs.evolve(_exempt_order("5002"), purchase_order_no="PO-77")
     assert service.bridge.on_entry(named).total_tax == Decimal("0.00")
 
