@@ -295,3 +295,75 @@ def test_a_missing_password_variable_is_named_and_nothing_is_recorded(store: SQL
         ("C100", "the SMTP password's environment variable TB_SMTP_PASSWORD is not set"),
     )
     assert bridge.customer_notes() == []
+
+
+def _card(bridge: TaxBridge) -> None:
+    bridge.on_entry(order("7001", customer=ACME))  # C100's card, so certificates can be added
+
+
+def test_a_region_valid_beyond_the_horizon_in_either_source_is_not_reminded(
+    store: SQLiteStore,
+) -> None:
+    """Decided per customer and region across the exemption database and the certificates."""
+    bridge = _bridge(store, 25)
+    _card(bridge)
+    soon, later = DAY + dt.timedelta(days=10), DAY + dt.timedelta(days=400)
+    bridge.add_exemption(Exemption("C100", "NY", "2025-01-01", exemption_no="NY-1", expiry=soon))
+    bridge.add_certificate(
+        Certificate("C100", "G", ("NY",), signed="2025-01-01", expiry=later, exemption_no="NY-2")
+    )
+    bridge.add_exemption(Exemption("C100", "PA", "2025-01-01", exemption_no="PA-1", expiry=later))
+    bridge.add_certificate(
+        Certificate("C100", "G", ("PA",), signed="2025-01-01", expiry=soon, exemption_no="PA-2")
+    )
+    assert bridge.exemption_reminders(DAY, 30) == []
+
+
+@pytest.mark.parametrize("status", ["revoked", "pending"])
+def test_a_certificate_that_exempts_nothing_hides_no_expiring_one(
+    store: SQLiteStore, status: str
+) -> None:
+    bridge = _bridge(store, 25)
+    _card(bridge)
+    soon, later = DAY + dt.timedelta(days=10), DAY + dt.timedelta(days=400)
+    bridge.add_certificate(
+        Certificate("C100", "G", ("NY",), signed="2025-01-01", expiry=soon, exemption_no="NY-OLD")
+    )
+    bridge.add_certificate(
+        Certificate(
+            "C100", "G", ("NY",), signed="2025-01-01", expiry=later, exemption_no="NY-NEW",
+            status=status,
+        )
+    )  # fmt: skip
+    (due,) = bridge.exemption_reminders(DAY, 30)
+    assert (due.region, due.expiry, due.reference) == ("NY", soon, "NY-OLD")
+
+
+def test_the_letter_names_the_exemption_number_and_what_expired_first(
+    store: SQLiteStore,
+) -> None:
+    with smtp_server() as (port, inbox):
+        bridge = _bridge(store, port)
+        _card(bridge)
+        bridge.add_certificate(
+            Certificate(
+                "C100", "G", ("PA",), signed="2025-01-01", expiry=DAY + dt.timedelta(days=9),
+                exemption_no="PA-77",
+            )
+        )  # fmt: skip
+        bridge.add_certificate(
+            Certificate(
+                "C100", "G", ("NY",), signed="2025-01-01", expiry=DAY - dt.timedelta(days=5),
+                exemption_no="NY-55",
+            )
+        )  # fmt: skip
+        assert bridge.send_reminders(DAY, 30).sent == ("C100",)
+        (letter,) = inbox.to("ap@exempt.example")
+    assert " ".join(str(letter["Subject"]).split()) == (
+        "Tax exemption certificate has expired or expires soon - Exempt Co (C100)"
+    )
+    body = letter.get_payload(decode=True).decode()
+    assert "NY: certificate NY-55 expired on 2026-11-15" in body
+    assert "PA: certificate PA-77 expires on 2026-11-29" in body
+    assert body.index("NY-55") < body.index("PA-77")
+    assert "L-" not in body

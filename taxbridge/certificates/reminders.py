@@ -22,6 +22,7 @@ from taxbridge.logs import get_logger
 from taxbridge.models import (
     REMINDER_INCIDENT,
     REMINDER_NOTE,
+    CertificateStatus,
     Customer,
     CustomerNote,
     Incident,
@@ -31,6 +32,10 @@ from taxbridge.models import (
 from taxbridge.store.base import Store
 
 _log = get_logger("taxbridge")
+
+DB = "exemption database"
+CERTIFICATE = "certificate"
+"""A reminder's sources."""
 
 IncidentHook = Callable[[Incident], None]
 """Receives each reminder note as a CRM incident (template CH-TEEX)."""
@@ -63,18 +68,19 @@ class ReminderRun:
 
 
 def _latest(
-    entries: Sequence[tuple[str, str, dt.date | None, str]],
-) -> dict[tuple[str, str], tuple[dt.date | None, str]]:
-    """Per (customer, region): the furthest expiry (None: open-ended) and its reference."""
-    latest: dict[tuple[str, str], tuple[dt.date | None, str]] = {}
-    for customer, region, expiry, reference in entries:
+    entries: Sequence[tuple[str, str, dt.date | None, str, str]],
+) -> dict[tuple[str, str], tuple[dt.date | None, str, str]]:
+    """Per (customer, region): the furthest expiry (None: open-ended), its reference and its
+    source, whichever source it comes from."""
+    latest: dict[tuple[str, str], tuple[dt.date | None, str, str]] = {}
+    for customer, region, expiry, reference, source in entries:
         key = (customer, region)
         if key not in latest:
-            latest[key] = (expiry, reference)
+            latest[key] = (expiry, reference, source)
             continue
         known = latest[key][0]
         if known is not None and (expiry is None or expiry > known):
-            latest[key] = (expiry, reference)
+            latest[key] = (expiry, reference, source)
     return latest
 
 
@@ -118,27 +124,23 @@ class Reminders:
                         customer=card.customer_code,
                         error=str(exc),
                     )
-        found: list[Reminder] = []
-        database = _latest(
-            [
-                (e.customer_code, e.region, e.expiry, e.exemption_no or e.entity_use_code or "")
-                for e in self._store.exemptions()
-            ]
-        )
-        for (customer, region), (expiry, reference) in database.items():
-            if expiry is not None and expiry <= horizon:
-                found.append(Reminder(customer, region, expiry, "exemption database", reference))
-        certificates = _latest(
-            [
-                (c.customer_code, region, c.expiry, c.id)
-                for c in self._store.certificates()
-                if not c.single_use
-                for region in c.regions
-            ]
-        )
-        for (customer, region), (expiry, reference) in certificates.items():
-            if expiry is not None and expiry <= horizon:
-                found.append(Reminder(customer, region, expiry, "certificate", reference))
+        database = [
+            (e.customer_code, e.region, e.expiry, e.exemption_no or e.entity_use_code or "", DB)
+            for e in self._store.exemptions()
+        ]
+        certificates = [
+            (c.customer_code, region, c.expiry, c.exemption_no or c.id, CERTIFICATE)
+            for c in self._store.certificates()
+            if not c.single_use and c.status is CertificateStatus.VALID
+            for region in c.regions
+        ]  # a revoked or pending certificate exempts nothing, so it cannot hide an expiry
+        found = [
+            Reminder(customer, region, expiry, source, reference)
+            for (customer, region), (expiry, reference, source) in _latest(
+                [*database, *certificates]
+            ).items()
+            if expiry is not None and expiry <= horizon
+        ]  # decided per customer and region over both sources: one valid beyond is enough
         return sorted(found, key=lambda r: (r.customer_code, r.region, r.source))
 
     def run(
@@ -220,10 +222,14 @@ class Reminders:
     def _letter(
         self, code: str, name: str, recipient: str, items: tuple[Reminder, ...], as_of: dt.date
     ) -> ReminderLetter:
-        expired = all(r.expired_on(as_of) for r in items)
-        status = "has expired" if expired else "expires soon"
+        ended = [r.expired_on(as_of) for r in items]
+        status = (
+            "has expired"
+            if all(ended)
+            else ("has expired or expires soon" if any(ended) else "expires soon")
+        )
         lines = []
-        for reminder in items:
+        for reminder in sorted(items, key=lambda r: (not r.expired_on(as_of), r.expiry)):
             state = "expired on" if reminder.expired_on(as_of) else "expires on"
             what = (
                 f"certificate {reminder.reference}"
