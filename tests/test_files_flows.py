@@ -468,3 +468,35 @@ def test_the_demos_own_avatax_export_passes_its_own_validator(
         assert any(row[letter_index("B")].startswith("B-") for row in rows)
         overwrite = {"3": "4", "1": "2"}[process_code]
         assert (codes["A-9001"], codes["A-9049"]) == (overwrite, process_code)  # Y, and U
+
+
+def test_reading_back_the_customer_file_just_exported_warns_of_nothing(
+    bridge: TaxBridge, tmp_path: Path
+) -> None:
+    [first] = bridge.files.export_customers(tmp_path / "c1.csv", customers(), full=False)
+    assert bridge.files.validate_customers(first, full=False).problems == ()
+    copy = tmp_path / "c2.csv"  # a second file with the same numbers: an overwrite at CertCapture
+    copy.write_text(first.read_text().replace("Prairie Co", "Prairie Company"))
+    report = bridge.files.validate_customers(copy, full=False)
+    assert {p.value for p in report.problems if "exported before" in p.rule} == {"C001", "C002"}
+
+
+def test_a_file_is_validated_without_a_store_and_says_what_it_skipped(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from test_files_rules import GOOD, write
+
+    from taxbridge.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("TAXBRIDGE_DB", raising=False)
+    monkeypatch.delenv("TAXBRIDGE_CONFIG", raising=False)
+    good = write(tmp_path / "good.csv", avatax.avatax_template(), [GOOD])
+    assert main(["file", "validate", "avatax", str(good)]) == 0
+    out, err = capsys.readouterr()
+    assert "0 errors, 0 warnings" in out
+    assert "skipped: a code AvaTax already has" in err
+    bad = write(tmp_path / "bad.csv", avatax.avatax_template(), [{**GOOD, "D": "20/11/2026"}])
+    assert main(["file", "validate", "avatax", str(bad)]) == 1
+    assert "1 errors" in capsys.readouterr().out
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["bad.csv", "good.csv"]

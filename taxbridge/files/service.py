@@ -9,6 +9,7 @@ lines or 50 MB for customers), never inside a document.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 
@@ -35,6 +36,44 @@ CUSTOMERS = "certcapture-customer"
 """The export registry's kind for customer numbers sent to CertCapture."""
 ECMS_IDS = "ecms-cert-id"
 """The export registry's kind for ECMS Cert IDs (value: customer/region/effective date)."""
+CUSTOMER_FILES = "certcapture-customer-file"
+"""The export registry's kind for the customer files written (key: the file's SHA-256), so
+that reading one of them back is not taken for a second export."""
+STORE_RULES = {
+    "avatax": "a code AvaTax already has (stored Y, R or M) needs an overwrite ProcessCode",
+    "customers-basic": "a customer number exported before is a warning",
+    "customers-full": "a customer number exported before is a warning",
+    "ecms": "a Cert ID imported before for another certificate",
+}
+"""What each validation checks against the store, skipped when there is none."""
+
+
+def file_digest(path: Path) -> str:
+    """The SHA-256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def validate_alone(
+    kind: str,
+    path: str | Path,
+    *,
+    max_errors: int | None = None,
+    sst: bool = False,
+    overwrite: bool = False,
+) -> Report:
+    """Validate a file with every rule that needs no store (``STORE_RULES[kind]`` is skipped):
+    a file can be checked anywhere, before any store exists."""
+    if kind == "avatax":
+        template = avatax.avatax_template(sst=sst)
+    elif kind == "ecms":
+        template = cc.ecms_template({}, overwrite=overwrite)
+    else:
+        template = cc.customers_knowing(cc.FULL if kind == "customers-full" else cc.BASIC, {})
+    return read(template, path, max_errors=max_errors)
 
 
 def split_paths(path: Path, count: int) -> Path:
@@ -236,6 +275,8 @@ class Files:
             max_bytes=cc.MAX_CUSTOMER_BYTES,
         )
         self._store.record_exports(CUSTOMERS, exported, self._clock())
+        files = {file_digest(written_path): str(written_path) for written_path in written}
+        self._store.record_exports(CUSTOMER_FILES, files, self._clock())
         return written
 
     def validate_customers(
@@ -243,9 +284,9 @@ class Files:
     ) -> Report:
         """Validate a customer import, warning on numbers exported before."""
         source = Path(path)
-        template = cc.customers_knowing(
-            cc.FULL if full else cc.BASIC, self._store.exports(CUSTOMERS)
-        )
+        ours = source.is_file() and file_digest(source) in self._store.exports(CUSTOMER_FILES)
+        known = {} if ours else self._store.exports(CUSTOMERS)  # our own export read back
+        template = cc.customers_knowing(cc.FULL if full else cc.BASIC, known)
         report = read(template, source, max_errors=max_errors)
         if source.exists() and source.stat().st_size > cc.MAX_CUSTOMER_BYTES:
             big = Problem(0, "", "", f"{source.stat().st_size:,} bytes", "larger than 50 MB")
