@@ -12,6 +12,7 @@ import threading
 from collections.abc import Iterator
 from decimal import Decimal
 
+import attrs
 import httpx
 import pytest
 import respx
@@ -1030,3 +1031,49 @@ def test_a_second_store_on_the_same_engine_never_posts_twice(tmp_path, avatax) -
     assert first.on_invoice(invoice("9200", order())).flag is F.POSTED
     assert second.on_invoice(invoice("9200", order())).flag is F.POSTED
     assert avatax.commit_counts["A-9200"] == 1
+
+
+class TestCertificateService:
+    def test_ship_to_zones_are_sent_and_a_change_of_zones_updates_the_card_over_a_socket(
+        self,
+    ) -> None:
+        from taxbridge.models import CustomerCard
+
+        fake = FakeAvaTax(account_id=FAKE_ACCOUNT, license_key=FAKE_KEY)
+        fake.companies["DEFAULT"] = 4242
+        card = CustomerCard(
+            "C100", "DEFAULT", "Exempt Co", "1 Main St", "New York", "NY", "10118",
+            exposure_zones=("NY", "PA"),
+        )  # fmt: skip
+        with serve(fake) as url:
+            settings = AvaTaxSettings(
+                base_url=url, account_id=FAKE_ACCOUNT, license_key=Secret(FAKE_KEY)
+            )
+            with AvaTaxBackend(settings) as backend:
+                service = backend.certificate_service()
+                assert "exposure_zones" in service.kept_fields
+                service.push_customer(card, None)
+                moved = attrs.evolve(card, exposure_zones=("NY", "NJ"))
+                service.push_customer(moved, card)  # UpdateCustomer: a PUT over the socket
+        stored = fake.certcapture.customers[(4242, "C100")]
+        names = {zone["region"]: zone["name"] for zone in fake.certcapture.zones}
+        assert [zone["name"] for zone in stored["exposureZones"]] == [names["NJ"], names["NY"]]
+        assert [r.method for r in fake.requests if r.path.endswith("/customers/C100")][-1] == "PUT"
+        check_bodies_against_the_contract(fake)
+
+    def test_a_certificate_whose_zone_has_only_a_name_is_read_by_the_name(self, backend) -> None:
+        from taxbridge.backends.avatax.certificates import certificate_from_model
+
+        model = {
+            "id": 7,
+            "signedDate": "2026-01-01",
+            "expirationDate": "2027-01-01",
+            "exposureZone": {"name": "Pennsylvania"},
+            "exemptionReason": {"name": "RESALE"},
+            "valid": True,
+        }
+        service = backend.certificate_service()
+        found = certificate_from_model(model, "C100", service._zone_region)
+        assert found.regions == ("PA",)
+        with pytest.raises(MalformedResponse, match="no exposure zone region"):
+            certificate_from_model(model, "C100")

@@ -1042,7 +1042,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(payload)
 
-    do_GET = do_POST = _serve
+    do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _serve
 
     def log_message(self, format: str, *args: Any) -> None:
         """Quiet: a benchmark makes thousands of requests."""

@@ -7,7 +7,7 @@ of exempt reasons and exposure zones. Every call goes through the backend's HTTP
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -23,9 +23,12 @@ if TYPE_CHECKING:
 _CUSTOMERS = "/api/v2/companies/{company}/customers"
 
 
-def customer_model(card: CustomerCard, company_id: int) -> dict[str, Any]:
+def customer_model(
+    card: CustomerCard, company_id: int, zones: Mapping[str, str] | None = None
+) -> dict[str, Any]:
     """A ``CustomerModel`` of a card: customer number, name, address, e-mail, bill/ship, the
-    ship-to zones by name."""
+    ship-to zones by name (``zones``: region -> exposure zone name; a region AvaTax has no zone
+    for goes by its code)."""
     model: dict[str, Any] = {
         "companyId": company_id,
         "customerCode": card.customer_code,
@@ -42,6 +45,11 @@ def customer_model(card: CustomerCard, company_id: int) -> dict[str, Any]:
         model["line2"] = card.line2
     if card.email:
         model["emailAddress"] = card.email
+    if card.exposure_zones:
+        names = zones or {}
+        model["exposureZones"] = [
+            {"name": names.get(region, region), "region": region} for region in card.exposure_zones
+        ]
     return model
 
 
@@ -54,14 +62,19 @@ def _date(value: Any, name: str) -> dt.date | None:
         raise MalformedResponse(f"CertificateModel.{name} {value!r} is not a date") from None
 
 
-def certificate_from_model(data: Any, customer_code: str) -> Certificate:
+def certificate_from_model(
+    data: Any, customer_code: str, zone_region: Callable[[str], str] | None = None
+) -> Certificate:
     """A :class:`Certificate` of a ``CertificateModel``: Ex Code (exempt reason), Exemption No,
-    Cert Signed, Cert Exp Date and Ex State (the exposure zone's region)."""
+    Cert Signed, Cert Exp Date and Ex State (the exposure zone's region; ``zone_region`` maps a
+    zone that carries only its name, as the 19.6 example does)."""
     if not isinstance(data, Mapping):
         raise MalformedResponse("the answer is not a CertificateModel")
     zone = data.get("exposureZone") or {}
     reason = data.get("exemptionReason") or data.get("validatedExemptionReason") or {}
     region = str(zone.get("region") or "").upper()
+    if not region and zone.get("name") and zone_region is not None:
+        region = zone_region(str(zone["name"]))
     signed = _date(data.get("signedDate"), "signedDate")
     if not region or signed is None:
         raise MalformedResponse(
@@ -93,7 +106,7 @@ class AvaTaxCertificates:
     """The certificate service of an AvaTax account."""
 
     name = "avatax"
-    kept_fields = CARD_FIELDS - {"exposure_zones", "active_certificates"}
+    kept_fields = CARD_FIELDS - {"active_certificates"}
     """CustomerModel has no field for these."""
     remote = True
 
@@ -111,7 +124,8 @@ class AvaTaxCertificates:
         """CreateCustomers for a new card (UpdateCustomer when the service has it already);
         UpdateCustomer for a changed one."""
         company_id = self._backend.company_id(card.company_code)
-        model = customer_model(card, company_id)
+        zones = self.exposure_zones() if card.exposure_zones else None
+        model = customer_model(card, company_id, zones)
         base = _CUSTOMERS.format(company=company_id)
         if sent is None and self._customer(base, card.customer_code) is None:
             self._backend.api("POST", base, body=[model])
@@ -140,7 +154,7 @@ class AvaTaxCertificates:
             if exc.status == 404:
                 return []
             raise
-        return [certificate_from_model(row, customer_code) for row in rows]
+        return [certificate_from_model(row, customer_code, self._zone_region) for row in rows]
 
     def certificate(self, company_code: str, certificate_id: str) -> Certificate:
         """GetCertificate (with the customers it is for)."""
@@ -156,7 +170,7 @@ class AvaTaxCertificates:
         owner = ""
         if customers and isinstance(customers[0], Mapping):
             owner = str(customers[0].get("customerCode") or "")
-        return certificate_from_model(data, owner or "?")
+        return certificate_from_model(data, owner or "?", self._zone_region)
 
     def valid_certificate(
         self, company_code: str, customer_code: str, region: str, country: str = "US"
@@ -177,7 +191,7 @@ class AvaTaxCertificates:
         found = data.get("certificate")
         if str(data.get("status") or "").lower() != "exempt" or not found:
             return None
-        return certificate_from_model(found, customer_code)
+        return certificate_from_model(found, customer_code, self._zone_region)
 
     def request(
         self, company_code: str, request: CertificateRequest, cover_letter: str
@@ -238,6 +252,12 @@ class AvaTaxCertificates:
             ]
             self._zones = {str(r["region"]).upper(): str(r.get("name") or "") for r in usable}
             self._zone_ids = {str(r["region"]).upper(): int(r["id"]) for r in usable}
+
+    def _zone_region(self, name: str) -> str:
+        """The region of an exposure zone known only by its name, in any case ('' when AvaTax
+        has none)."""
+        by_name = {zone.casefold(): region for region, zone in self.exposure_zones().items()}
+        return by_name.get(name.strip().casefold(), "")
 
     def exempt_reasons(self) -> dict[str, str]:
         """ListCertificateExemptReasons (fetched once per service): name -> name."""
