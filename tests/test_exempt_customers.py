@@ -400,7 +400,7 @@ def test_a_certificate_request_goes_to_the_tax_contact(service: Service) -> None
         assert "Exempt" not in message["Subject"] or "C100" in message["Subject"]
         body = message.get_payload(decode=True).decode()
         assert "https://certs.example/upload?c=C100" in body
-        assert "NY, PA" in body
+        assert "New York (NY), Pennsylvania (PA)" in body
         assert sent.link == "https://certs.example/upload?c=C100"
     else:
         (invitation,) = service.fake.certcapture.invitations
@@ -410,6 +410,43 @@ def test_a_certificate_request_goes_to_the_tax_contact(service: Service) -> None
         assert invitation["exemptReasons"] == [1]
         assert sent.link == invitation["requestLink"]
         assert sent.status == "Ready"
+
+
+def test_the_local_request_is_a_letter_from_the_template(tmp_path: Path) -> None:
+    """Seed 002's request, as a clerk sends it: a greeting, the customer's and the seller's
+    names, regions and reasons by name (not bare codes)."""
+    with smtp_server() as (port, inbox), SQLiteStore(tmp_path / "tb.db") as store:
+        config = _config("local", port)
+        config = attrs.evolve(
+            config, certificates=attrs.evolve(config.certificates, seller="Liberty Books Ltd")
+        )
+        bridge = TaxBridge(config, _local_engine(), store, clock=_clock)
+        bridge.request_certificate(EXEMPT, ["NY", "PA"], ["G"], company_code="DEFAULT")
+        (message,) = inbox.to("tax@exempt.example")
+    subject = " ".join(str(message["Subject"]).split())
+    assert subject == f"Tax exemption certificate needed - {EXEMPT.name} (C100)"
+    body = message.get_payload(decode=True).decode()
+    assert body.startswith(f"Dear {EXEMPT.name},")
+    assert "Region(s): New York (NY), Pennsylvania (PA)" in body
+    assert "Exempt reason(s): Resale (G)" in body
+    assert body.rstrip().endswith("Liberty Books Ltd")
+
+
+def test_a_tax_contact_with_a_bad_email_falls_back_to_the_ap_email(service: Service) -> None:
+    import structlog
+    from structlog.testing import capture_logs
+
+    from taxbridge.models import Contact
+
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(10))
+
+    typo = attrs.evolve(EXEMPT, contacts=(Contact("TAX", email="tax@@exempt.example"),))
+    with capture_logs() as logs:
+        sent = service.bridge.request_certificate(typo, ["NY"], company_code="DEFAULT")
+    assert sent.recipient == "ap@exempt.example"
+    assert [e["event"] for e in logs if e["log_level"] == "warning"] == [
+        "taxbridge.certificates.request_fallback"
+    ]
 
 
 def test_without_a_tax_contact_the_request_goes_to_the_ap_email(service: Service) -> None:

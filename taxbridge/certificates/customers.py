@@ -28,7 +28,7 @@ from taxbridge.models import (
     Order,
     valid_email,
 )
-from taxbridge.models.exempt import check_region
+from taxbridge.models.exempt import TAX_CONTACT_ROLE, check_region
 from taxbridge.store.base import Store
 
 _log = get_logger("taxbridge")
@@ -322,6 +322,14 @@ class ExemptCustomers:
         or stored then."""
         service = self._require("a certificate request")
         recipient = customer.certificate_email
+        if recipient == customer.email and any(
+            contact.role == TAX_CONTACT_ROLE and contact.email for contact in customer.contacts
+        ):
+            _log.warning(
+                "taxbridge.certificates.request_fallback",
+                customer=customer.code,
+                reason="the TAX contact's e-mail is not valid; sent to the A/P e-mail",
+            )
         if not valid_email(recipient):
             raise InvalidFieldError(
                 "Customer",
@@ -345,7 +353,9 @@ class ExemptCustomers:
         company = company_code or self.company_of(customer.code)
         if customer.addresses:
             self.sync_card(self.card_for(customer, company))  # the service needs the customer
-        asked = CertificateRequest(customer.code, recipient, tuple(regions), tuple(reasons))
+        asked = CertificateRequest(
+            customer.code, recipient, tuple(regions), tuple(reasons), name=customer.name
+        )
         sent = service.request(company, asked, self._config.certificates.cover_letter)
         if sent.sent_at is None:  # a remote service: sent now, by the bridge's clock
             sent = attrs.evolve(sent, sent_at=self._clock())

@@ -16,11 +16,17 @@ from taxbridge.config import CertificateSettings
 from taxbridge.errors import CertificateNotFoundError, InvalidFieldError
 from taxbridge.models import Certificate, CertificateRequest, CustomerCard
 from taxbridge.models.exempt import CARD_FIELDS
-from taxbridge.regions import BY_COUNTRY
+from taxbridge.regions import BY_COUNTRY, CANADIAN_PROVINCES, US_STATES, US_TERRITORIES
 from taxbridge.store.base import Store
 
 SERVICE = "local"
 _ZONE_NAMES = {region: region for regions in BY_COUNTRY.values() for region in regions}
+
+
+def _region_name(region: str) -> str:
+    """A region as a letter names it: ``New York (NY)``."""
+    name = {**US_STATES, **US_TERRITORIES, **CANADIAN_PROVINCES}.get(region)
+    return f"{name.title()} ({region})" if name else region
 
 
 class LocalCertificates:
@@ -76,18 +82,20 @@ class LocalCertificates:
     def request(
         self, company_code: str, request: CertificateRequest, cover_letter: str
     ) -> CertificateRequest:
-        """E-mail the request with the upload link; :class:`MailError` when it cannot go."""
+        """E-mail the request with the upload link, from the ``[certificates]`` templates;
+        :class:`MailError` when it cannot go."""
         link = self._settings.link_for(request.customer_code)
-        reasons = ", ".join(request.reasons) or "any"
-        body = (
-            f"Please send us a tax exemption certificate for customer {request.customer_code}.\n\n"
-            f"Region(s): {', '.join(request.regions)}\n"
-            f"Exempt reason(s): {reasons}\n\n"
-            "Upload the certificate (with its region, your tax ID number, the reason for the "
-            "exemption, the effective and expiry dates, and whether it is for a single "
-            f"purchase) here:\n{link or '(reply to this e-mail with the certificate attached)'}\n"
-        )
-        subject = f"{cover_letter.title()}: tax exemption certificate for {request.customer_code}"
+        names = self._reasons()
+        values = {
+            "customer": request.customer_code,
+            "name": request.name or request.customer_code,
+            "regions": ", ".join(_region_name(r) for r in request.regions),
+            "reasons": ", ".join(f"{names.get(r, r)} ({r})" for r in request.reasons) or "any",
+            "link": link or "(reply to this e-mail with the certificate attached)",
+            "seller": self._settings.seller,
+        }
+        subject = self._settings.request_subject.format_map(values)
+        body = self._settings.request_body.format_map(values)
         self._mailer.send([Message(request.recipient, subject, body)])
         return attrs.evolve(
             request,

@@ -69,17 +69,44 @@ def _placeholders(*allowed: str) -> Any:
     return check
 
 
+REQUEST_SUBJECT = "Tax exemption certificate needed - {name} ({customer})"
+REQUEST_BODY = """Dear {name},
+
+To go on selling to you tax exempt, we need a current tax exemption certificate for your
+account {customer}:
+
+Region(s): {regions}
+Exempt reason(s): {reasons}
+
+Please upload it, with its region, your tax ID number, the reason for the exemption, the
+effective and expiry dates, and whether it is for a single purchase, here:
+{link}
+
+Thank you,
+{seller}
+"""
+REQUEST_PLACEHOLDERS = ("customer", "name", "regions", "reasons", "link", "seller")
+"""What a certificate request template may name."""
+
+
 @frozen
 class CertificateSettings:
     """The certificate service (seed 002). ``upload_url`` is the link a local request or a
     reminder carries (``{customer}`` is replaced by the customer number); ``cover_letter`` the
-    CertExpress cover letter an AvaTax request uses."""
+    CertExpress cover letter an AvaTax request uses; ``request_subject`` and ``request_body``
+    the e-mail a local request sends (placeholders: customer, name, regions, reasons, link,
+    seller), signed by ``seller``."""
 
     service: CertificateServiceKind = field(
         default=CertificateServiceKind.NONE, converter=_kind, validator=_member
     )
     upload_url: str = field(default="", validator=_placeholders("customer"))
     cover_letter: str = field(default="STANDARD REQUEST", validator=_text)
+    seller: str = field(default="", validator=_text)
+    request_subject: str = field(
+        default=REQUEST_SUBJECT, validator=_placeholders(*REQUEST_PLACEHOLDERS)
+    )
+    request_body: str = field(default=REQUEST_BODY, validator=_placeholders(*REQUEST_PLACEHOLDERS))
 
     @property
     def active(self) -> bool:
@@ -170,10 +197,15 @@ class ReminderSettings:
 
 
 def read_certificates(read: TableReader, top: dict[str, Any]) -> CertificateSettings:
-    """``[certificates]``: service, upload_url, cover_letter."""
-    table = read.table(
-        top.get("certificates", {}), "certificates", {"service", "upload_url", "cover_letter"}
-    )
+    """``[certificates]``: service, upload_url, cover_letter, seller, request_subject,
+    request_body_file (relative to the config file)."""
+    keys = {
+        "service", "upload_url", "cover_letter", "seller", "request_subject", "request_body_file",
+    }  # fmt: skip
+    table = read.table(top.get("certificates", {}), "certificates", keys)
+    body = REQUEST_BODY
+    if "request_body_file" in table:
+        body = _template_file(read, table, "request_body_file", "certificates")
     return read.build(
         "certificates",
         CertificateSettings,
@@ -182,7 +214,22 @@ def read_certificates(read: TableReader, top: dict[str, Any]) -> CertificateSett
         cover_letter=read.string(
             table, "cover_letter", "certificates.cover_letter", "STANDARD REQUEST"
         ),
+        seller=read.string(table, "seller", "certificates.seller", ""),
+        request_subject=read.string(
+            table, "request_subject", "certificates.request_subject", REQUEST_SUBJECT
+        ),
+        request_body=body,
     )
+
+
+def _template_file(read: TableReader, table: dict[str, Any], key: str, section: str) -> str:
+    """The text of a template file a key names (relative to the config file)."""
+    name = read.required_string(table, key, f"{section}.{key}")
+    path = Path(name) if read.base is None else read.base / name
+    try:
+        return path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise read.fail(f"{section}.{key}", name, f"cannot be read ({exc})") from None
 
 
 def read_smtp(read: TableReader, top: dict[str, Any]) -> SMTPSettings:
@@ -207,12 +254,7 @@ def read_reminders(read: TableReader, top: dict[str, Any]) -> ReminderSettings:
     table = read.table(top.get("reminders", {}), "reminders", {"days", "subject", "body_file"})
     body = DEFAULT_BODY
     if "body_file" in table:
-        name = read.required_string(table, "body_file", "reminders.body_file")
-        path = Path(name) if read.base is None else read.base / name
-        try:
-            body = path.read_text(encoding="utf-8")
-        except OSError as exc:
-            raise read.fail("reminders.body_file", name, f"cannot be read ({exc})") from None
+        body = _template_file(read, table, "body_file", "reminders")
     return read.build(
         "reminders",
         ReminderSettings,

@@ -12,7 +12,7 @@ from attrs import field, frozen
 
 from taxbridge.errors import InvalidFieldError
 from taxbridge.models import _fields as _f
-from taxbridge.models.exempt import TAX_CONTACT_ROLE, Contact
+from taxbridge.models.exempt import TAX_CONTACT_ROLE, Contact, valid_email
 from taxbridge.money import ZERO
 from taxbridge.regions import BY_COUNTRY
 
@@ -91,10 +91,10 @@ class Customer:
 
     @property
     def certificate_email(self) -> str:
-        """Where certificate requests and reminders go: the ``TAX`` contact, else the A/P
-        e-mail (blank when there is neither)."""
+        """Where certificate requests and reminders go: the ``TAX`` contact's e-mail when it is
+        a valid address, else the A/P e-mail (blank when there is neither)."""
         for contact in self.contacts:
-            if contact.role == TAX_CONTACT_ROLE and contact.email:
+            if contact.role == TAX_CONTACT_ROLE and valid_email(contact.email):
                 return contact.email
         return self.email
 

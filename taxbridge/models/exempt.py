@@ -258,6 +258,8 @@ class CertificateRequest:
     service: str = field(default="", converter=_f.text)
     sent_at: dt.datetime | None = None
     status: str = field(default="", converter=_f.text)
+    name: str = field(default="", converter=_f.text, eq=False)
+    """The customer's name, for the letter (not kept with the request)."""
 
 
 @frozen
