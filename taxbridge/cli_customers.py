@@ -18,26 +18,27 @@ from taxbridge.models import Address, Certificate, Contact, Customer
 Opener = Callable[..., TaxBridge]
 
 
-def load_erp_customers(path: str) -> list[Customer]:
+def load_erp_customers(path: str, option: str = "--from-file") -> list[Customer]:
     """Customers from a JSON file: a list of objects with Customer's fields (``addresses`` a
-    list of Address objects, ``contacts`` a list of {role, email, name})."""
+    list of Address objects, ``contacts`` a list of {role, email, name}); errors name
+    ``option``."""
     try:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
-        raise InvalidFieldError("--from-file", "file", path, f"cannot be read: {exc}") from exc
+        raise InvalidFieldError(option, "file", path, f"cannot be read: {exc}") from exc
     if not isinstance(data, list):
-        raise InvalidFieldError("--from-file", "file", path, "is not a JSON list of customers")
+        raise InvalidFieldError(option, "file", path, "is not a JSON list of customers")
     found = []
     for index, item in enumerate(data):
         if not isinstance(item, dict):
-            raise InvalidFieldError("--from-file", f"{path}[{index}]", item, "is not an object")
+            raise InvalidFieldError(option, f"{path}[{index}]", item, "is not an object")
         fields = dict(item)
         try:
             fields["addresses"] = tuple(Address(**a) for a in fields.get("addresses", ()))
             fields["contacts"] = tuple(Contact(**c) for c in fields.get("contacts", ()))
             found.append(Customer(**fields))
         except TypeError as exc:
-            raise InvalidFieldError("--from-file", f"{path}[{index}]", item, str(exc)) from exc
+            raise InvalidFieldError(option, f"{path}[{index}]", item, str(exc)) from exc
     return found
 
 
@@ -160,9 +161,16 @@ def _add(args: argparse.Namespace, open_bridge: Opener) -> int:
 
 def _reminders(args: argparse.Namespace, open_bridge: Opener) -> int:
     as_of = day_option(args.as_of, "--as-of")
+    customers = (
+        {c.code: c for c in load_erp_customers(args.customers, "--customers")}
+        if args.customers
+        else None
+    )
     with open_bridge(args, read_only=True) as bridge:
         day = as_of or bridge.clock().date()
-        run = bridge.send_reminders(day, args.days, dry_run=args.dry_run or not args.send)
+        run = bridge.send_reminders(
+            day, args.days, dry_run=args.dry_run or not args.send, customers=customers
+        )
     recipients = {letter.customer_code: letter.recipient for letter in run.letters}
     due = [
         {
@@ -289,6 +297,12 @@ def add_commands(commands: Any, common: argparse.ArgumentParser, open_bridge: Op
     reminders.add_argument("--as-of", metavar="YYYY-MM-DD", help="the day (default: today, UTC)")
     reminders.add_argument("--send", action="store_true", help="mail the letters (SMTP)")
     reminders.add_argument("--dry-run", action="store_true", help="render, send nothing")
+    reminders.add_argument(
+        "--customers",
+        metavar="FILE.json",
+        help="who to write to: the customer file of 'customers sync --from-file' (needed for "
+        "exemption database customers when no certificate service keeps their cards)",
+    )
     reminders.add_argument(
         "--format", choices=("table", "json"), default="table", help="output format"
     )

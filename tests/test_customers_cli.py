@@ -230,3 +230,33 @@ def test_a_bad_date_or_file_option_is_one_line_and_exit_2(
     code, _, err = _run(capsys, *argv, "--config", str(config))
     assert code == 2
     assert err.splitlines() == [f"taxbridge: command line.{message}"]
+
+
+def test_reminders_without_a_certificate_service_write_to_the_customer_file(
+    setup: tuple[Path, Inbox], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The seed's reminder run on the defaults (service "none"): exemption database customers
+    have no card, so the ERP's customer file says where to write."""
+    import datetime as dt
+
+    from taxbridge import TaxBridge
+    from taxbridge.models import Exemption
+
+    config, inbox = setup
+    config.write_text(config.read_text().replace('service = "local"', 'service = "none"'))
+    with TaxBridge.from_config(config) as bridge:
+        bridge.add_exemption(
+            Exemption("C900", "NY", "2025-01-01", exemption_no="NY-9", expiry=dt.date(2026, 12, 1))
+        )
+    args = ("--config", str(config), "--as-of", "2026-11-21", "--days", "30", "--send")
+    code, out, _ = _run(capsys, "reminders", *args)
+    assert "C900" in out
+    assert "no valid e-mail address" in out
+    assert inbox.to("tax@museum.example") == []
+    customers = str(config.parent / "customers.json")
+    code, out, _ = _run(capsys, "reminders", *args, "--customers", customers)
+    assert code == 0
+    assert len(inbox.to("tax@museum.example")) == 1
+    code, _, err = _run(capsys, "reminders", *args, "--customers", "/nonexistent.json")
+    assert code == 2
+    assert "--customers.file: '/nonexistent.json' cannot be read" in err
