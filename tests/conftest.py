@@ -140,6 +140,27 @@ def store(tmp_path: Path) -> Iterator[SQLiteStore]:
         yield opened
 
 
+AVATAX_TOML = """\
+[backend]
+kind = "avatax"
+base_url = "{url}"
+account_id = "{account}"
+license_key_env = "{key_env}"
+company_ids = {{ DEFAULT = 4242 }}
+
+[[companies]]
+erp_company = "01"
+company_code = "DEFAULT"
+
+[[nexus]]
+region = "NY"
+
+[store]
+path = "taxbridge.db"
+"""
+"""A config file on an AvaTax at ``url`` (company DEFAULT = 4242, the key read from the
+environment variable ``key_env``) and the store ``taxbridge.db`` beside it."""
+
 FAKE_URL = "https://avatax.fake.test"
 FAKE_ACCOUNT = "1100000000"
 FAKE_KEY = "fake-license-key-9f3a"

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import respx
-from conftest import FAKE_ACCOUNT, FAKE_KEY, FAKE_URL, fake_avatax, invoice, order
+from conftest import AVATAX_TOML, FAKE_ACCOUNT, FAKE_KEY, FAKE_URL, fake_avatax, invoice, order
 
 from taxbridge import FinalTaxFlag as F
 from taxbridge import LocalEngine, RecordingBackend, SQLiteStore, TaxBridge
@@ -82,27 +82,6 @@ def test_another_environment_or_account_is_other_books(store: SQLiteStore) -> No
     assert other.commit_counts == {}
 
 
-CONFIG = """\
-[backend]
-kind = "avatax"
-base_url = "{url}"
-account_id = "{account}"
-license_key_env = "TAXBRIDGE_BOOKS_TEST_KEY"
-company_ids = {{ DEFAULT = 4242 }}
-max_attempts = 1
-
-[[companies]]
-erp_company = "01"
-company_code = "DEFAULT"
-
-[[nexus]]
-region = "NY"
-
-[store]
-path = "taxbridge.db"
-"""
-
-
 def test_the_command_line_uses_the_folders_config_and_says_so(
     tmp_path: Path, monkeypatch, capsys
 ) -> None:
@@ -115,7 +94,9 @@ def test_the_command_line_uses_the_folders_config_and_says_so(
     monkeypatch.delenv("TAXBRIDGE_DB", raising=False)
     monkeypatch.chdir(tmp_path)
     with serve(fake) as url:
-        (tmp_path / "taxbridge.toml").write_text(CONFIG.format(url=url, account=FAKE_ACCOUNT))
+        (tmp_path / "taxbridge.toml").write_text(
+            AVATAX_TOML.format(url=url, account=FAKE_ACCOUNT, key_env="TAXBRIDGE_BOOKS_TEST_KEY")
+        )
         with TaxBridge.from_config(tmp_path / "taxbridge.toml") as bridge:
             bridge.on_invoice(invoice("1", order("1001")))
             fake.outage = True

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import FAKE_ACCOUNT, FAKE_KEY, invoice, open_store, order
+from conftest import AVATAX_TOML, FAKE_ACCOUNT, FAKE_KEY, invoice, open_store, order
 
 from taxbridge import FinalTaxFlag as F
 from taxbridge import LocalEngine, RecordingBackend, TaxBridge
@@ -152,26 +152,6 @@ def test_two_erp_servers_invoice_while_four_repost_processes_drain_one_queue(
         assert {flags[code] for code in codes if code not in queued} == {F.POSTED}
 
 
-REPOST_CONFIG = """\
-[backend]
-kind = "avatax"
-base_url = "{url}"
-account_id = "{account}"
-license_key_env = "TAXBRIDGE_INTERRUPT_KEY"
-company_ids = {{ DEFAULT = 4242 }}
-
-[[companies]]
-erp_company = "01"
-company_code = "DEFAULT"
-
-[[nexus]]
-region = "NY"
-
-[store]
-path = "taxbridge.db"
-"""
-
-
 @pytest.mark.skipif(sys.platform == "win32", reason="sends SIGINT to a child process")
 def test_ctrl_c_during_repost_exits_130_in_one_line_and_gives_back_what_was_not_sent(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
@@ -182,7 +162,9 @@ def test_ctrl_c_during_repost_exits_130_in_one_line_and_gives_back_what_was_not_
     monkeypatch.delenv("TAXBRIDGE_CONFIG", raising=False)
     config = tmp_path / "taxbridge.toml"
     with serve(fake) as url:
-        config.write_text(REPOST_CONFIG.format(url=url, account=FAKE_ACCOUNT))
+        config.write_text(
+            AVATAX_TOML.format(url=url, account=FAKE_ACCOUNT, key_env="TAXBRIDGE_INTERRUPT_KEY")
+        )
         with TaxBridge.from_config(config) as bridge:
             bridge.on_invoice(invoice("1", order("100001")))  # the store's books: this AvaTax
             fake.outage = True

@@ -255,26 +255,20 @@ class ExemptCustomers:
                     certificate,
                     f"single-use certificate {certificate.id} covers order {holder}",
                 )
-        if valid and len(other_po) == len(valid):
-            asked = f"PO {po_number}" if po_number else "no PO number"
-            return check(
-                customer_code,
-                region,
-                day,
-                Coverage.USED,
-                valid[0],
-                f"customer {customer_code}: the single-use certificate for {region} is for "
-                f"PO {', '.join(sorted(other_po))}, and the order has {asked}",
-            )
         if valid:
+            asked = f"PO {po_number}" if po_number else "no PO number"
+            why = (
+                f"is for PO {', '.join(sorted(other_po))}, and the order has {asked}"
+                if len(other_po) == len(valid)
+                else "went to another order"
+            )
             return check(
                 customer_code,
                 region,
                 day,
                 Coverage.USED,
                 valid[0],
-                f"customer {customer_code}: the single-use certificate for {region} "
-                "went to another order",
+                f"customer {customer_code}: the single-use certificate for {region} {why}",
             )
         latest = max(in_region, key=lambda c: c.expiry or dt.date.max)
         ended = latest.expiry.isoformat() if latest.expiry else "not valid"
