@@ -215,14 +215,12 @@ def customers() -> list[CustomerRecord]:
     ]  # fmt: skip
 
 
-def test_customer_exports_validate_and_warn_on_a_second_export(
-    bridge: TaxBridge, tmp_path: Path
-) -> None:
+def test_customer_exports_validate_clean_when_read_back(bridge: TaxBridge, tmp_path: Path) -> None:
     [basic] = bridge.files.export_customers(tmp_path / "basic.csv", customers(), full=False)
     report = bridge.files.validate_customers(basic, full=False)
     assert report.errors == 0
     assert report.rows == 3
-    assert {p.value for p in report.problems} == {"C001", "C002"}  # exported: warned
+    assert report.problems == ()  # our own export read back (another file warns: see below)
     [full] = bridge.files.export_customers(tmp_path / "full.csv", customers(), full=True)
     report = bridge.files.validate_customers(full, full=True)
     assert report.errors == 0
