@@ -141,7 +141,13 @@ def test_each_customer_gets_one_letter_a_txeexp_note_and_a_ch_teex_incident(
         assert len(inbox.received) == 2
         assert len(incidents) == 2
         tomorrow = bridge.send_reminders(DAY + dt.timedelta(days=1), 30, customers={"C300": BETA})
-        assert tomorrow.sent == ("C100", "C300")
+        assert tomorrow.sent == ()  # [reminders] again_after_days: 7 by default
+        assert set(tomorrow.skipped) == {
+            ("C100", "reminded already on 2026-11-20"),
+            ("C300", "reminded already on 2026-11-20"),
+        }
+        week = bridge.send_reminders(DAY + dt.timedelta(days=7), 30, customers={"C300": BETA})
+        assert week.sent == ("C100", "C300")
 
 
 def test_a_line_break_in_a_customers_name_stops_no_one_and_adds_no_header(
@@ -237,6 +243,8 @@ def test_a_template_file_replaces_the_body(tmp_path: Path) -> None:
         ('[reminders]\nsubject = "Hi {nobody}"', r"reminders\.subject.*\{nobody\}"),
         ('[reminders]\nbody_file = "missing.txt"', r"reminders\.body_file.*cannot be read"),
         ("[reminders]\ndays = -1", r"reminders\.days"),
+        ("[reminders]\nagain_after_days = 5000", r"reminders\.again_after_days"),
+        ('[certificates]\nrequest_subject = "{who}"', r"certificates\.request_subject.*\{who\}"),
         ('[smtp]\nhost = "mail"\nusername = "u"', r"smtp\.password_env.*required"),
         ("[smtp]\nport = 0", r"smtp\.port"),
         ('[certificates]\nservice = "paper"', r"certificates\.service.*'paper'"),
@@ -281,7 +289,7 @@ def test_the_smtp_login_uses_the_password_from_the_environment(store: SQLiteStor
         assert bridge.send_reminders(DAY, 30).sent == ("C100",)
         assert len(inbox.received) == 1
         wrong = _login_bridge(store, port, {"TB_SMTP_PASSWORD": "guess"})
-        run = wrong.send_reminders(DAY + dt.timedelta(days=1), 30)
+        run = wrong.send_reminders(DAY + dt.timedelta(days=7), 30)  # due again
         assert run.sent == ()
         assert "guess" not in run.failed[0][1]
         assert len(inbox.received) == 1
@@ -367,3 +375,32 @@ def test_the_letter_names_the_exemption_number_and_what_expired_first(
     assert "PA: certificate PA-77 expires on 2026-11-29" in body
     assert body.index("NY-55") < body.index("PA-77")
     assert "L-" not in body
+
+
+def test_a_region_is_reminded_again_only_after_the_set_days_each_on_its_own(
+    store: SQLiteStore,
+) -> None:
+    with smtp_server() as (port, inbox):
+        bridge = _bridge(store, port, again_after_days=10)
+        _card(bridge)
+        bridge.add_certificate(
+            Certificate("C100", "G", ("NY",), signed="2025-01-01", expiry=DAY, exemption_no="NY-1")
+        )
+        assert bridge.send_reminders(DAY, 30).sent == ("C100",)
+        later = DAY + dt.timedelta(days=25)
+        bridge.add_certificate(
+            Certificate(
+                "C100", "G", ("PA",), signed="2025-01-01", expiry=later, exemption_no="PA-1"
+            )
+        )
+        third = DAY + dt.timedelta(days=3)
+        assert bridge.send_reminders(third, 30).sent == ("C100",)  # PA is new: only PA
+        assert bridge.send_reminders(third + dt.timedelta(days=1), 30).sent == ()
+        assert bridge.send_reminders(DAY + dt.timedelta(days=10), 30).sent == ("C100",)  # NY
+        letters = [m.get_payload(decode=True).decode() for m in inbox.to("ap@exempt.example")]
+    assert ["NY-1" in body for body in letters] == [True, False, True]
+    assert ["PA-1" in body for body in letters] == [False, True, False]
+    assert store.reminded() == {
+        ("C100", "NY"): DAY + dt.timedelta(days=10),
+        ("C100", "PA"): DAY + dt.timedelta(days=3),
+    }

@@ -167,12 +167,23 @@ class Reminders:
             for n in self._store.customer_notes(note_type=REMINDER_NOTE)
             if n.day == as_of
         }
+        last = self._store.reminded()
+        again = dt.timedelta(days=self._config.reminders.again_after_days)
         for code, items in by_customer.items():
+            fresh = [
+                r
+                for r in items
+                if (code, r.region) not in last or as_of >= last[(code, r.region)] + again
+            ]
+            if not fresh:
+                latest = max(last[(code, r.region)] for r in items)
+                skipped.append((code, f"reminded already on {latest.isoformat()}"))
+                continue
             name, recipient = self._addressee(code, customers)
             if not valid_email(recipient):
                 skipped.append((code, f"no valid e-mail address ({recipient!r})"))
                 continue
-            letter = self._letter(code, name, recipient, tuple(items), as_of)
+            letter = self._letter(code, name, recipient, tuple(fresh), as_of)
             if send and code in noted:
                 skipped.append((code, f"reminded already on {as_of.isoformat()}"))
                 continue
@@ -198,6 +209,9 @@ class Reminders:
             if not self._store.add_customer_note(note):
                 skipped.append((letter.customer_code, "another run recorded it first"))
                 continue
+            self._store.record_reminded(
+                letter.customer_code, [r.region for r in letter.reminders], as_of
+            )
             sent.append(letter.customer_code)
             _log.info(
                 "taxbridge.reminders.sent",

@@ -181,10 +181,13 @@ PLACEHOLDERS = ("customer", "name", "status", "regions", "link", "expiry", "as_o
 @frozen
 class ReminderSettings:
     """The reminder letter (BNW150 reminder): ``days`` ahead (None: the pending check's
-    ``expiry_warning_days``), and the subject and body templates (``body_file`` replaces the
-    default body; placeholders: customer, name, status, regions, link, expiry, as_of)."""
+    ``expiry_warning_days``), ``again_after_days`` before a customer is reminded again of the
+    same region (0: on every run, once a day), and the subject and body templates
+    (``body_file`` replaces the default body; placeholders: customer, name, status, regions,
+    link, expiry, as_of)."""
 
     days: int | None = field(default=None)
+    again_after_days: int = field(default=7)
     subject: str = field(default=DEFAULT_SUBJECT, validator=_placeholders(*PLACEHOLDERS))
     body: str = field(default=DEFAULT_BODY, validator=_placeholders(*PLACEHOLDERS))
 
@@ -194,6 +197,9 @@ class ReminderSettings:
             isinstance(days, bool) or not isinstance(days, int) or not 0 <= days <= 3660
         ):
             raise bad(self, "days", days, "is not a whole number of days, 0 to 3660")
+        again = self.again_after_days
+        if isinstance(again, bool) or not isinstance(again, int) or not 0 <= again <= 3660:
+            raise bad(self, "again_after_days", again, "is not a whole number of days, 0 to 3660")
 
 
 def read_certificates(read: TableReader, top: dict[str, Any]) -> CertificateSettings:
@@ -251,7 +257,8 @@ def read_smtp(read: TableReader, top: dict[str, Any]) -> SMTPSettings:
 
 def read_reminders(read: TableReader, top: dict[str, Any]) -> ReminderSettings:
     """``[reminders]``: days, subject, body_file (relative to the config file)."""
-    table = read.table(top.get("reminders", {}), "reminders", {"days", "subject", "body_file"})
+    keys = {"days", "again_after_days", "subject", "body_file"}
+    table = read.table(top.get("reminders", {}), "reminders", keys)
     body = DEFAULT_BODY
     if "body_file" in table:
         body = _template_file(read, table, "body_file", "reminders")
@@ -259,6 +266,9 @@ def read_reminders(read: TableReader, top: dict[str, Any]) -> ReminderSettings:
         "reminders",
         ReminderSettings,
         days=read.integer(table, "days", "reminders.days", 0, 0, 3660) if "days" in table else None,
+        again_after_days=read.integer(
+            table, "again_after_days", "reminders.again_after_days", 7, 0, 3660
+        ),
         subject=read.string(table, "subject", "reminders.subject", DEFAULT_SUBJECT),
         body=body,
     )

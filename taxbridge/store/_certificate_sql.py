@@ -258,6 +258,20 @@ class CertificatesMixin:
             )
             return bool(cursor.rowcount)
 
+    def reminded(self) -> dict[tuple[str, str], dt.date]:
+        """(customer, region) -> the day a reminder last went out for it."""
+        with self._read() as conn:
+            rows = conn.execute("SELECT customer_code, region, day FROM reminded").fetchall()
+        return {(str(c), str(r)): dt.date.fromisoformat(str(d)) for c, r, d in rows}
+
+    def record_reminded(self, customer_code: str, regions: Sequence[str], day: dt.date) -> None:
+        """Remember that a reminder for these regions of the customer went out on ``day``."""
+        with self._write() as conn:
+            conn.executemany(
+                "INSERT OR REPLACE INTO reminded (customer_code, region, day) VALUES (?, ?, ?)",
+                [(customer_code, region, day.isoformat()) for region in regions],
+            )
+
     def customer_notes(
         self, customer_code: str | None = None, note_type: str | None = None
     ) -> list[CustomerNote]:

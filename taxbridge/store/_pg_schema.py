@@ -413,6 +413,18 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
         $$
         """,
     ),
+    (
+        6,
+        # As SQLite's version 10: when each customer was last reminded for each region.
+        """
+        CREATE TABLE reminded (
+            customer_code TEXT NOT NULL,
+            region TEXT NOT NULL,
+            day TEXT NOT NULL,
+            PRIMARY KEY (customer_code, region)
+        )
+        """,
+    ),
 )
 """Schema changes in order; later features append a (version, sql) pair, never edit one.
 Version 3 adds the one-call guard of a write (locks, lease, expected state) that lets a save
@@ -432,5 +444,6 @@ PRIMARY_KEYS: dict[str, tuple[str, ...]] = {
     "certificate_uses": ("certificate_id",),
     "customer_cards": ("customer_code",),
     "customer_notes": ("customer_code", "note_type", "day"),
+    "reminded": ("customer_code", "region"),
 }
 """What an upsert of each table conflicts on."""

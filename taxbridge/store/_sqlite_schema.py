@@ -277,6 +277,18 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
         # to null.
         "ALTER TABLE documents ADD COLUMN lines_digest TEXT",
     ),
+    (
+        10,
+        # When each customer was last reminded for each region ([reminders] again_after_days).
+        """
+        CREATE TABLE reminded (
+            customer_code TEXT NOT NULL,
+            region TEXT NOT NULL,
+            day TEXT NOT NULL,
+            PRIMARY KEY (customer_code, region)
+        ) WITHOUT ROWID
+        """,
+    ),
 )
 """Schema changes in order. Later features append a (version, sql) pair; never edit one."""
 

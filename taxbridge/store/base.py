@@ -499,6 +499,14 @@ class CertificateStore(Protocol):
         """Customer-history notes, oldest first."""
         ...
 
+    def reminded(self) -> dict[tuple[str, str], dt.date]:
+        """(customer, region) -> the day a reminder last went out for it."""
+        ...
+
+    def record_reminded(self, customer_code: str, regions: Sequence[str], day: dt.date) -> None:
+        """Remember that a reminder for these regions of the customer went out on ``day``."""
+        ...
+
 
 class Store(
     DocumentStore,

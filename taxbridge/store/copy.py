@@ -240,3 +240,5 @@ def _copy_exempt_customers(source: Store, target: Store) -> None:
     for note in source.customer_notes():
         if note not in notes:
             target.add_customer_note(note)
+    for (customer, region), day in source.reminded().items():
+        target.record_reminded(customer, [region], day)

@@ -731,3 +731,9 @@ def test_a_customer_note_is_kept_once_a_day_and_requests_are_remembered(store: S
     store.record_certificate_request(request)
     assert store.certificate_requests("C1") == [request]
     assert store.certificate_requests("C2") == []
+    store.record_reminded("C1", ["NY", "PA"], dt.date(2026, 11, 20))
+    store.record_reminded("C1", ["NY"], dt.date(2026, 11, 27))
+    assert store.reminded() == {
+        ("C1", "NY"): dt.date(2026, 11, 27),
+        ("C1", "PA"): dt.date(2026, 11, 20),
+    }
