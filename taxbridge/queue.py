@@ -353,8 +353,8 @@ class _Drain(Generic[AttemptT]):
         self._stopping = threading.Event()
         self._unsent: list[QueueEntry] = []
         """Entries a posting thread skipped once the run was stopping (list.append is atomic)."""
-        self._open: dict[str, QueueEntry] = {}
-        """Entries claimed and not yet recorded: what a run that stops gives back."""
+        self._taken_over: set[str] = set()
+        """Codes this run took over from a worker whose lease ran out (it may have sent them)."""
         self._group = max(1, concurrency // 2)
         """How many answers are recorded together when they come in close enough."""
         self.outcomes: dict[str, list[str]] = {"reposted": [], "failed": [], "taken_over": []}
@@ -404,7 +404,7 @@ class _Drain(Generic[AttemptT]):
             if remaining is not None:
                 self._remaining = remaining - len(claimed)
             self._exhausted = not claimed or code is not None or self._remaining == 0
-            self._open.update((entry.code, entry) for entry in claimed)
+            self._taken_over.update(e.code for e in claimed if e.taken_over_from is not None)
             self._batch.extend(claimed)
             self._read = ctx.store.get_many([entry.code for entry in claimed])
         return self._batch.popleft() if self._batch else None
@@ -458,8 +458,6 @@ class _Drain(Generic[AttemptT]):
                 posted.append(answer)
         recorded = self._reposter.settle_all(posted, self._holder) if posted else []
         self._ready = []
-        for code in codes:
-            self._open.pop(code, None)
         for code, result in zip(codes, recorded, strict=True):
             outcome = (
                 "taken_over"
@@ -487,15 +485,10 @@ class _Drain(Generic[AttemptT]):
         it had (one taken over from a dead worker may have landed); anything else claimed may
         have been sent, and is marked so: the next run looks it up before posting it."""
         never_sent = {entry.code for entry in (*self._unsent, *self._batch)}
-        taken_over = {code for code, entry in self._open.items() if entry.taken_over_from}
         self._batch.clear()
         with contextlib.suppress(Exception):
             # what the store says this run holds: a claim the stop cut short is in it too
-            left = [
-                entry
-                for entry in self._ctx.store.queue()
-                if entry.claimed_by == self._holder or entry.code in self._open
-            ]
+            left = [entry for entry in self._ctx.store.queue() if entry.claimed_by == self._holder]
             if left:
                 self._ctx.store.release(
                     self._holder,
@@ -503,7 +496,7 @@ class _Drain(Generic[AttemptT]):
                     in_doubt=[
                         entry.code
                         for entry in left
-                        if entry.code not in never_sent or entry.code in taken_over
+                        if entry.code not in never_sent or entry.code in self._taken_over
                     ],
                 )
 
@@ -514,13 +507,7 @@ class _Drain(Generic[AttemptT]):
         that holds it now."""
         while not self._done.empty():
             self._ready.append(self._done.get())
-        finished = [
-            (entry, answer)
-            for entry, answer in self._ready
-            if not isinstance(answer, BaseException)
-        ]
+        finished = [answer for _, answer in self._ready if not isinstance(answer, BaseException)]
         if finished:
             with contextlib.suppress(Exception):
-                self._reposter.settle_all([answer for _, answer in finished], self._holder)
-                for entry, _ in finished:
-                    self._open.pop(entry.code, None)
+                self._reposter.settle_all(finished, self._holder)
