@@ -326,3 +326,38 @@ def test_an_interrupted_copy_is_refused_until_run_again_and_then_whole(
     err = capsys.readouterr().err
     assert "holds documents already and is no unfinished copy" in err
     assert (store_spec if not store_spec.startswith("postgres") else "postgresql://") in err
+
+
+class _InterruptedAfterBegin:
+    """A connection on which Ctrl-C lands the instant a BEGIN returns (once), as it can when
+    the signal arrives while SQLite is taking its lock."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+        self.armed = True
+
+    def execute(self, sql: str, *args: object) -> sqlite3.Cursor:
+        cursor = self.conn.execute(sql, *args)
+        if self.armed and sql.startswith("BEGIN"):
+            self.armed = False
+            raise KeyboardInterrupt
+        return cursor
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.conn, name)
+
+
+@pytest.mark.parametrize("call", ["write", "read"])
+def test_ctrl_c_just_after_begin_leaves_no_transaction_open(tmp_path: Path, call: str) -> None:
+    """A transaction left open would refuse every later write of the connection: a stopped
+    repost run could then neither record what it sent nor give back what it had claimed."""
+    with SQLiteStore(tmp_path / "t.db") as store:
+        real = store._conn
+        store._conn = _InterruptedAfterBegin(real)  # type: ignore[assignment]
+        write, read = (lambda: store.set_meta("k", "v")), (lambda: store.get_many(["A-1"]))
+        action = write if call == "write" else read
+        with pytest.raises(KeyboardInterrupt):
+            action()
+        assert not real.in_transaction
+        store.set_meta("k", "after")
+        assert store.get_meta("k") == "after"

@@ -53,11 +53,12 @@ class SQLiteStore(SQLStore):
             if conn.in_transaction:
                 yield conn
                 return
-            conn.execute("BEGIN")
             try:
+                conn.execute("BEGIN")
                 yield conn
             finally:
-                conn.execute("ROLLBACK")  # nothing was written: this ends the snapshot
+                if conn.in_transaction:  # also when Ctrl-C lands just after BEGIN returned
+                    conn.execute("ROLLBACK")  # nothing was written: this ends the snapshot
 
     @contextmanager
     def _read_one(self, doing: str = "cannot read the store") -> Iterator[sqlite3.Connection]:
@@ -72,11 +73,14 @@ class SQLiteStore(SQLStore):
     def _write(self) -> Iterator[sqlite3.Connection]:
         with self._lock:
             try:
-                self._conn.execute("BEGIN IMMEDIATE")
                 try:
+                    self._conn.execute("BEGIN IMMEDIATE")
                     yield self._conn
                 except BaseException:
-                    self._conn.execute("ROLLBACK")
+                    # also when Ctrl-C lands just after BEGIN returned: a transaction left
+                    # open would refuse every later write of this connection
+                    if self._conn.in_transaction:
+                        self._conn.execute("ROLLBACK")
                     raise
                 self._conn.execute("COMMIT")
             except (sqlite3.Error, OSError) as exc:
