@@ -76,8 +76,8 @@ def _certificate_row(certificate: Certificate, uses: dict[str, str]) -> dict[str
         if certificate.single_use
         else "no"
     )
-    if certificate.po_number:
-        row["PO"] = certificate.po_number
+    if certificate.po_numbers:
+        row["PO"] = ", ".join(certificate.po_numbers)
     return row
 
 
@@ -149,7 +149,7 @@ def _add(args: argparse.Namespace, open_bridge: Opener) -> int:
         effective=args.effective,
         exemption_no=args.exemption_no or "",
         single_use=args.single_use,
-        po_number=args.po or "",
+        po_numbers=args.po or (),
         filename=Path(args.pdf).name if args.pdf else "",
         pdf=pdf,
     )
@@ -284,7 +284,12 @@ def add_commands(commands: Any, common: argparse.ArgumentParser, open_bridge: Op
     add.add_argument("--effective", type=_date, metavar="YYYY-MM-DD", help="from (default: signed)")
     add.add_argument("--exemption-no", metavar="NO", help="Exemption No")
     add.add_argument("--single-use", action="store_true", help="for one purchase only")
-    add.add_argument("--po", metavar="PO", help="the purchase order a single-use one is for")
+    add.add_argument(
+        "--po",
+        metavar="PO",
+        action="append",
+        help="a purchase order a single-use one is for (repeat for each)",
+    )
     add.add_argument("--pdf", metavar="FILE", help="the certificate itself")
     add.set_defaults(run=bind(_add))
 

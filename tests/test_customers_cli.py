@@ -154,6 +154,33 @@ def test_certificates_add_list_and_request(
     )
     assert code == 2
     assert "Certificate.exempt_reason: 'ZZ'" in err
+    code, out, _ = _run(
+        capsys,
+        "certificates",
+        "add",
+        "C900",
+        "--region",
+        "PA",
+        "--reason",
+        "E",
+        "--signed",
+        "2026-01-01",
+        "--single-use",
+        "--po",
+        "PO-1",
+        "--po",
+        "PO-2",
+        *args,
+    )
+    assert code == 0
+    code, out, _ = _run(
+        capsys, "certificates", "list", "C900", "--region", "PA", "--format", "json", *args
+    )
+    rows = json.loads(out)["certificates"]
+    assert sorted((row["Ex State"], row["Single use"], row.get("PO", "")) for row in rows) == [
+        ("NY", "no", ""),
+        ("PA", "yes", "PO-1, PO-2"),
+    ]
 
 
 def test_reminders_list_send_once_and_dry_run(

@@ -235,7 +235,7 @@ def test_a_single_use_certificate_for_a_purchase_order_covers_that_order_only(
         signed=dt.date(2026, 1, 1),
         expiry=dt.date(2027, 1, 1),
         single_use=True,
-        po_number="PO-77",
+        po_numbers=["PO-77"],
     )
     other = service.bridge.on_pending_check(_exempt_order("5001"))
     assert other.document is not None
@@ -251,6 +251,33 @@ def test_a_single_use_certificate_for_a_purchase_order_covers_that_order_only(
     )
     named = attrs.evolve(_exempt_order("5002"), purchase_order_no="PO-77")
     assert service.bridge.on_entry(named).total_tax == Decimal("0.00")
+
+
+def test_a_single_use_certificate_for_several_purchase_orders_covers_an_order_for_any(
+    service: Service,
+) -> None:
+    """AvaTax lists every PO a certificate is for (``poNumbers``); all of them are kept."""
+    service.upload(
+        "C100",
+        "NY",
+        signed=dt.date(2026, 1, 1),
+        expiry=dt.date(2027, 1, 1),
+        single_use=True,
+        po_numbers=["PO-77", "PO-78"],
+    )
+    second = attrs.evolve(_exempt_order("5002"), purchase_order_no="PO-78")
+    assert service.bridge.on_entry(second).total_tax == Decimal("0.00")
+    (kept,) = service.bridge.certificates("C100")
+    assert kept.po_numbers == ("PO-77", "PO-78")
+    third = attrs.evolve(_exempt_order("5003"), purchase_order_no="PO-79")
+    assert _reasons(service.bridge.on_pending_check(third), PendCode.EXEMPTION_CERTIFICATE) == [
+        "customer C100: the single-use certificate for NY is for PO PO-77 or PO-78, and the "
+        "order has PO PO-79"
+    ]
+    first = attrs.evolve(_exempt_order("5004"), purchase_order_no=" PO-77 ")
+    assert _reasons(service.bridge.on_pending_check(first), PendCode.EXEMPTION_CERTIFICATE) == [
+        "customer C100: the single-use certificate for NY went to another order"
+    ]  # still one order: the first that asks with any of its POs
 
 
 def test_a_customer_not_flagged_exempt_never_reaches_the_service(service: Service) -> None:
@@ -497,6 +524,23 @@ def test_a_certificate_expiring_before_it_takes_effect_is_refused() -> None:
         Certificate("C1", "G", ("XX",), signed="2026-02-01")
     with pytest.raises(InvalidFieldError, match=r"Certificate\.regions.*needs at least one"):
         Certificate("C1", "G", (), signed="2026-02-01")
+
+
+def test_a_certificates_purchase_orders_are_kept_in_order_without_blanks_or_repeats() -> None:
+    one = Certificate("C1", "G", ("NY",), signed="2026-01-01", po_numbers=" PO-1 ")
+    many = Certificate("C1", "G", ("NY",), signed="2026-01-01", po_numbers=["B", " ", "A", "B"])
+    assert (one.po_numbers, many.po_numbers) == (("PO-1",), ("B", "A"))
+    assert many.for_po("A")
+    assert not many.for_po("C")
+    assert Certificate("C1", "G", ("NY",), signed="2026-01-01").for_po("anything")
+    with pytest.raises(
+        InvalidFieldError, match=r"Certificate\.po_numbers\[1\]: 7 must be a string"
+    ):
+        Certificate("C1", "G", ("NY",), signed="2026-01-01", po_numbers=["PO-1", 7])
+    with pytest.raises(InvalidFieldError, match=r"Certificate\.po_numbers\[0\].*control"):
+        Certificate("C1", "G", ("NY",), signed="2026-01-01", po_numbers=["PO\x00"])
+    with pytest.raises(InvalidFieldError, match=r"Certificate\.po_numbers: 7 must be a string or"):
+        Certificate("C1", "G", ("NY",), signed="2026-01-01", po_numbers=7)
 
 
 def test_a_local_certificate_with_an_unknown_reason_is_refused_and_not_stored(

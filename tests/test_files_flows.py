@@ -338,6 +338,29 @@ def test_a_canada_wide_certificate_covers_every_province(bridge: TaxBridge, tmp_
     assert {e.region for e in bridge.exemptions()} == set(cc.BY_COUNTRY["CA"])
 
 
+def test_a_single_use_ecms_certificate_is_not_imported_as_an_exemption_for_every_order(
+    bridge: TaxBridge, tmp_path: Path
+) -> None:
+    """The exemption database has no PO: a SINGLE row there would exempt every order."""
+    from test_files_rules import CERT, write
+
+    single = {**CERT, "A": "2", "D": "NJ", "K": "SINGLE", "L": "PO 77"}
+    path = write(tmp_path / "single.csv", cc.ECMS, [CERT, single])
+    report, saved = bridge.files.import_ecms(path)
+    assert report.ok
+    assert saved == 1
+    assert [e.region for e in bridge.exemptions()] == ["NY"]
+    assert [(p.row, p.letter, p.rule) for p in report.problems] == [
+        (
+            3,
+            "K",
+            "is not imported into the exemption database, where it would exempt every order: "
+            "add it as a single-use certificate (taxbridge certificates add C001 --single-use "
+            "--po 'PO 77')",
+        )
+    ]
+
+
 def test_an_ecms_export_needs_each_customers_business_type(
     bridge: TaxBridge, tmp_path: Path
 ) -> None:

@@ -178,6 +178,29 @@ def test_a_store_of_schema_version_4_is_upgraded_in_place_and_keeps_its_document
     assert guard == (None,)
 
 
+def test_a_store_of_schema_version_6_keeps_each_certificates_one_purchase_order(
+    postgres_url: str,
+) -> None:
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        conn.execute(
+            "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)"
+        )
+        for version, sql in MIGRATIONS[:6]:
+            for statement in statements(sql):
+                conn.execute(statement.encode())
+            conn.execute("INSERT INTO schema_migrations VALUES (%s, 'then')", (version,))
+        for number, po in (("L-1", 'PO 7, "x"'), ("L-2", "")):
+            conn.execute(
+                "INSERT INTO certificates (id, customer_code, service, exempt_reason, regions, "
+                "signed, exemption_no, single_use, po_number, status, filename, pulled_at) VALUES "
+                "(%s, 'C1', 'local', 'G', 'NY', '2026-01-01', '', 1, %s, 'valid', '', 'then')",
+                (number, po),
+            )
+    with PostgresStore(postgres_url) as store:
+        assert store.schema_version == LATEST == 7
+        assert [c.po_numbers for c in store.certificates("C1")] == [('PO 7, "x"',), ()]
+
+
 def test_servers_starting_together_migrate_once(postgres_url: str) -> None:
     errors: list[BaseException] = []
 

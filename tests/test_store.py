@@ -361,3 +361,28 @@ def test_ctrl_c_just_after_begin_leaves_no_transaction_open(tmp_path: Path, call
         assert not real.in_transaction
         store.set_meta("k", "after")
         assert store.get_meta("k") == "after"
+
+
+_OLD_CERTIFICATE = (
+    "INSERT INTO certificates (id, customer_code, service, exempt_reason, regions, signed, "
+    "exemption_no, single_use, po_number, status, filename, pulled_at) VALUES "
+    "(?, 'C1', 'local', 'G', 'NY', '2026-01-01', '', 1, ?, 'valid', '', '2026-01-01T00:00:00')"
+)
+
+
+def test_a_version_10_file_keeps_each_certificates_one_purchase_order(tmp_path: Path) -> None:
+    """Version 11 keeps every PO of a certificate; the one a v10 file held is the first."""
+    path = tmp_path / "v10.db"
+    with sqlite3.connect(path, isolation_level=None) as conn:
+        conn.execute(
+            "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied_at TEXT)"
+        )
+        for version, sql in MIGRATIONS[:10]:
+            for statement in sql.split(";"):
+                if statement.strip():
+                    conn.execute(statement)
+            conn.execute("INSERT INTO schema_migrations VALUES (?, 'then')", (version,))
+        conn.executemany(_OLD_CERTIFICATE, [("L-1", 'PO 7, "x"'), ("L-2", "")])
+    with SQLiteStore(path) as store:
+        assert store.schema_version == 11
+        assert [c.po_numbers for c in store.certificates("C1")] == [('PO 7, "x"',), ()]

@@ -239,8 +239,8 @@ class ExemptCustomers:
                     certificate,
                     f"certificate {certificate.id} covers {region}",
                 )
-            if certificate.po_number and certificate.po_number != po_number:
-                other_po.append(certificate.po_number)
+            if not certificate.for_po(po_number):
+                other_po.append(" or ".join(certificate.po_numbers))
                 continue
             if order_number:
                 holder = self._store.use_certificate(certificate.id, order_number, self._clock())

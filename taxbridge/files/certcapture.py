@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import shlex
 from collections.abc import Iterable, Iterator, Mapping
 
 import attrs
@@ -340,7 +341,7 @@ ECMS_COLUMNS = (
 
 def _ecms_rules(template: Template) -> tuple[RowRule, ...]:
     p = template.problem
-    at = {letter: letter_index(letter) for letter in "ABCDGHIKLMNOPUVX"}
+    at = {letter: letter_index(letter) for letter in "ABCDGHIJKLMNOPUVXY"}
 
     def rules(number: int, row: Row) -> list[Problem]:
         found: list[Problem] = []
@@ -366,6 +367,19 @@ def _ecms_rules(template: Template) -> tuple[RowRule, ...]:
         if single != bool(row[at["L"]]):
             rule = "is required for a SINGLE certificate" if single else "is only for SINGLE"
             found.append(p(number, "L", row[at["L"]], rule))
+        elif single and row[at["Y"]] == "ACTIVE":
+            customer, po = shlex.quote(row[at["J"]]), shlex.quote(row[at["L"]])
+            found.append(
+                p(
+                    number,
+                    "K",
+                    "SINGLE",
+                    f"is not imported into the exemption database, where it would exempt every "
+                    f"order: add it as a single-use certificate (taxbridge certificates add "
+                    f"{customer} --single-use --po {po})",
+                    warning=True,
+                )
+            )
         other = row[at["M"]] == "20"
         if other != bool(row[at["N"]]):
             rule = "is required when Business Type is 20" if other else "is only for type 20"
@@ -485,8 +499,8 @@ def ecms_row(cert_id: int, exemption: Exemption, customer: CustomerRecord) -> li
 def exemptions_of(row: Row) -> list[Exemption]:
     """The exemption database entries an ACTIVE ECMS row stands for: one for its issuing
     region, or one per province for a Canada-wide (``CA``/``CA``) certificate; none for a
-    REVOKED one."""
-    if row[letter_index("Y")] != "ACTIVE":
+    REVOKED or SINGLE one (an entry has no PO: it would exempt every order)."""
+    if row[letter_index("Y")] != "ACTIVE" or row[letter_index("K")] == "SINGLE":
         return []
     letter = row[letter_index("O")]
     reason = EXEMPT_REASONS.get(letter)

@@ -127,6 +127,22 @@ def _subline_c(value: Any, instance: object, field: Field) -> Any:
     return _slow(_subline, value, instance, field)
 
 
+def _texts(value: Any, owner: str, name: str) -> tuple[str, ...]:
+    items = (value,) if isinstance(value, str) else as_tuple(value)
+    if not isinstance(items, tuple):
+        raise InvalidFieldError(owner, name, value, "must be a string or a sequence of strings")
+    kept: dict[str, None] = {}
+    for index, item in enumerate(items):
+        stripped = _text(item, owner, f"{name}[{index}]")
+        if stripped:
+            kept[stripped] = None
+    return tuple(kept)
+
+
+def _texts_c(value: Any, instance: object, field: Field) -> Any:
+    return _slow(_texts, value, instance, field)
+
+
 def _converter(convert: Callable[[Any, object, Field], Any]) -> Any:
     return attrs.Converter(convert, takes_self=True, takes_field=True)
 
@@ -225,6 +241,10 @@ if TYPE_CHECKING:
     def optional_text(value: Any) -> str | None:
         """A string, stripped; blank is None."""
 
+    def texts(value: Any) -> tuple[str, ...]:
+        """One string or a sequence of them: each stripped; blanks and repeats dropped, the
+        order kept."""
+
     def money(value: Any) -> Decimal:
         """An exact number: Decimal, int or numeric string (never a float)."""
 
@@ -254,6 +274,7 @@ else:
     code = _converter(_code_c)
     required_text = _converter(_required_c)
     optional_text = _converter(_optional_text_c)
+    texts = _converter(_texts_c)
     money = _converter(_money_c)
     optional_money = _converter(_optional_money_c)
     non_negative = _converter(_non_negative_c)

@@ -87,8 +87,8 @@ class Certificate:
     """From when it exempts; the signed date when not given."""
     exemption_no: str = field(default="", converter=_f.text)
     single_use: bool = field(default=False, converter=_f.flag)
-    po_number: str = field(default="", converter=_f.text)
-    """For a single-use certificate: the purchase order it is for (any, when blank)."""
+    po_numbers: tuple[str, ...] = field(default=(), converter=_f.texts)
+    """For a single-use certificate: the purchase orders it is for (any, when none)."""
     status: CertificateStatus = field(
         default=CertificateStatus.VALID,
         converter=_status,
@@ -116,6 +116,11 @@ class Certificate:
     def starts(self) -> dt.date:
         """The first day it exempts."""
         return self.effective or self.signed
+
+    def for_po(self, po_number: str) -> bool:
+        """Whether it may cover an order with this PO number: it names none, or names this
+        one (as the order has it, spaces around it aside)."""
+        return not self.po_numbers or po_number.strip() in self.po_numbers
 
     def valid_on(self, day: dt.date) -> bool:
         """Valid and within its dates on ``day``."""

@@ -20,7 +20,7 @@ from taxbridge.store._ledger_sql import Runner
 
 _CERTIFICATE_COLUMNS = (
     "id, customer_code, service, exempt_reason, regions, signed, expiry, effective, "
-    "exemption_no, single_use, po_number, status, filename, pdf, pulled_at"
+    "exemption_no, single_use, po_numbers, status, filename, pdf, pulled_at"
 )
 _CERTIFICATES = f"SELECT {_CERTIFICATE_COLUMNS} FROM certificates"
 
@@ -37,7 +37,7 @@ def _certificate_row(certificate: Certificate, service: str, at: dt.datetime) ->
         certificate.effective.isoformat() if certificate.effective else None,
         certificate.exemption_no,
         int(certificate.single_use),
-        certificate.po_number,
+        json.dumps(list(certificate.po_numbers)),
         certificate.status.value,
         certificate.filename,
         certificate.pdf,
@@ -57,7 +57,7 @@ def _certificate(row: Sequence[Any]) -> Certificate:
         effective=dt.date.fromisoformat(row[7]) if row[7] else None,
         exemption_no=row[8],
         single_use=bool(row[9]),
-        po_number=row[10],
+        po_numbers=json.loads(row[10]),
         status=row[11],
         filename=row[12],
         pdf=bytes(pdf) if pdf is not None else None,

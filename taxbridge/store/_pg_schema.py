@@ -425,6 +425,15 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
         )
         """,
     ),
+    (
+        7,
+        # A certificate names every purchase order it is for (AvaTax poNumbers): a JSON array.
+        """
+        ALTER TABLE certificates RENAME COLUMN po_number TO po_numbers;
+        UPDATE certificates SET po_numbers =
+            CASE WHEN po_numbers = '' THEN '[]' ELSE json_build_array(po_numbers)::text END
+        """,
+    ),
 )
 """Schema changes in order; later features append a (version, sql) pair, never edit one.
 Version 3 adds the one-call guard of a write (locks, lease, expected state) that lets a save

@@ -289,6 +289,15 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
         ) WITHOUT ROWID
         """,
     ),
+    (
+        11,
+        # A certificate names every purchase order it is for (AvaTax poNumbers): a JSON array.
+        """
+        ALTER TABLE certificates RENAME COLUMN po_number TO po_numbers;
+        UPDATE certificates SET po_numbers =
+            CASE WHEN po_numbers = '' THEN '[]' ELSE json_array(po_numbers) END
+        """,
+    ),
 )
 """Schema changes in order. Later features append a (version, sql) pair; never edit one."""
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 from urllib.parse import unquote
 
@@ -83,7 +83,7 @@ class FakeCertCapture:
         expiry: dt.date | None,
         exemption_no: str = "",
         single_use: bool = False,
-        po_number: str = "",
+        po_numbers: Sequence[str] = (),
         valid: bool = True,
     ) -> int:
         """A customer completes an invitation: a certificate linked to the customer."""
@@ -108,7 +108,9 @@ class FakeCertCapture:
             "modifiedDate": dt.date.today().isoformat(),
             "pageCount": 1,
             "exposureZone": zone,
-            "poNumbers": [{"id": number, "poNumber": po_number}] if po_number else [],
+            "poNumbers": [
+                {"id": number * 100 + index, "poNumber": po} for index, po in enumerate(po_numbers)
+            ],
         }
         self.holders[number] = (company_id, customer_code)
         return number

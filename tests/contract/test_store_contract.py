@@ -673,7 +673,9 @@ def test_certificates_round_trip_and_a_pull_back_replaces_the_customers(store: S
         "C1", "G", ("NY", "PA"), signed="2026-01-01", expiry="2027-01-01", id="9", pdf=pdf
     )
     gone = Certificate("C1", "RESALE", ("NJ",), signed="2026-01-01", id="8", single_use=True)
-    other = Certificate("C2", "G", ("NY",), signed="2026-01-01", id="L-1", po_number="PO-1")
+    other = Certificate(
+        "C2", "G", ("NY",), signed="2026-01-01", id="L-1", po_numbers=("PO-1", 'PO 2, "B"')
+    )
     store.save_certificates([kept, gone], service="avatax", at=T0)
     store.save_certificates([other], service="local", at=T0)
     assert store.certificates("C1") == [gone, kept]

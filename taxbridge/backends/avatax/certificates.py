@@ -80,7 +80,11 @@ def certificate_from_model(
         raise MalformedResponse(
             f"certificate {data.get('id')!r} has no exposure zone region or signed date"
         )
-    numbers = [row.get("poNumber") for row in data.get("poNumbers") or () if row.get("poNumber")]
+    numbers = [
+        str(row["poNumber"])
+        for row in data.get("poNumbers") or ()
+        if isinstance(row, Mapping) and row.get("poNumber")
+    ]
     if data.get("valid") is True:
         status = CertificateStatus.VALID
     elif str(data.get("status") or "").upper() in ("PENDING", "PENDING-FUTURE", "DATA ENTRY"):
@@ -96,7 +100,7 @@ def certificate_from_model(
         expiry=_date(data.get("expirationDate"), "expirationDate"),
         exemption_no=str(data.get("exemptionNumber") or ""),
         single_use=bool(data.get("isSingleCertificate")),
-        po_number=str(numbers[0]) if numbers else "",
+        po_numbers=numbers,
         status=status,
         filename=str(data.get("filename") or ""),
     )
