@@ -13,6 +13,7 @@ ends with month-end: the GL tax journal, the sales-vs-GL and engine-vs-store rec
 from __future__ import annotations
 
 import datetime as dt
+import json
 import sys
 from collections import Counter
 from collections.abc import Callable
@@ -25,7 +26,7 @@ from taxbridge.accounting.export import Format, render, state_table
 from taxbridge.backends._register import FileRegister
 from taxbridge.backends.local import LocalEngine
 from taxbridge.bridge import TaxBridge
-from taxbridge.config import example_config
+from taxbridge.config import example_config, example_config_text
 from taxbridge.context import running_from
 from taxbridge.flags import FinalTaxFlag
 from taxbridge.models import (
@@ -176,6 +177,33 @@ def _demo_store(path: Path) -> SQLiteStore | None:
     return store
 
 
+DEMO_CONFIG_MARK = "# written by taxbridge demo: the example config on the demo's store\n"
+
+
+def _demo_config(store: Path) -> Path | None:
+    """Where the demo writes its config: beside its store (``taxbridge-demo.toml``), so the
+    commands it suggests work on what it ran on (its GL accounts for the nine states, its
+    certificate service). None, and a line why, when a file there is not the demo's."""
+    path = store.with_suffix(".toml")
+    if path.exists() and not path.read_text(encoding="utf-8").startswith(DEMO_CONFIG_MARK):
+        print(
+            f"taxbridge demo: {path} exists and is not the demo's config; "
+            "name another store file with --db",
+            file=sys.stderr,
+        )
+        return None
+    return path
+
+
+def _write_demo_config(path: Path, store: Path) -> None:
+    """The example config, on the demo's store."""
+
+    text = example_config_text().replace(
+        'path = "taxbridge.db"', f"path = {json.dumps(store.name)}", 1
+    )
+    path.write_text(DEMO_CONFIG_MARK + text, encoding="utf-8")
+
+
 def _register_file(path: Path) -> str:
     """The local engine's register beside the demo store (as ``from_config`` puts it)."""
     return str(PLUGIN.beside(SQLiteSettings(str(path)), "engine"))
@@ -184,9 +212,11 @@ def _register_file(path: Path) -> str:
 def run_demo(db_path: str, echo: Callable[[str], None] = print) -> int:
     """Run the demo day into ``db_path``; return the process exit code (2: the file is there and
     is not a demo store, so it is left alone)."""
-    store = _demo_store(Path(db_path))
-    if store is None:
+    config_file = _demo_config(Path(db_path))
+    store = _demo_store(Path(db_path)) if config_file is not None else None
+    if store is None or config_file is None:
         return 2
+    _write_demo_config(config_file, Path(db_path))
     register = FileRegister(_register_file(Path(db_path)))
     engine = RecordingBackend(LocalEngine(register=register), name="local")
     bridge = TaxBridge(example_config(db_path), engine, store, clock=running_from(OPENS))
@@ -304,11 +334,16 @@ def run_demo(db_path: str, echo: Callable[[str], None] = print) -> int:
     echo("")
     where = Path(db_path).resolve()
     left = ", ".join(doc.code for doc in bridge.unposted()) or "none"
-    echo(f"The demo wrote its store to {where}; still U (needing a fix): {left}. Try:")
-    echo(f"  taxbridge inquiry A-9001 --db {db_path}      (or B-5001, the credit)")
-    echo(f"  taxbridge unposted --db {db_path}")
-    echo(f"  taxbridge report state --period {PERIOD} --db {db_path}")
-    echo(f"  taxbridge reconcile engine --period {PERIOD} --db {db_path}")
+    echo(
+        f"The demo wrote its store to {where} and its config beside it; still U (needing a "
+        f"fix): {left}. Try:"
+    )
+    cfg = f"--config {config_file}"
+    echo(f"  taxbridge inquiry A-9001 {cfg}      (or B-5001, the credit)")
+    echo(f"  taxbridge unposted {cfg}")
+    echo(f"  taxbridge report state --period {PERIOD} {cfg}")
+    echo(f"  taxbridge reconcile engine --period {PERIOD} {cfg}")
+    echo(f"  taxbridge journal generate --period {PERIOD} {cfg}")
     bridge.close()
     return 0 if not summary.failed else 1
 

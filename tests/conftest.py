@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 from collections import Counter
 from collections.abc import Iterator
@@ -93,6 +94,11 @@ class Clock:
 
     def advance(self, **kwargs: float) -> None:
         self.now += dt.timedelta(**kwargs)
+
+
+def json_lines(text: str) -> list[Any]:
+    """The objects of a command's JSON Lines output."""
+    return [json.loads(row) for row in text.splitlines() if row.strip()]
 
 
 def line(

@@ -35,11 +35,8 @@ MODULES = {_module(path): _imports(path) for path in SOURCES}
 
 FACE = {
     "taxbridge",
+    "taxbridge.__main__",
     "taxbridge.cli",
-    "taxbridge.cli_books",
-    "taxbridge.cli_files",
-    "taxbridge.cli_customers",
-    "taxbridge.cli_open",
     "taxbridge.demo",
 }
 BRIDGE = {
@@ -109,10 +106,12 @@ def test_no_backend_store_or_test_helper_imports_the_bridge_or_the_package_root(
     "module",
     [
         "taxbridge.cli",
-        "taxbridge.cli_books",
-        "taxbridge.cli_files",
-        "taxbridge.cli_customers",
-        "taxbridge.cli_open",
+        "taxbridge.cli._shared",
+        "taxbridge.cli.books",
+        "taxbridge.cli.customers",
+        "taxbridge.cli.files",
+        "taxbridge.cli.operations",
+        "taxbridge.cli.store",
         "taxbridge.config.core",
         "taxbridge.config.file",
         "taxbridge.factory",
@@ -163,3 +162,17 @@ def test_no_part_sniffs_a_backend_class() -> None:
         _users(r"isinstance\([^)]*, *(?:OfflineTable|LocalEngine|AvaTaxBackend|RecordingBackend)")
         == set()
     )
+
+
+def test_the_flag_diagram_draws_exactly_the_flag_table() -> None:
+    """docs/lifecycle.md's state diagram is the flag table, reconciliation moves included."""
+    from taxbridge.flags import RECONCILIATION_MOVES, TRANSITIONS, FinalTaxFlag
+
+    text = (PACKAGE.parent / "docs" / "lifecycle.md").read_text(encoding="utf-8")
+    diagram = text.split("stateDiagram-v2", 1)[1].split("```", 1)[0]
+    drawn = set(re.findall(r"^\s*(\[\*\]|\w+) --> (\w+)", diagram, re.M))
+    names = {"[*]": None, "blank": FinalTaxFlag.OFFLINE}
+    names.update({flag.value: flag for flag in FinalTaxFlag if flag.value})
+    table = {(start, end) for start, ends in TRANSITIONS.items() for end in ends}
+    table |= {(start, end) for start, ends in RECONCILIATION_MOVES.items() for end in ends}
+    assert {(names[start], names[end]) for start, end in drawn} == table

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+import argparse
 import datetime as dt
 import hashlib
-import json
 from pathlib import Path
 
 import pytest
-from conftest import T0
+from conftest import T0, json_lines
 
 from taxbridge.cli import main
 from taxbridge.rates import RateTable
@@ -24,7 +24,10 @@ def test_demo_runs_a_day_and_reposts_u_to_r(
     assert "flags: Y=40, U=5, X=4" in out
     assert "flags now: Y=40, U=1, R=4, X=4" in out
     assert "order 1017 pends: obsolete_tax_code" in out
-    assert f"The demo wrote its store to {db.resolve()}; still U (needing a fix): A-9049" in out
+    assert (
+        f"The demo wrote its store to {db.resolve()} and its config beside it; still U "
+        "(needing a fix): A-9049"
+    ) in out
 
     assert main(["inquiry", "A-9001", "--db", str(db)]) == 0
     out = capsys.readouterr().out
@@ -32,7 +35,7 @@ def test_demo_runs_a_day_and_reposts_u_to_r(
     assert "Final flag    Y" in out
 
     assert main(["unposted", "--db", str(db), "--json"]) == 0
-    assert [row["code"] for row in json.loads(capsys.readouterr().out)] == ["A-9049"]
+    assert [row["code"] for row in json_lines(capsys.readouterr().out)] == ["A-9049"]
     assert main(["demo", "--db", str(db)]) == 0  # a demo store is recreated
 
 
@@ -49,14 +52,42 @@ def test_the_getting_started_walkthrough_runs_as_written(
     ]
     assert commands[0][0] == "demo"
     db = str(tmp_path / "taxbridge-demo.db")
+    config = str(tmp_path / "taxbridge-demo.toml")
     for argv in commands:
-        argv = [db if word == "taxbridge-demo.db" else word for word in argv]
-        if "--db" not in argv:
+        argv = [{"taxbridge-demo.toml": config}.get(word, word) for word in argv]
+        if argv[0] == "demo":
             argv += ["--db", db]
         assert main(argv) == 0, argv
     out = capsys.readouterr().out
     assert "A-9049: flag M  posted manually outside the ERP by jane" in out
     assert "A-9049       M" in out
+
+
+def test_every_command_the_demo_suggests_runs_as_printed(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import shlex
+
+    monkeypatch.chdir(tmp_path)
+    assert main(["demo", "--db", "taxbridge-demo.db"]) == 0
+    out = capsys.readouterr().out
+    hints = [line.split("(or")[0] for line in out.splitlines() if line.startswith("  taxbridge ")]
+    assert any("journal generate" in hint for hint in hints)
+    for hint in hints:
+        argv = shlex.split(hint)[1:]
+        assert main(argv) == 0, argv
+    assert "debits 666.94  credits 666.94" in capsys.readouterr().out
+
+
+def test_demo_refuses_a_config_beside_it_that_it_did_not_write(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    mine = tmp_path / "prod.toml"
+    mine.write_text("[store]\npath = 'prod.db'\n")
+    assert main(["demo", "--db", str(tmp_path / "prod.db")]) == 2
+    assert "is not the demo's config" in capsys.readouterr().err
+    assert mine.read_text() == "[store]\npath = 'prod.db'\n"
+    assert not (tmp_path / "prod.db").exists()
 
 
 def test_demo_refuses_a_store_that_is_not_a_demo(
@@ -128,14 +159,14 @@ def test_config_example_prints_a_loadable_config(
     assert load_config(path).max_detail_lines == 500
 
 
-def test_a_bad_config_exits_2_naming_the_key(
+def test_a_bad_config_exits_3_naming_the_key(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     path = tmp_path / "taxbridge.toml"
     path.write_text(
         '[[companies]]\nerp_company = "01"\ncompany_code = "A"\n[[nexus]]\nregion = "XX"\n'
     )
-    assert main(["unposted", "--config", str(path)]) == 2
+    assert main(["unposted", "--config", str(path)]) == 3
     assert "nexus[0].region: 'XX'" in capsys.readouterr().err
 
 
@@ -145,7 +176,7 @@ def test_unposted_history_lists_what_settled(
     db = tmp_path / "ops.db"
     _two_unposted(db, repost="A-1")
     assert main(["unposted", "--history", "--db", str(db), "--json"]) == 0
-    assert [(r["code"], r["outcome"]) for r in json.loads(capsys.readouterr().out)] == [
+    assert [(r["code"], r["outcome"]) for r in json_lines(capsys.readouterr().out)] == [
         ("A-1", "R")
     ]
     assert main(["unposted", "--history", "--db", str(db)]) == 0
@@ -156,7 +187,7 @@ def test_ping_of_an_embedded_backend_has_nothing_to_reach(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     assert main(["ping", "--db", str(tmp_path / "p.db")]) == 0
-    assert "backend local: embedded, nothing to reach" in capsys.readouterr().out
+    assert "engine local: embedded, nothing to reach" in capsys.readouterr().out
 
 
 class TestNewUser:
@@ -169,7 +200,7 @@ class TestNewUser:
         monkeypatch.delenv("TAXBRIDGE_DB", raising=False)
         monkeypatch.delenv("TAXBRIDGE_CONFIG", raising=False)
         for argv in (["inquiry", "A-9001"], ["unposted"], ["repost"], ["refresh-rates"]):
-            assert main(argv) == 2, argv
+            assert main(argv) == 3, argv
             err = capsys.readouterr().err
             assert err.count("\n") == 1, err
             assert "store taxbridge.db: no store here" in err
@@ -185,7 +216,7 @@ class TestNewUser:
         elif kind == "folder":
             path.mkdir()
         arg = "" if kind == "empty" else str(path)
-        assert main(["unposted", "--db", arg]) == 2
+        assert main(["unposted", "--db", arg]) == 3
         err = capsys.readouterr().err
         assert err.count("\n") == 1, err
         assert "Traceback" not in err
@@ -202,10 +233,17 @@ class TestNewUser:
         assert capsys.readouterr().out.strip() == f"taxbridge {version('taxbridge')}"
         parser = build_parser()
         assert "operations" in (parser.description or "")
-        commands = next(a for a in parser._actions if a.dest == "command")
-        for name, sub in commands.choices.items():  # type: ignore[union-attr]
-            for action in sub._actions:
+        seen = 0
+        parsers = [("taxbridge", parser)]
+        while parsers:
+            name, each = parsers.pop()
+            seen += 1
+            assert "3    the config or the store cannot be used" in (each.epilog or ""), name
+            for action in each._actions:
                 assert action.help, f"{name} {action.dest} has no help"
+                if isinstance(action, argparse._SubParsersAction):
+                    parsers.extend((f"{name} {n}", p) for n, p in action.choices.items())
+        assert seen > 35
 
     def test_a_log_level_that_does_not_exist_is_refused(self, capsys) -> None:
         with pytest.raises(SystemExit) as caught:

@@ -7,10 +7,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import T0
+from conftest import T0, json_lines
 from smtp_server import Inbox, smtp_server
 
 from taxbridge.cli import main
+from taxbridge.cli.customers import CERTIFICATE_COLUMNS
 from taxbridge.config import example_config_text
 
 
@@ -119,15 +120,14 @@ def test_certificates_add_list_and_request(
     code, out, _ = _run(
         capsys, "certificates", "list", "C900", "--region", "NY", "--format", "json", *args
     )
-    body = json.loads(out)
-    (row,) = body["certificates"]
-    assert (row["Ex Code"], row["Exemption No"], row["Ex State"], row["Cert Exp Date"]) == (
+    (row,) = json_lines(out)
+    assert (row["ex_code"], row["exemption_no"], row["ex_state"], row["cert_exp_date"]) == (
         "E",
         "NY-77",
         "NY",
         "2026-12-01",
     )
-    assert body["valid_in_region"]["NY"] == row["id"]
+    assert row["valid_in_region"] is True
     code, out, _ = _run(
         capsys, "certificates", "request", "C900", "--region", "PA", "--reason", "E", *args
     )
@@ -176,11 +176,14 @@ def test_certificates_add_list_and_request(
     code, out, _ = _run(
         capsys, "certificates", "list", "C900", "--region", "PA", "--format", "json", *args
     )
-    rows = json.loads(out)["certificates"]
-    assert sorted((row["Ex State"], row["Single use"], row.get("PO", "")) for row in rows) == [
-        ("NY", "no", ""),
-        ("PA", "yes", "PO-1, PO-2"),
+    rows = json_lines(out)
+    assert sorted((row["ex_state"], row["single_use"], row["po_numbers"]) for row in rows) == [
+        ("NY", False, []),
+        ("PA", True, ["PO-1", "PO-2"]),
     ]
+    code, out, _ = _run(capsys, "certificates", "list", "C900", "--format", "csv", *args)
+    assert out.splitlines()[0] == ",".join(CERTIFICATE_COLUMNS)
+    assert "PO-1; PO-2" in out
 
 
 def test_reminders_list_send_once_and_dry_run(
@@ -240,13 +243,17 @@ def test_reminders_list_send_once_and_dry_run(
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (["reminders", "--as-of", "2026-13-01"], "--as-of: '2026-13-01' is not a date (YYYY-MM-DD)"),
-        (["reminders", "--as-of", "yesterday"], "--as-of: 'yesterday' is not a date (YYYY-MM-DD)"),
-        (["refresh-rates", "--as-of", "2026-02-30"], "--as-of: '2026-02-30' is not a date (YYYY-MM-DD)"),
+        (["reminders", "--as-of", "2026-13-01"],
+         "reminders: --as-of '2026-13-01' is not a date like 2026-11-30"),
+        (["reminders", "--as-of", "yesterday"],
+         "reminders: --as-of 'yesterday' is not a date like 2026-11-30"),
+        (["refresh-rates", "--as-of", "2026-02-30"],
+         "refresh-rates: --as-of '2026-02-30' is not a date like 2026-11-30"),
         (
             ["certificates", "add", "C900", "--region", "NY", "--reason", "E", "--signed",
              "2026-01-01", "--pdf", "/nonexistent/cert.pdf"],
-            "--pdf: '/nonexistent/cert.pdf' cannot be read (No such file or directory)",
+            "certificates: --pdf /nonexistent/cert.pdf: cannot be read (no such file or "
+            "directory)",
         ),
     ],
 )  # fmt: skip
@@ -256,7 +263,7 @@ def test_a_bad_date_or_file_option_is_one_line_and_exit_2(
     config, _ = setup
     code, _, err = _run(capsys, *argv, "--config", str(config))
     assert code == 2
-    assert err.splitlines() == [f"taxbridge: command line.{message}"]
+    assert err.splitlines() == [f"taxbridge {message}"]
 
 
 def test_reminders_without_a_certificate_service_write_to_the_customer_file(
@@ -286,4 +293,4 @@ def test_reminders_without_a_certificate_service_write_to_the_customer_file(
     assert len(inbox.to("tax@museum.example")) == 1
     code, _, err = _run(capsys, "reminders", *args, "--customers", "/nonexistent.json")
     assert code == 2
-    assert "--customers.file: '/nonexistent.json' cannot be read" in err
+    assert "--customers /nonexistent.json: cannot be read (no such file or directory)" in err

@@ -132,7 +132,7 @@ def test_a_store_named_without_its_config_is_refused_not_posted_locally(
         bridge.on_invoice(invoice("2", order("1002")))
         bridge.close()
     capsys.readouterr()
-    assert main(["repost", "--db", str(db)]) == 2
+    assert main(["repost", "--db", str(db)]) == 3
     err = capsys.readouterr().err
     assert err.count("\n") == 2  # what it works on, then the refusal
     assert f"repost refused: this store's documents were posted through '{AVATAX_BOOKS}'" in err

@@ -309,10 +309,10 @@ def test_store_migrate_copies_a_store_checked(
         assert bridge.state_report("2026-11").total.tax == Decimal("666.94")
         assert bridge.journal("2026-11").total_tax == Decimal("666.94")
         assert bridge.exemptions() == []
-    assert main(["store", "migrate", "--from", db, "--to", postgres_url]) == 2
+    assert main(["store", "migrate", "--from", db, "--to", postgres_url]) == 3
     assert "holds documents already" in capsys.readouterr().err
     assert (
-        main(["store", "migrate", "--from", str(tmp_path / "none.db"), "--to", postgres_url]) == 2
+        main(["store", "migrate", "--from", str(tmp_path / "none.db"), "--to", postgres_url]) == 3
     )
 
 
@@ -408,7 +408,7 @@ def test_a_stopped_server_is_one_line_from_the_command_line(
     companies = '[[companies]]\nerp_company = "01"\ncompany_code = "DEFAULT"\n'
     store = f'[store]\nurl = "postgresql://taxbridge@127.0.0.1:{port}/tax"\ntimeout = 20\n'
     config.write_text(f'{companies}\n[[nexus]]\nregion = "NY"\n\n{store}')
-    assert main(["unposted", "--config", str(config)]) == 2
+    assert main(["unposted", "--config", str(config)]) == 3
     err = capsys.readouterr().err
     assert err.count("\n") == 1, err
     assert "cannot connect" in err

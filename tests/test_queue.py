@@ -360,7 +360,7 @@ class TestCommandLine:
 
     def test_unposted_needs_fix_and_purge(self, db, capsys) -> None:
         assert main(["unposted", "--db", str(db), "--needs-fix", "--json"]) == 0
-        rows = json.loads(capsys.readouterr().out)
+        rows = [json.loads(row) for row in capsys.readouterr().out.splitlines()]
         assert [(r["code"], r["needs_fix"]) for r in rows] == [("A-9", True)]
         assert rows[0]["last_error_code"] == "GetTaxError"
         assert main(["repost", "--db", str(db)]) == 0

@@ -62,8 +62,8 @@ def test_a_credential_that_cannot_go_in_a_header_is_refused_when_read_and_never_
     with pytest.raises(ConfigError, match="TAXBRIDGE_TEST_TOKEN") as caught:
         TaxBridge.from_settings(config)
     assert SECRET not in str(caught.value)
-    assert main(["ping", "--config", str(path)]) == 2
-    assert main(["repost", "--config", str(path)]) == 2
+    assert main(["ping", "--config", str(path)]) == 3
+    assert main(["repost", "--config", str(path)]) == 3
     out = capsys.readouterr()
     assert "cannot go in an HTTP header" in out.err
     assert SECRET not in out.out + out.err
@@ -148,7 +148,7 @@ def test_a_password_anywhere_in_a_database_url_is_refused_and_never_shown(
         ["store", "migrate", "--from", str(source), "--to", url],
         ["store", "migrate", "--from", url, "--to", str(tmp_path / "to.db")],
     ):
-        assert main(argv) == 2
+        assert main(argv) == 3
         out, err = capsys.readouterr()
         assert "holds a password" in err
         _no_secret(out + err)

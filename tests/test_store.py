@@ -322,7 +322,7 @@ def test_an_interrupted_copy_is_refused_until_run_again_and_then_whole(
         assert copied.document_codes() == sorted(codes)
         assert len(copied.queue()) == 12
         assert copied.events(codes[0])
-    assert main(["store", "migrate", "--from", str(source), "--to", store_spec]) == 2
+    assert main(["store", "migrate", "--from", str(source), "--to", store_spec]) == 3
     err = capsys.readouterr().err
     assert "holds documents already and is no unfinished copy" in err
     assert (store_spec if not store_spec.startswith("postgres") else "postgresql://") in err

@@ -505,6 +505,8 @@ def exemptions_of(row: Row) -> list[Exemption]:
     letter = row[letter_index("O")]
     reason = EXEMPT_REASONS.get(letter)
     effective = _ecms_date(row[letter_index("G")])
+    if effective is None:  # the template requires it: a row read without validation
+        raise InvalidFieldError("ECMS", "EffDate", row[letter_index("G")], "is not mm/dd/yyyy")
     number = row[letter_index("E")]
     if not row[letter_index("F")] and reason is not None and number == reason[1]:
         number = ""  # an entry with only a reason: its code stood in for the required number

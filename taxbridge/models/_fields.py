@@ -51,25 +51,25 @@ def _plain(value: str) -> bool:
     return value.isprintable() or CONTROL.search(value) is None
 
 
-def _text_c(value: Any, instance: object, field: Field) -> Any:
+def _text_c(value: str, instance: object, field: Field) -> Any:
     if value.__class__ is str and _plain(value):
         return value.strip()
     return _slow(_text, value, instance, field)
 
 
-def _code_c(value: Any, instance: object, field: Field) -> Any:
+def _code_c(value: str, instance: object, field: Field) -> Any:
     if value.__class__ is str and _plain(value):
         return value.strip().upper()
     return _slow(_code, value, instance, field)
 
 
-def _required_c(value: Any, instance: object, field: Field) -> Any:
+def _required_c(value: str, instance: object, field: Field) -> Any:
     if value.__class__ is str and _plain(value) and (stripped := value.strip()):
         return stripped
     return _slow(_required_text, value, instance, field)
 
 
-def _optional_text_c(value: Any, instance: object, field: Field) -> Any:
+def _optional_text_c(value: str | None, instance: object, field: Field) -> Any:
     if value is None:
         return None
     if value.__class__ is str and _plain(value):
@@ -77,13 +77,13 @@ def _optional_text_c(value: Any, instance: object, field: Field) -> Any:
     return _slow(_optional_text, value, instance, field)
 
 
-def _money_c(value: Any, instance: object, field: Field) -> Any:
+def _money_c(value: Decimal | int | str, instance: object, field: Field) -> Any:
     if value.__class__ is Decimal and value.is_finite() and -LIMIT < value < LIMIT:
         return value
     return _slow(_money, value, instance, field)
 
 
-def _optional_money_c(value: Any, instance: object, field: Field) -> Any:
+def _optional_money_c(value: Decimal | int | str | None, instance: object, field: Field) -> Any:
     if value is None or (
         value.__class__ is Decimal and value.is_finite() and -LIMIT < value < LIMIT
     ):
@@ -91,37 +91,37 @@ def _optional_money_c(value: Any, instance: object, field: Field) -> Any:
     return _slow(_optional_money, value, instance, field)
 
 
-def _non_negative_c(value: Any, instance: object, field: Field) -> Any:
+def _non_negative_c(value: Decimal | int | str, instance: object, field: Field) -> Any:
     if value.__class__ is Decimal and value.is_finite() and 0 <= value < LIMIT:
         return value
     return _slow(_non_negative, value, instance, field)
 
 
-def _date_c(value: Any, instance: object, field: Field) -> Any:
+def _date_c(value: dt.date | str, instance: object, field: Field) -> Any:
     if value.__class__ is dt.date:
         return value
     return _slow(_date, value, instance, field)
 
 
-def _optional_date_c(value: Any, instance: object, field: Field) -> Any:
+def _optional_date_c(value: dt.date | str | None, instance: object, field: Field) -> Any:
     if value is None or value.__class__ is dt.date:
         return value
     return _slow(_optional_date, value, instance, field)
 
 
-def _flag_c(value: Any, instance: object, field: Field) -> Any:
+def _flag_c(value: bool, instance: object, field: Field) -> Any:
     if value is True or value is False:
         return value
     return _slow(_flag, value, instance, field)
 
 
-def _line_number_c(value: Any, instance: object, field: Field) -> Any:
+def _line_number_c(value: int, instance: object, field: Field) -> Any:
     if value.__class__ is int and value >= 1:
         return value
     return _slow(_line_number, value, instance, field)
 
 
-def _subline_c(value: Any, instance: object, field: Field) -> Any:
+def _subline_c(value: int, instance: object, field: Field) -> Any:
     if value.__class__ is int and value >= 0:
         return value
     return _slow(_subline, value, instance, field)
@@ -139,7 +139,7 @@ def _texts(value: Any, owner: str, name: str) -> tuple[str, ...]:
     return tuple(kept)
 
 
-def _texts_c(value: Any, instance: object, field: Field) -> Any:
+def _texts_c(value: str | Iterable[str], instance: object, field: Field) -> Any:
     return _slow(_texts, value, instance, field)
 
 
@@ -229,44 +229,44 @@ def _subline(value: Any, owner: str, name: str) -> int:
 
 if TYPE_CHECKING:
 
-    def text(value: Any) -> str:
+    def text(value: str) -> str:
         """A string, stripped."""
 
-    def code(value: Any) -> str:
+    def code(value: str) -> str:
         """A code: a string, stripped and upper-cased (``pa`` is ``PA``)."""
 
-    def required_text(value: Any) -> str:
+    def required_text(value: str) -> str:
         """A string, stripped, not empty."""
 
-    def optional_text(value: Any) -> str | None:
+    def optional_text(value: str | None) -> str | None:
         """A string, stripped; blank is None."""
 
-    def texts(value: Any) -> tuple[str, ...]:
+    def texts(value: str | Iterable[str]) -> tuple[str, ...]:
         """One string or a sequence of them: each stripped; blanks and repeats dropped, the
         order kept."""
 
-    def money(value: Any) -> Decimal:
+    def money(value: Decimal | int | str) -> Decimal:
         """An exact number: Decimal, int or numeric string (never a float)."""
 
-    def optional_money(value: Any) -> Decimal | None:
+    def optional_money(value: Decimal | int | str | None) -> Decimal | None:
         """Money or None."""
 
-    def non_negative(value: Any) -> Decimal:
+    def non_negative(value: Decimal | int | str) -> Decimal:
         """Money that is not negative."""
 
-    def date(value: Any) -> dt.date:
+    def date(value: dt.date | str) -> dt.date:
         """A date, or a ``YYYY-MM-DD`` string."""
 
-    def optional_date(value: Any) -> dt.date | None:
+    def optional_date(value: dt.date | str | None) -> dt.date | None:
         """A date or None."""
 
-    def flag(value: Any) -> bool:
+    def flag(value: bool) -> bool:
         """True or False (nothing truthy)."""
 
-    def line_number(value: Any) -> int:
+    def line_number(value: int) -> int:
         """A whole number >= 1."""
 
-    def subline(value: Any) -> int:
+    def subline(value: int) -> int:
         """A whole number >= 0."""
 
 else:
