@@ -8,6 +8,8 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from taxbridge._version import __version__ as __version__
+
 if TYPE_CHECKING:
     from taxbridge.accounting.engine import (
         FindingKind as FindingKind,
@@ -357,20 +359,9 @@ _EXPORTS: dict[str, str] = {
 __all__ = sorted([*_EXPORTS, "__version__"])
 
 
-def _version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("taxbridge")
-    except PackageNotFoundError:  # running from a source tree that was never installed
-        return "0.0.0"
-
-
 def __getattr__(name: str) -> Any:
     """A public name, imported on first use (PEP 562) and kept."""
-    if name == "__version__":
-        value: Any = _version()
-    elif name in _EXPORTS:
+    if name in _EXPORTS:
         value = getattr(importlib.import_module(_EXPORTS[name]), name)
     else:
         raise AttributeError(f"module 'taxbridge' has no attribute {name!r}")

@@ -134,12 +134,75 @@ def test_the_journal_as_an_excel_report(config: list[str], tmp_path: Path, capsy
     code, _, err = run([*argv, *config], capsys)
     assert code == 0
     assert f"wrote {book}" in err
-    rows = list(openpyxl.load_workbook(book).active.iter_rows(values_only=True))
-    assert rows[0] == ("company", "region", "account", "debit", "credit")
-    assert round(sum(row[3] for row in rows[1:-1]), 2) == 666.94
+    sheet = openpyxl.load_workbook(book)["Journal"]
+    rows = list(sheet.iter_rows(values_only=True))
+    assert rows[0][0] == "Tax journal *:2026-11 v1 (generated)"
+    assert rows[1] == (
+        "journal", "version", "status", "posted_by", "posted_at",
+        "company", "region", "account", "debit", "credit",
+    )  # fmt: skip
+    assert rows[2][:3] == ("*:2026-11", 1, "generated")
+    assert round(sum(row[8] for row in rows[2:-1]), 2) == 666.94
+    assert rows[-1][0] == "total"
+    assert rows[-1][8] == f"=SUM(I3:I{len(rows) - 1})"
     code, _, err = run([*argv[:-2], *config], capsys)
     assert code == 2
     assert "--output" in err
+
+
+def test_the_state_report_in_excel_is_what_an_accountant_accepts(
+    config: list[str], tmp_path: Path, capsys
+) -> None:
+    """A title row, bold frozen headers with filters, widths, SUM totals under the data and the
+    notes on a sheet of their own; the CSV carries the rows only."""
+    openpyxl = pytest.importorskip("openpyxl")
+    book = tmp_path / "state.xlsx"
+    argv = ["report", "state", "--period", "2026-11", "--format", "xlsx", "--output", str(book)]
+    assert run([*argv, *config], capsys)[0] == 0
+    workbook = openpyxl.load_workbook(book)
+    assert workbook.sheetnames == ["Sales tax by state", "Notes"]
+    sheet = workbook["Sales tax by state"]
+    rows = list(sheet.iter_rows(values_only=True))
+    assert rows[0][0] == "Sales tax by state 2026-11 (company *)"
+    assert rows[1][:3] == ("company", "region", "documents")
+    assert all(cell.font.bold for cell in sheet[2])
+    assert sheet.freeze_panes == "A3"
+    assert sheet.auto_filter.ref == f"A2:H{len(rows) - 1}"
+    assert sheet.column_dimensions["A"].width >= 9
+    data, total = rows[2:-1], rows[-1]
+    assert len(data) == 9  # the nine states, no total or note among them
+    assert total[:3] == ("total", None, 46)  # a document counts once in the total
+    assert total[6] == f"=SUM(G3:G{len(rows) - 1})"
+    assert round(sum(row[6] for row in data), 2) == 666.94
+    assert "what the invoices carried" in workbook["Notes"]["B2"].value
+    code, out, _ = run(
+        ["report", "state", "--period", "2026-11", "--format", "csv", *config], capsys
+    )
+    assert code == 0
+    lines = out.splitlines()
+    assert len(lines) == 10
+    assert not any(line.startswith("total") for line in lines)
+
+
+def test_the_workfile_has_a_total_and_the_journal_json_carries_its_key(
+    config: list[str], capsys
+) -> None:
+    code, out, _ = run(["workfile", "--period", "2026-11", *config], capsys)
+    assert code == 0
+    total = out.splitlines()[-1].split()
+    assert total[0] == "total"
+    assert "666.94" in total
+    run(["journal", "post", "--period", "2026-11", "--user", "cfo", *config], capsys)
+    code, out, _ = run(
+        ["journal", "show", "--period", "2026-11", "--format", "json", *config], capsys
+    )
+    first = json.loads(out.splitlines()[0])
+    assert (first["journal"], first["version"], first["status"], first["posted_by"]) == (
+        "*:2026-11",
+        1,
+        "posted",
+        "cfo",
+    )
 
 
 def test_reconcile_gl_shows_differences_and_exits_1(config: list[str], capsys) -> None:

@@ -66,6 +66,7 @@ BASE = {
     "taxbridge._registry",
     "taxbridge.regions",
     "taxbridge._cells",
+    "taxbridge._version",
 }
 CONCRETE = ("taxbridge.backends.local", "taxbridge.backends.avatax", "taxbridge.store.sqlite")
 

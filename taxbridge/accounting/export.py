@@ -39,12 +39,36 @@ class Format(enum.Enum):
 
 @frozen
 class Table:
-    """A titled table: headers, rows (any iterable, read once) and summary lines."""
+    """A titled table: headers, rows (any iterable, read once) and summary lines.
+
+    ``totals`` names the columns a total row sums: a text table prints it under the rows, an
+    Excel sheet writes it as SUM formulas; CSV and JSON carry the rows only, so a pivot or a
+    program never meets a total as data. ``fields`` are values every row shares (a journal's key,
+    version, status): CSV, JSON and Excel carry them as leading columns, the text table in its
+    title."""
 
     title: str
     headers: tuple[str, ...]
     rows: Iterable[Sequence[Any]]
     notes: tuple[str, ...] = ()
+    sheet: str = ""
+    """The Excel sheet's name (at most 31 characters; the title goes in its first row)."""
+    totals: tuple[str, ...] = ()
+    total: tuple[Any, ...] = ()
+    """The total row when a column's total is not its sum (a document in two states counts once);
+    the text table prints it, Excel keeps SUM formulas for ``totals`` and these values for the
+    rest."""
+    fields: tuple[tuple[str, Any], ...] = ()
+
+    def columns(self) -> tuple[str, ...]:
+        """The headers the machine formats write: the shared fields', then the rows'."""
+        return tuple(name for name, _ in self.fields) + self.headers
+
+    def records(self) -> Iterator[tuple[Any, ...]]:
+        """The rows with the shared fields in front (read once)."""
+        shared = tuple(value for _, value in self.fields)
+        for row in self.rows:
+            yield shared + tuple(row)
 
 
 def _cell(value: Any) -> str:
@@ -78,11 +102,12 @@ def write(table: Table, fmt: Format, out: IO[str] | None = None, path: Path | No
     stream = out if out is not None else io.StringIO()
     if fmt is Format.CSV:
         writer = csv.writer(stream, lineterminator="\n")
-        writer.writerow(table.headers)
-        writer.writerows([_csv_cell(v) for v in row] for row in table.rows)
+        writer.writerow(table.columns())
+        writer.writerows([_csv_cell(v) for v in row] for row in table.records())
     elif fmt is Format.JSON:
-        for row in table.rows:
-            record = {h: _json_value(v) for h, v in zip(table.headers, row, strict=True)}
+        columns = table.columns()
+        for row in table.records():
+            record = {h: _json_value(v) for h, v in zip(columns, row, strict=True)}
             stream.write(json.dumps(record) + "\n")
     else:
         _write_text(table, stream)
@@ -92,6 +117,10 @@ def _write_text(table: Table, out: IO[str]) -> None:
     """An aligned table, numbers to the right; rows are held (a text table is for a screen,
     not a year)."""
     raw = [list(row) for row in table.rows]
+    if table.total:
+        raw.append(list(table.total))
+    elif table.totals and raw:
+        raw.append(_total_row(table, raw))
     rows = [[_cell(v) for v in row] for row in raw]
     widths = [len(h) for h in table.headers]
     for row in rows:
@@ -116,32 +145,99 @@ def _write_text(table: Table, out: IO[str]) -> None:
         out.write(note + "\n")
 
 
+def _total_row(table: Table, rows: list[list[Any]]) -> list[Any]:
+    """``total`` under the first column, each totalled column's sum, the rest blank."""
+    total: list[Any] = ["total"] + [None] * (len(table.headers) - 1)
+    for index, header in enumerate(table.headers):
+        if header in table.totals:
+            total[index] = sum(row[index] or 0 for row in rows)
+    return total
+
+
 def write_xlsx(tables: Sequence[Table], path: Path) -> None:
-    """An Excel workbook, a sheet per table, streamed (openpyxl write-only mode)."""
+    """An Excel workbook an accountant accepts, streamed (openpyxl write-only mode): a sheet per
+    table with its title in the first row, bold headers frozen under it with filters, columns
+    wide enough, the totals as SUM formulas in a bold total row under the data, and the notes
+    on a sheet of their own (a note inside the data would break a pivot table)."""
     try:
         from openpyxl import Workbook
-        from openpyxl.cell import WriteOnlyCell
     except ImportError as exc:
         raise TaxBridgeError("Excel output needs openpyxl: pip install 'taxbridge[xlsx]'") from exc
     book = Workbook(write_only=True)
+    notes: list[tuple[str, str]] = []
     for table in tables:
-        sheet = book.create_sheet(_sheet_name(table.title))
-        sheet.append(list(table.headers))
-        for row in table.rows:
-            cells = []
-            for value in row:
-                cell = WriteOnlyCell(sheet, value=_xlsx_value(value))
-                if isinstance(value, Decimal):
-                    cell.number_format = (
-                        "#,##0.00" if value == value.quantize(_CENT) else "0.0000##"
-                    )
-                elif isinstance(value, dt.date):
-                    cell.number_format = "yyyy-mm-dd"
-                cells.append(cell)
-            sheet.append(cells)
-        for note in table.notes:
-            sheet.append([note])
+        _xlsx_sheet(book, table)
+        notes.extend((table.title, note) for note in table.notes)
+    if notes:
+        sheet = book.create_sheet("Notes")
+        sheet.append(["table", "note"])
+        for title, note in notes:
+            sheet.append([formula_safe(title), formula_safe(note)])
     book.save(str(path))
+
+
+def _xlsx_sheet(book: Any, table: Table) -> None:
+    from openpyxl.cell import WriteOnlyCell
+    from openpyxl.styles import Font
+    from openpyxl.utils import get_column_letter
+
+    bold = Font(bold=True)
+    sheet = book.create_sheet(_sheet_name(table.sheet or table.title))
+    columns = table.columns()
+    for index, header in enumerate(columns, 1):
+        sheet.column_dimensions[get_column_letter(index)].width = _width(header)
+    sheet.freeze_panes = "A3"
+    title = WriteOnlyCell(sheet, value=formula_safe(table.title))
+    title.font = Font(bold=True, size=13)
+    sheet.append([title])
+    heads = []
+    for header in columns:
+        cell = WriteOnlyCell(sheet, value=header)
+        cell.font = bold
+        heads.append(cell)
+    sheet.append(heads)
+    last = 2
+    for row in table.records():
+        sheet.append([_xlsx_cell(sheet, value) for value in row])
+        last += 1
+    end = get_column_letter(len(columns))
+    sheet.auto_filter.ref = f"A2:{end}{max(last, 2)}"
+    if table.totals:
+        given = dict(zip(table.headers, table.total, strict=False))
+        total = []
+        for index, header in enumerate(columns, 1):
+            letter = get_column_letter(index)
+            value: Any = _xlsx_value(given.get(header))
+            if index == 1:
+                value = "total"
+            elif header in table.totals:
+                value = f"=SUM({letter}3:{letter}{max(last, 3)})"
+            cell = WriteOnlyCell(sheet, value=value)
+            cell.font = bold
+            if header in table.totals:
+                cell.number_format = "#,##0.00"
+            total.append(cell)
+        sheet.append(total)
+
+
+def _xlsx_cell(sheet: Any, value: Any) -> Any:
+    from openpyxl.cell import WriteOnlyCell
+
+    cell = WriteOnlyCell(sheet, value=_xlsx_value(value))
+    if isinstance(value, Decimal):
+        cell.number_format = "#,##0.00" if value == value.quantize(_CENT) else "0.0000##"
+    elif isinstance(value, dt.date):
+        cell.number_format = "yyyy-mm-dd"
+    return cell
+
+
+_WIDE = {"name": 28, "why": 40, "result": 40, "action": 18, "finding": 18, "customer": 12}
+
+
+def _width(header: str) -> float:
+    """A column's width from what it holds: money and dates as wide as their figures, names and
+    reasons wider, anything else its header."""
+    return float(_WIDE.get(header, max(len(header) + 2, 12)))
 
 
 _CENT = Decimal("0.01")
@@ -187,8 +283,9 @@ WORKFILE_HEADERS = (
 
 
 def workfile_table(lines: Iterator[WorkfileLine], title: str) -> Table:
-    """The workfile, a row per line (streamed)."""
-    return Table(title, WORKFILE_HEADERS, lines)
+    """The workfile, a row per line (streamed), with a total of its amounts."""
+    money = ("amount", "not_taxed", "taxable", "tax", "tax_charged", "tax_engine")
+    return Table(title, WORKFILE_HEADERS, lines, sheet="Workfile", totals=money)
 
 
 def jurisdiction_table(lines: Iterator[JurisdictionLine], title: str) -> Table:
@@ -205,7 +302,9 @@ def jurisdiction_table(lines: Iterator[JurisdictionLine], title: str) -> Table:
         "not_taxed",
         "tax",
     )
-    return Table(title, headers, lines)
+    return Table(
+        title, headers, lines, sheet="Jurisdictions", totals=("taxable", "not_taxed", "tax")
+    )
 
 
 def journal_table(journal: Journal) -> Table:
@@ -218,6 +317,15 @@ def journal_table(journal: Journal) -> Table:
         ("company", "region", "account", "debit", "credit"),
         [(j.company, j.region, j.account, j.debit, j.credit) for j in journal.lines],
         (f"debits {journal.debits}  credits {journal.credits}  tax {journal.total_tax}",),
+        sheet="Journal",
+        totals=("debit", "credit"),
+        fields=(
+            ("journal", journal.key),
+            ("version", journal.version),
+            ("status", journal.status.value),
+            ("posted_by", journal.posted_by or None),
+            ("posted_at", journal.posted_at.isoformat() if journal.posted_at else None),
+        ),
     )
 
 
@@ -227,27 +335,19 @@ def state_table(report: StateReport) -> Table:
         (r.company, r.region, r.documents, r.amount, r.not_taxed, r.taxable, r.tax, r.tax_charged)
         for r in report.rows
     ]
-    total = report.total
-    rows.append(
-        (
-            "total",
-            "",
-            total.documents,
-            total.amount,
-            total.not_taxed,
-            total.taxable,
-            total.tax,
-            total.tax_charged,
-        )
-    )
+    t = report.total
     return Table(
         f"Sales tax by state {report.period} (company {report.company})",
         ("company", "region", "documents", "amount", "not_taxed", "taxable", "tax", "tax_charged"),
         rows,
         (
             "tax: the liability (the engine's figure where it answered the posting); "
-            "tax_charged: what the invoices carried",
+            "tax_charged: what the invoices carried; documents in the total: each once, though "
+            "one may ship to several states",
         ),
+        sheet="Sales tax by state",
+        totals=("amount", "not_taxed", "taxable", "tax", "tax_charged"),
+        total=("total", "", t.documents, t.amount, t.not_taxed, t.taxable, t.tax, t.tax_charged),
     )
 
 
@@ -270,6 +370,8 @@ def gl_table(found: GLReconciliation) -> Table:
             for r in found.rows
         ],
         (f"sales {found.sales_total}  GL {found.gl_total}  differences {found.differences}",),
+        sheet="Sales versus GL",
+        totals=("sales_tax", "gl_tax", "difference"),
     )
 
 
@@ -308,6 +410,7 @@ def engine_table(found: EngineReconciliation) -> Table:
             f"{found.stored} documents here, {found.listed} at the engine, "
             f"{len(found.findings)} findings",
         ),
+        sheet="Engine versus store",
     )
 
 

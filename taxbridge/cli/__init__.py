@@ -43,19 +43,15 @@ store it uses (--quiet: not). Each command takes --format: table (for people), c
 
 
 class _Version(argparse.Action):
-    """``--version``: the installed distribution's version, looked up only when asked."""
+    """``--version``: the package's version."""
 
     def __init__(self, option_strings: Sequence[str], dest: str, **kwargs: Any):
         super().__init__(option_strings, dest, nargs=0, help="print the version and exit")
 
     def __call__(self, parser: argparse.ArgumentParser, *args: Any, **kwargs: Any) -> None:
-        from importlib.metadata import PackageNotFoundError, version
+        from taxbridge._version import __version__
 
-        try:
-            number = version("taxbridge")
-        except PackageNotFoundError:  # a source tree that was never installed
-            number = "0.0.0"
-        print(f"taxbridge {number}")
+        print(f"taxbridge {__version__}")
         parser.exit()
 
 

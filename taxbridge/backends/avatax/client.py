@@ -12,13 +12,13 @@ ask is the posting rule's (:mod:`taxbridge.posting`).
 from __future__ import annotations
 
 import datetime as dt
-import importlib.metadata
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, TypeVar
 
 import httpx
 
+from taxbridge._version import __version__
 from taxbridge.backends import _http
 from taxbridge.backends.avatax import mapping, paging
 from taxbridge.backends.avatax.certificates import AvaTaxCertificates
@@ -52,13 +52,6 @@ T = TypeVar("T")
 _TRANSACTIONS = "/api/v2/companies/{company}/transactions/{code}"
 CREATE = "/api/v2/transactions/create"
 CREATE_OR_ADJUST = "/api/v2/transactions/createoradjust"
-
-
-def _library_version() -> str:
-    try:
-        return importlib.metadata.version("taxbridge")
-    except importlib.metadata.PackageNotFoundError:  # a source tree that was never installed
-        return "0.0.0"
 
 
 def _utc_today() -> dt.date:
@@ -107,7 +100,7 @@ class AvaTaxBackend:
         self._urls: dict[tuple[str, tuple[tuple[str, str], ...]], httpx.URL] = {}
         self._headers = {
             "Authorization": settings.authorization(),
-            "X-Avalara-Client": settings.client_header(_library_version()),
+            "X-Avalara-Client": settings.client_header(__version__),
             "Accept": "application/json",
         }
         self._timeout = httpx.Timeout(
