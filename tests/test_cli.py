@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import hashlib
+import io
+import sys
 from pathlib import Path
 
 import pytest
@@ -332,3 +334,33 @@ def test_commands_that_only_read_leave_the_store_file_as_it_was(tmp_path: Path, 
     assert hashlib.sha256(db.read_bytes()).hexdigest() == before
     assert hashlib.sha256(other.read_bytes()).hexdigest() == theirs
     assert sorted(path.name for path in tmp_path.iterdir()) == sorted([*files, "books.db"])
+
+
+class _Terminal(io.StringIO):
+    """A stderr that says it is a terminal."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+def test_progress_on_a_terminal_is_throttled_with_rate_and_silent_elsewhere(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from taxbridge.cli._shared import Progress
+
+    terminal = _Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    bar = Progress(4000, "docs", "reposting")
+    for _ in range(4000):
+        bar.update()
+    bar.close()
+    shown = terminal.getvalue()
+    assert "4000/4000" in shown
+    assert "docs/s" in shown
+    assert len(shown) < 2_000  # the hand-drawn bar wrote 239 KB for 4,000 documents
+    quiet = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", quiet)
+    bar = Progress(None, "rows", "checking")
+    bar.to(5000)
+    bar.close()
+    assert quiet.getvalue() == ""

@@ -546,3 +546,11 @@ def test_a_row_the_screen_lets_through_breaks_no_cell_rule(changes: dict[str, st
         assert value or not column.required
         if value:
             assert _cell_check(template, column)(2, value) == []
+
+
+def test_reading_a_big_file_reports_its_progress_every_thousand_rows(tmp_path: Path) -> None:
+    path = write(tmp_path / "big.csv", ECMS, [{**CERT, "A": str(n)} for n in range(1, 2501)])
+    seen: list[int] = []
+    report = read(ECMS, path, progress=seen.append)
+    assert report.rows == 2500
+    assert seen == [1000, 2000, 2500]

@@ -328,6 +328,7 @@ class Progress:
             self._bar.update(done - self._bar.n)
 
     def close(self) -> None:
-        """Leave the line as it ended."""
+        """Leave the line as it ended (once)."""
         if self._bar is not None:
             self._bar.close()
+            self._bar = None

@@ -271,7 +271,7 @@ def add_commands(commands: Any, common: argparse.ArgumentParser) -> None:
     engine.add_argument("--fix", action="store_true", help="take each finding's safe action")
     _table_output(engine)
 
-    report = command(commands, "report", None, help="reports")
+    report = command(commands, "report", None, help="reports: state (sales tax by state)")
     which = report.add_subparsers(dest="action", required=True, metavar="REPORT", help="state")
     state = command(
         which, "state", _report_state, parents=[common], help="sales tax by state of a period"

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from taxbridge.cli._shared import (
     FINDINGS,
     OK,
+    Progress,
     UsageError,
     command,
     format_option,
@@ -85,33 +86,44 @@ def _validate(args: argparse.Namespace) -> int:
     from taxbridge.errors import StoreError
     from taxbridge.files.service import STORE_RULES, validate_alone
 
+    bar = Progress(None, "rows", f"checking {Path(args.file).name}")
     try:
-        bridge = open_bridge(args, read_only=True)
-    except StoreError as exc:  # a file can be checked without a store: the store's rules wait
-        report = validate_alone(
-            args.kind,
-            args.file,
-            max_errors=args.max_errors,
-            sst=args.sst,
-            overwrite=args.overwrite,
-        )
-        print(
-            f"taxbridge: no store to check against ({exc}); skipped: {STORE_RULES[args.kind]}",
-            file=sys.stderr,
-        )
-        return _print_report(report, args.file, args.format)
-    with bridge:
-        files = bridge.files
-        if args.kind == "avatax":
-            report = files.validate_avatax(args.file, max_errors=args.max_errors, sst=args.sst)
-        elif args.kind == "ecms":
-            report = files.validate_ecms(
-                args.file, overwrite=args.overwrite, max_errors=args.max_errors
+        try:
+            bridge = open_bridge(args, read_only=True)
+        except StoreError as exc:  # a file can be checked without a store: its rules wait
+            report = validate_alone(
+                args.kind,
+                args.file,
+                max_errors=args.max_errors,
+                sst=args.sst,
+                overwrite=args.overwrite,
+                progress=bar.to,
             )
-        else:
-            report = files.validate_customers(
-                args.file, full=args.kind == "customers-full", max_errors=args.max_errors
+            bar.close()
+            print(
+                f"taxbridge: no store to check against ({exc}); skipped: {STORE_RULES[args.kind]}",
+                file=sys.stderr,
             )
+            return _print_report(report, args.file, args.format)
+        with bridge:
+            files = bridge.files
+            if args.kind == "avatax":
+                report = files.validate_avatax(
+                    args.file, max_errors=args.max_errors, sst=args.sst, progress=bar.to
+                )
+            elif args.kind == "ecms":
+                report = files.validate_ecms(
+                    args.file, overwrite=args.overwrite, max_errors=args.max_errors, progress=bar.to
+                )
+            else:
+                report = files.validate_customers(
+                    args.file,
+                    full=args.kind == "customers-full",
+                    max_errors=args.max_errors,
+                    progress=bar.to,
+                )
+    finally:
+        bar.close()
     return _print_report(report, args.file, args.format)
 
 
@@ -202,8 +214,8 @@ def add_commands(commands: Any, common: argparse.ArgumentParser) -> None:
         commands,
         "file",
         None,
-        help="the seeds' file formats: the AvaTax transaction import, CertCapture customers, "
-        "ECMS certificates",
+        help="the files other systems read: the AvaTax transaction import, CertCapture "
+        "customers, ECMS certificates",
     )
     actions = file.add_subparsers(
         dest="action", required=True, metavar="ACTION", help="export, validate, import or diff"

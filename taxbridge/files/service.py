@@ -64,16 +64,17 @@ def validate_alone(
     max_errors: int | None = None,
     sst: bool = False,
     overwrite: bool = False,
+    progress: Callable[[int], None] | None = None,
 ) -> Report:
     """Validate a file with every rule that needs no store (``STORE_RULES[kind]`` is skipped):
-    a file can be checked anywhere, before any store exists."""
+    a file can be checked anywhere, before any store exists; ``progress`` gets the rows read."""
     if kind == "avatax":
         template = avatax.avatax_template(sst=sst)
     elif kind == "ecms":
         template = cc.ecms_template({}, overwrite=overwrite)
     else:
         template = cc.customers_knowing(cc.FULL if kind == "customers-full" else cc.BASIC, {})
-    return read(template, path, max_errors=max_errors)
+    return read(template, path, max_errors=max_errors, progress=progress)
 
 
 def split_paths(path: Path, count: int) -> Path:
@@ -205,7 +206,12 @@ class Files:
         )
 
     def validate_avatax(
-        self, path: str | Path, *, max_errors: int | None = None, sst: bool = False
+        self,
+        path: str | Path,
+        *,
+        max_errors: int | None = None,
+        sst: bool = False,
+        progress: Callable[[int], None] | None = None,
     ) -> Report:
         """Validate an import file; a new document with a code the store holds as posted
         (Y, R, M: AvaTax has it) is an error unless its ProcessCode overwrites."""
@@ -215,7 +221,7 @@ class Files:
             if head.flag is not FinalTaxFlag.FAILED
         ]
         template = avatax.knowing(avatax.avatax_template(sst=sst), at_engine)
-        return read(template, path, max_errors=max_errors)
+        return read(template, path, max_errors=max_errors, progress=progress)
 
     def mark_manual_from_file(self, path: str | Path, user: str) -> list[TaxDocument]:
         """The operator imported ``path`` at AvaTax: mark exactly its invoices and credits M.
@@ -280,14 +286,19 @@ class Files:
         return written
 
     def validate_customers(
-        self, path: str | Path, *, full: bool, max_errors: int | None = None
+        self,
+        path: str | Path,
+        *,
+        full: bool,
+        max_errors: int | None = None,
+        progress: Callable[[int], None] | None = None,
     ) -> Report:
         """Validate a customer import, warning on numbers exported before."""
         source = Path(path)
         ours = source.is_file() and file_digest(source) in self._store.exports(CUSTOMER_FILES)
         known = {} if ours else self._store.exports(CUSTOMERS)  # our own export read back
         template = cc.customers_knowing(cc.FULL if full else cc.BASIC, known)
-        report = read(template, source, max_errors=max_errors)
+        report = read(template, source, max_errors=max_errors, progress=progress)
         if source.exists() and source.stat().st_size > cc.MAX_CUSTOMER_BYTES:
             big = Problem(0, "", "", f"{source.stat().st_size:,} bytes", "larger than 50 MB")
             return Report(
@@ -351,11 +362,16 @@ class Files:
         return written
 
     def validate_ecms(
-        self, path: str | Path, *, overwrite: bool = False, max_errors: int | None = None
+        self,
+        path: str | Path,
+        *,
+        overwrite: bool = False,
+        max_errors: int | None = None,
+        progress: Callable[[int], None] | None = None,
     ) -> Report:
         """Validate an ECMS file, its Cert IDs against every earlier import."""
         template = cc.ecms_template(self._store.exports(ECMS_IDS), overwrite=overwrite)
-        return read(template, path, max_errors=max_errors)
+        return read(template, path, max_errors=max_errors, progress=progress)
 
     def import_ecms(self, path: str | Path, *, overwrite: bool = False) -> tuple[Report, int]:
         """Import an ECMS file into the exemption database: all of it, or nothing when it has

@@ -400,6 +400,10 @@ def _xlsx_text(value: Any) -> str:
     return str(value)
 
 
+def _no_progress(count: int) -> None:
+    """No one is watching."""
+
+
 def read(
     template: Template,
     path: str | Path,
@@ -407,13 +411,23 @@ def read(
     max_errors: int | None = None,
     rows: Callable[[int, Row], None] | None = None,
     extra_rules: Sequence[FileRule] = (),
+    progress: Callable[[int], None] | None = None,
 ) -> Report:
     """Validate ``path`` against ``template``, streaming: columns mapped by header, every cell
-    and rule checked. ``rows`` is handed each data row laid out by letter (for an import)."""
+    and rule checked. ``rows`` is handed each data row laid out by letter (for an import);
+    ``progress`` the count of rows read, every thousand rows and at the end."""
     source = Path(path)
     with ExitStack() as files:
         try:
-            return _read(template, source, _rows_of(source, files), max_errors, rows, extra_rules)
+            return _read(
+                template,
+                source,
+                _rows_of(source, files),
+                max_errors,
+                rows,
+                extra_rules,
+                progress or _no_progress,
+            )
         except (UnicodeDecodeError, csv.Error) as exc:
             raise FileFormatError(str(source), f"cannot be read as CSV: {exc}") from exc
 
@@ -425,6 +439,7 @@ def _read(
     max_errors: int | None,
     rows: Callable[[int, Row], None] | None,
     extra_rules: Sequence[FileRule],
+    progress: Callable[[int], None],
 ) -> Report:
     try:
         header = next(stream)
@@ -471,6 +486,8 @@ def _read(
         if not any(raw):
             continue
         count += 1
+        if count % 1000 == 0:
+            progress(count)
         if limit is not None and count > limit:
             break  # reported below; nothing past the limit is read
         if identity:
@@ -496,6 +513,7 @@ def _read(
             note(file_rule.feed(number, row))
         if rows is not None:
             rows(number, row)
+    progress(count)
     for file_rule in file_rules:
         note(file_rule.finish(count))
     if limit is not None and count > limit:
