@@ -102,6 +102,9 @@ if TYPE_CHECKING:
         EngineMismatch as EngineMismatch,
     )
     from taxbridge.errors import (
+        FileFormatError as FileFormatError,
+    )
+    from taxbridge.errors import (
         InvalidAddressError as InvalidAddressError,
     )
     from taxbridge.errors import (
@@ -300,6 +303,7 @@ _EXPORTS: dict[str, str] = {
     "DocumentType": "taxbridge.models",
     "EngineMismatch": "taxbridge.errors",
     "Exemption": "taxbridge.models",
+    "FileFormatError": "taxbridge.errors",
     "FinalTaxFlag": "taxbridge.flags",
     "FindingKind": "taxbridge.accounting.engine",
     "Inquiry": "taxbridge.lifecycle",

@@ -15,6 +15,11 @@
     ├── AccountMissingError (LookupError)    no GL account (AV-GL) for a company and region
     ├── JournalError                         a journal cannot be generated or posted as asked
     ├── StoreError                           the store cannot be opened, read or written
+    ├── EngineMismatch                       the store's documents were posted through other books
+    ├── FileFormatError                      a file is not the CSV or XLSX its template asks for
+    ├── CertificateNotFoundError (LookupError)  no certificate (or customer) with that id
+    ├── NoCertificateService                 a certificate feature, and [certificates] service none
+    ├── MailError                            the SMTP server could not be reached or refused
     └── BackendError                         a tax backend failed; carries backend, code, status
         ├── BackendUnavailable               timeout, connection, 429, 5xx    retryable, transient
         │   ├── MalformedResponse            the answer could not be read     retryable, transient
@@ -76,7 +81,10 @@ class InvalidFieldError(TaxBridgeError, ValueError):
         self.field = field
         self.value = value
         self.reason = reason
-        super().__init__(f"{owner}.{field}: {value!r} {reason}")
+        shown = (
+            f"{owner}.{field} {reason}" if value is None else f"{owner}.{field}: {value!r} {reason}"
+        )
+        super().__init__(shown)
 
 
 def _flag_text(flag: object) -> str:
@@ -227,6 +235,16 @@ class JournalError(TaxBridgeError):
         self.key = key
         self.reason = reason
         super().__init__(f"journal {key}: {reason}")
+
+
+class FileFormatError(TaxBridgeError):
+    """A file cannot be read or written as the template asks (not CSV or XLSX, no header row,
+    openpyxl missing); ``path`` names it."""
+
+    def __init__(self, path: str, reason: str):
+        self.path = path
+        self.reason = reason
+        super().__init__(f"{path}: {reason}")
 
 
 class BackendError(TaxBridgeError):

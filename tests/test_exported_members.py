@@ -89,3 +89,18 @@ def test_log_levels_of_the_command_are_the_logs_levels() -> None:
     from taxbridge.logs import LEVELS
 
     assert LOG_LEVELS == LEVELS
+
+
+def test_the_errors_tree_in_the_docstring_names_every_error() -> None:
+    import taxbridge.errors as errors
+
+    classes = {
+        name
+        for name, value in vars(errors).items()
+        if inspect.isclass(value)
+        and issubclass(value, Exception)
+        and value.__module__ == errors.__name__
+    }
+    drawn = set(re.findall(r"(?:──|^ {4})\s*(\w+)", errors.__doc__ or "", re.M))
+    assert classes - drawn == set()
+    assert classes <= set(taxbridge.__all__)

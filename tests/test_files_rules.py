@@ -11,11 +11,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from taxbridge.errors import FileFormatError
 from taxbridge.files import BASIC, ECMS, FULL, Severity, avatax_template, ecms_template, read
 from taxbridge.files import avatax_import as avatax
 from taxbridge.files.avatax_import import knowing
 from taxbridge.files.certcapture import customers_knowing
-from taxbridge.files.template import FileFormatError, Report, Template, _Screen, letter_index
+from taxbridge.files.template import Report, Template, _Screen, letter_index
 
 GOOD = {
     "A": "3", "B": "A-1001", "C": "1", "D": "2026-11-20", "E": "DEFAULT", "F": "C001",

@@ -2,12 +2,12 @@
 templates and the ECMS certificate template (seed 000) — declared once, written, read and
 validated by one small framework (:mod:`taxbridge.files.template`)."""
 
+from taxbridge.errors import FileFormatError
 from taxbridge.files.avatax_import import TaxWriteOff, avatax_template
 from taxbridge.files.certcapture import BASIC, ECMS, FULL, CustomerRecord, ecms_template
 from taxbridge.files.service import CustomerDiff, Files
 from taxbridge.files.template import (
     Column,
-    FileFormatError,
     Kind,
     Problem,
     Report,

@@ -26,18 +26,8 @@ from typing import Any
 from attrs import field, frozen
 
 from taxbridge._cells import formula_safe
-from taxbridge.errors import TaxBridgeError
+from taxbridge.errors import FileFormatError
 from taxbridge.models._fields import CONTROL
-
-
-class FileFormatError(TaxBridgeError):
-    """A file cannot be read or written as the template asks (not CSV or XLSX, no header row,
-    openpyxl missing); ``path`` names it."""
-
-    def __init__(self, path: str, reason: str):
-        self.path = path
-        self.reason = reason
-        super().__init__(f"{path}: {reason}")
 
 
 class Kind(enum.Enum):
@@ -56,16 +46,6 @@ def letter_index(letter: str) -> int:
     for char in letter:
         index = index * 26 + ord(char) - 64
     return index - 1
-
-
-def index_letter(index: int) -> str:
-    """0 -> ``A``, 26 -> ``AA``."""
-    letters = ""
-    index += 1
-    while index:
-        index, rest = divmod(index - 1, 26)
-        letters = chr(65 + rest) + letters
-    return letters
 
 
 @frozen
