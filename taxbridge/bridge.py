@@ -11,7 +11,7 @@ queued, so the ERP's invoicing run goes on.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from decimal import Decimal
 from pathlib import Path
 
@@ -430,8 +430,14 @@ class TaxBridge:
             raise NoCertificateService("adding a certificate by hand (local service)")
         return service.add(certificate)
 
-    def sync_customers(self) -> SyncSummary:
-        """Send the certificate service every customer card it lacks or has out of date."""
+    def sync_customers(
+        self, customers: Iterable[Customer] = (), *, company_code: str | None = None
+    ) -> SyncSummary:
+        """Send the certificate service every customer card it lacks or has out of date, after
+        recording the cards of ``customers`` (the exempt ones; ``company_code``: their engine
+        company, default the first mapped)."""
+        company = company_code or self.config.companies[0].company_code
+        self.exempt_customers.want(customers, company)
         return self.exempt_customers.sync_pending()
 
     def exemption_reminders(

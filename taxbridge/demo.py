@@ -23,8 +23,7 @@ from pathlib import Path
 import attrs
 
 from taxbridge.accounting.export import Format, render, state_table
-from taxbridge.backends._register import FileRegister
-from taxbridge.backends.local import LocalEngine
+from taxbridge.backends.local import LocalEngine, register_at
 from taxbridge.bridge import TaxBridge
 from taxbridge.config import example_config, example_config_text
 from taxbridge.context import running_from
@@ -217,7 +216,7 @@ def run_demo(db_path: str, echo: Callable[[str], None] = print) -> int:
     if store is None or config_file is None:
         return 2
     _write_demo_config(config_file, Path(db_path))
-    register = FileRegister(_register_file(Path(db_path)))
+    register = register_at(_register_file(Path(db_path)))
     engine = RecordingBackend(LocalEngine(register=register), name="local")
     bridge = TaxBridge(example_config(db_path), engine, store, clock=running_from(OPENS))
     orders = {number: _order(number) for number in range(1001, 1051)}

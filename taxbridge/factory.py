@@ -4,6 +4,9 @@ concrete engine or database."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
 from taxbridge.backends import backend_plugin
 from taxbridge.backends.base import BuildContext, TaxBackend
 from taxbridge.config import BridgeConfig
@@ -11,6 +14,9 @@ from taxbridge.rates import RateTable
 from taxbridge.store import store_plugin
 from taxbridge.store.base import Store
 from taxbridge.store.urls import shown_url
+
+if TYPE_CHECKING:
+    from taxbridge.store.copy import CopySummary
 
 
 class _LazyStore:
@@ -81,3 +87,41 @@ def open_store(spec: str, *, create: bool, unfinished_ok: bool = False) -> Store
     source = shown_url(text) if kind == "postgres" else text
     settings = plugin.settings(table, TableReader(source))
     return plugin.open(settings, create=create, unfinished_ok=unfinished_ok)
+
+
+def migrate_store(
+    config: BridgeConfig,
+    source: str,
+    target: str,
+    *,
+    progress: Callable[[int, int], None] | None = None,
+) -> CopySummary:
+    """Copy the store ``source`` names into the empty one ``target`` names (``taxbridge store
+    migrate``): documents and their log, the open queue, the reference data of ``config``'s
+    companies, exemptions, certificates, journals and every file registry; then checked equal.
+    Resumable: an interrupted copy is finished by the same call."""
+    from taxbridge.files.service import EXPORT_KINDS
+    from taxbridge.store.copy import copy_store
+
+    origin = open_store(source, create=False)
+    try:
+        destination = open_store(target, create=True, unfinished_ok=True)
+        try:
+            return copy_store(
+                origin,
+                destination,
+                companies=[c.company_code for c in config.companies],
+                export_kinds=EXPORT_KINDS,
+                source_name=_named(source),
+                target_name=_named(target),
+                progress=progress,
+            )
+        finally:
+            destination.close()
+    finally:
+        origin.close()
+
+
+def _named(spec: str) -> str:
+    """A store as messages may show it: a URL without its secrets, a path as given."""
+    return shown_url(spec) if spec.strip().startswith(("postgresql:", "postgres:")) else spec

@@ -5,10 +5,10 @@ offline table, X outside nexus; none of them lets a backend failure escape."""
 from __future__ import annotations
 
 import time
+from typing import Protocol
 
 from attrs import frozen
 
-from taxbridge.certificates import ExemptCustomers
 from taxbridge.context import Outcome, Route, StageContext
 from taxbridge.errors import (
     BackendError,
@@ -34,6 +34,14 @@ from taxbridge.models import (
 from taxbridge.rules import Context, order_request
 
 _log = get_logger("taxbridge")
+
+
+class CertificateChecker(Protocol):
+    """What order entry and the pending check need of the exempt-customer workflow
+    (:class:`taxbridge.certificates.ExemptCustomers`): whether a certificate covers the order."""
+
+    def check(self, order: Order) -> CertificateCheck | None:
+        """The coverage of an exempt customer's order; None when there is nothing to check."""
 
 
 @frozen
@@ -97,7 +105,7 @@ class Lifecycle:
         ctx: StageContext,
         exemptions: Exemptions,
         mapping: Context,
-        certificates: ExemptCustomers | None = None,
+        certificates: CertificateChecker | None = None,
     ):
         self._ctx = ctx
         self._exemptions = exemptions

@@ -177,3 +177,21 @@ def test_the_flag_diagram_draws_exactly_the_flag_table() -> None:
     table = {(start, end) for start, ends in TRANSITIONS.items() for end in ends}
     table |= {(start, end) for start, ends in RECONCILIATION_MOVES.items() for end in ends}
     assert {(names[start], names[end]) for start, end in drawn} == table
+
+
+def test_no_command_reaches_into_the_store_or_the_engine() -> None:
+    """Commands call the library (the bridge and its parts, the factory): none touches
+    ``bridge.store`` or imports a store's or an engine's modules."""
+    cli = sorted((PACKAGE / "cli").glob("*.py"))
+    touching = [p.name for p in cli if re.search(r"\bbridge\.store\b", p.read_text())]
+    assert touching == []
+    allowed = ("taxbridge.backends.base", "taxbridge.store.urls")
+    reaching = sorted(
+        f"{module} -> {name}"
+        for module, imports in MODULES.items()
+        if module.startswith("taxbridge.cli")
+        for name in imports
+        if name.startswith(("taxbridge.store", "taxbridge.backends"))
+        and not name.startswith(allowed)
+    )
+    assert reaching == []

@@ -328,6 +328,26 @@ def test_an_interrupted_copy_is_refused_until_run_again_and_then_whole(
     assert (store_spec if not store_spec.startswith("postgres") else "postgresql://") in err
 
 
+def test_migrate_carries_every_file_registry_so_an_own_export_stays_recognised(
+    tmp_path: Path, store_spec: str
+) -> None:
+    """The customer files' digests too: a file exported before the move, validated after it,
+    is still known as our own export."""
+    from conftest import open_store
+
+    from taxbridge.files.service import EXPORT_KINDS
+
+    source = tmp_path / "source.db"
+    _queued_store(source, 3)
+    with SQLiteStore(source) as store:
+        for kind in EXPORT_KINDS:
+            store.record_exports(kind, {f"{kind}-key": "value"}, T0)
+    factory.migrate_store(default_config(), str(source), store_spec)
+    with open_store(store_spec) as copied:
+        for kind in EXPORT_KINDS:
+            assert copied.exports(kind) == {f"{kind}-key": "value"}, kind
+
+
 class _InterruptedAfterBegin:
     """A connection on which Ctrl-C lands the instant a BEGIN returns (once), as it can when
     the signal arrives while SQLite is taking its lock."""

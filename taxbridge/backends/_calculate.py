@@ -49,16 +49,6 @@ def rule_taxes(rule: TaxCodeRule | None, rate: RateRow) -> bool:
     return True
 
 
-def document_discount(request: TaxRequest) -> list[Decimal]:
-    """Each line's share of the document discount: by amount over the discounted lines, to the
-    cent, the shares summing to the discount exactly (zero for every line without one)."""
-    if not request.discount:
-        return [ZERO] * len(request.lines)
-    weights = [line.amount - line.discount if line.discounted else ZERO for line in request.lines]
-    room = sum(weights, ZERO)
-    return allocate(request.discount, [request.discount * weight / room for weight in weights])
-
-
 def _spread(tax: Decimal, base: Decimal, rate: RateRow) -> dict[str, Decimal]:
     """A line's overridden tax over its jurisdictions by rate, to the cent (all of it to the
     first jurisdiction when the rates are zero)."""
@@ -94,7 +84,7 @@ def calculate(
     raw_index: dict[str, list[int]] = {}
     raw_tax: dict[str, list[Decimal]] = {}
     fixed: dict[int, dict[str, Decimal]] = {}
-    shares = document_discount(request)
+    shares = request.discount_shares()
     for index, line in enumerate(request.lines):
         base = line.amount - line.discount - shares[index]
         bases.append(base)

@@ -399,10 +399,13 @@ class LocalPlugin:
         settings say, else beside the store (in memory when the store has no file)."""
         checked = self.check(settings)
         path = checked.register if checked is not None else context.register_path
-        register = (
-            FileRegister(path) if path is not None and path != ":memory:" else MemoryRegister()
-        )
-        return LocalEngine(rounding=context.rounding, register=register)
+        return LocalEngine(rounding=context.rounding, register=register_at(path))
+
+
+def register_at(path: str | None) -> Register:
+    """The local engine's register in the SQLite file ``path`` (kept across runs), or in memory
+    (``None`` or ``:memory:``)."""
+    return FileRegister(path) if path is not None and path != ":memory:" else MemoryRegister()
 
 
 def _no_settings(kind: str, settings: Any) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
 import attrs
 
@@ -19,6 +19,7 @@ from taxbridge.config import BridgeConfig
 from taxbridge.errors import BackendError, InvalidFieldError, NoCertificateService
 from taxbridge.logs import get_logger
 from taxbridge.models import (
+    Address,
     Certificate,
     CertificateCheck,
     CertificateRequest,
@@ -131,6 +132,33 @@ class ExemptCustomers:
             elapsed_ms=round((time.perf_counter() - started) * 1000, 1),
         )
         return outcome
+
+    def known_customer(self, customer_code: str, email: str = "") -> Customer:
+        """The customer as its stored card knows it (name, address, e-mail), for a request made
+        without the ERP's master data at hand; ``email`` overrides the card's."""
+        found = self._store.customer_card(customer_code)
+        card = found[0] if found else None
+        if card is None:
+            return Customer(customer_code, addresses=(), email=email)
+        address = Address(card.line1, card.city, card.region, card.postal_code, card.country)
+        return Customer(customer_code, card.name, addresses=(address,), email=email or card.email)
+
+    def holders(self) -> dict[str, str]:
+        """Which order took each single-use certificate (certificate id -> order number)."""
+        return self._store.certificate_uses()
+
+    def want(self, customers: Iterable[Customer], company_code: str) -> int:
+        """Record the card each exempt customer's master data gives now, to be sent by the next
+        :meth:`sync_pending` (the ERP's customer file of ``taxbridge customers sync
+        --from-file``); returns how many were recorded."""
+        count = 0
+        for customer in customers:
+            if customer.is_exempt:
+                self._store.save_customer_card(
+                    self.card_for(customer, company_code), self._clock(), sent=False
+                )
+                count += 1
+        return count
 
     def sync_pending(self) -> SyncSummary:
         """Send every card the service does not have as the store wants it (after an outage

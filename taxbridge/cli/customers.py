@@ -49,16 +49,9 @@ def load_erp_customers(path: str, option: str = "--from-file") -> list[Customer]
 
 
 def _sync(args: argparse.Namespace) -> int:
+    customers = load_erp_customers(args.from_file) if args.from_file else []
     with open_bridge(args, read_only=True) as bridge:
-        exempt = bridge.exempt_customers
-        if args.from_file:
-            company = args.company or bridge.config.companies[0].company_code
-            for customer in load_erp_customers(args.from_file):
-                if customer.is_exempt:
-                    bridge.store.save_customer_card(
-                        exempt.card_for(customer, company), bridge.clock(), sent=False
-                    )
-        summary = bridge.sync_customers()
+        summary = bridge.sync_customers(customers, company_code=args.company)
     if args.format == "json":
         print_json(
             {
@@ -121,7 +114,7 @@ def _certificate_row(
 def _list(args: argparse.Namespace) -> int:
     with open_bridge(args, read_only=True) as bridge:
         found = bridge.certificates(args.customer, pull=args.pull, company_code=args.company)
-        uses = bridge.store.certificate_uses()
+        uses = bridge.exempt_customers.holders()
         status = None
         if args.region:
             status = bridge.certificate_status(
@@ -152,22 +145,8 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _request(args: argparse.Namespace) -> int:
-    from taxbridge.models import Address, Customer
-
     with open_bridge(args, read_only=True) as bridge:
-        found = bridge.store.customer_card(args.customer)
-        card = found[0] if found else None
-        address = (
-            (Address(card.line1, card.city, card.region, card.postal_code, card.country),)
-            if card
-            else ()
-        )
-        customer = Customer(
-            args.customer,
-            card.name if card else "",
-            addresses=address,
-            email=args.email or (card.email if card else ""),
-        )
+        customer = bridge.exempt_customers.known_customer(args.customer, args.email or "")
         sent = bridge.request_certificate(
             customer, args.region, args.reason or (), company_code=args.company
         )

@@ -29,38 +29,14 @@ def _use_engine(args: argparse.Namespace) -> int:
     return OK
 
 
-def _named(spec: str) -> str:
-    """A store the command line names, as messages may show it (a URL without secrets)."""
-    from taxbridge.store.urls import shown_url
-
-    return shown_url(spec) if spec.strip().startswith(("postgresql:", "postgres:")) else spec
-
-
 def _migrate(args: argparse.Namespace) -> int:
-    from taxbridge.factory import open_store
-    from taxbridge.files.service import CUSTOMERS, ECMS_IDS
-    from taxbridge.store.copy import copy_store
+    from taxbridge.factory import migrate_store
 
-    config = read_config(args)
-    source = open_store(args.source, create=False)
     bar = Progress(None, "docs", "copying")
     try:
-        target = open_store(args.target, create=True, unfinished_ok=True)
-        try:
-            summary = copy_store(
-                source,
-                target,
-                companies=[c.company_code for c in config.companies],
-                export_kinds=(CUSTOMERS, ECMS_IDS),
-                source_name=_named(args.source),
-                target_name=_named(args.target),
-                progress=bar.to,
-            )
-        finally:
-            target.close()
-            bar.close()
+        summary = migrate_store(read_config(args), args.source, args.target, progress=bar.to)
     finally:
-        source.close()
+        bar.close()
     if args.format == "json":
         print_json(
             {

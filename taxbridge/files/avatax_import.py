@@ -367,14 +367,12 @@ def document_rows(
         raise InvalidFieldError(
             "avatax import", "process_code", process_code, "is not 1 (tax override) or 3"
         )
-    from taxbridge.backends._calculate import document_discount
-
     doc_type = "1" if document.document_type is DocumentType.SALES_INVOICE else "5"
     charged = {line.number: line.tax_charged for line in document.lines}
     template = avatax_template()
     if document.flag in (FinalTaxFlag.POSTED, FinalTaxFlag.REPOSTED, FinalTaxFlag.MANUAL):
         process_code = OVERWRITE_OF[process_code]
-    lines = zip(request.lines, document_discount(request), strict=True)
+    lines = zip(request.lines, request.discount_shares(), strict=True)
     for line, share in sorted(lines, key=lambda pair: _natural(pair[0].number)):
         row = [""] * template.width
         row[0] = str(process_code)

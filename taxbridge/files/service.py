@@ -39,6 +39,9 @@ ECMS_IDS = "ecms-cert-id"
 CUSTOMER_FILES = "certcapture-customer-file"
 """The export registry's kind for the customer files written (key: the file's SHA-256), so
 that reading one of them back is not taken for a second export."""
+
+EXPORT_KINDS = (CUSTOMERS, ECMS_IDS, CUSTOMER_FILES)
+"""Every registry of the files written and read: a store copy carries them all."""
 STORE_RULES = {
     "avatax": "a code AvaTax already has (stored Y, R or M) needs an overwrite ProcessCode",
     "customers-basic": "a customer number exported before is a warning",

@@ -16,7 +16,7 @@ from taxbridge.errors import InvalidFieldError
 from taxbridge.flags import FinalTaxFlag
 from taxbridge.models import _fields as _f
 from taxbridge.models.erp import Address, OrderLine
-from taxbridge.money import ZERO
+from taxbridge.money import ZERO, allocate
 
 _new = object.__new__
 _set = object.__setattr__
@@ -275,6 +275,15 @@ class TaxRequest:
     def exempt(self) -> bool:
         """True when the request carries exemption evidence (number or entity use code)."""
         return bool(self.exemption_no or self.entity_use_code)
+
+    def discount_shares(self) -> list[Decimal]:
+        """Each line's share of the document discount: by amount over the discounted lines, to
+        the cent, the shares summing to the discount exactly (zero for a line without one)."""
+        if not self.discount:
+            return [ZERO] * len(self.lines)
+        weights = [line.amount - line.discount if line.discounted else ZERO for line in self.lines]
+        room = sum(weights, ZERO)
+        return allocate(self.discount, [self.discount * weight / room for weight in weights])
 
 
 @frozen

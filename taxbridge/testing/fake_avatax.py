@@ -31,7 +31,6 @@ from typing import Any
 import attrs
 import httpx
 
-from taxbridge.backends._calculate import document_discount
 from taxbridge.backends.avatax.mapping import dumps, loads
 from taxbridge.backends.local import LocalEngine
 from taxbridge.errors import DocumentRejected, InvalidFieldError
@@ -929,7 +928,7 @@ def transaction_body(
 ) -> dict[str, Any]:
     """The ``TransactionModel`` AvaTax would answer for ``request`` calculated as ``result``."""
     include = include or _Include(None)
-    shares = document_discount(request)
+    shares = request.discount_shares()
     tax_date = (result.tax_date or request.date).isoformat()
     body: dict[str, Any] = {
         "id": doc_id,

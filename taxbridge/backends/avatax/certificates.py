@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import attrs
 
@@ -17,8 +17,32 @@ from taxbridge.errors import CertificateNotFoundError, DocumentRejected, Malform
 from taxbridge.models import Certificate, CertificateRequest, CertificateStatus, CustomerCard
 from taxbridge.models.exempt import CARD_FIELDS
 
-if TYPE_CHECKING:
-    from taxbridge.backends.avatax.client import AvaTaxBackend
+
+class AccountApi(Protocol):
+    """What the certificate service needs of an AvaTax account's connection (the client, which
+    shares its HTTP layer: retries, circuit breaker, typed errors)."""
+
+    name: str
+
+    def api(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, str] | None = None,
+        body: Any = None,
+        idempotent: bool = True,
+    ) -> Any:
+        """One API call: the JSON answer, or a typed error."""
+
+    def fetch_all(
+        self, path: str, model: str, params: Mapping[str, str] | None = None
+    ) -> list[Mapping[str, Any]]:
+        """Every row of a paged list call."""
+
+    def company_id(self, company_code: str) -> int:
+        """The AvaTax company id of a company code."""
+
 
 _CUSTOMERS = "/api/v2/companies/{company}/customers"
 
@@ -114,7 +138,7 @@ class AvaTaxCertificates:
     """CustomerModel has no field for these."""
     remote = True
 
-    def __init__(self, backend: AvaTaxBackend):
+    def __init__(self, backend: AccountApi):
         self._backend = backend
         self._reasons: dict[str, str] | None = None
         self._zones: dict[str, str] | None = None
