@@ -37,6 +37,7 @@ from taxbridge.models import (
     Address,
     Customer,
     DateRange,
+    DocumentStatus,
     DocumentType,
     Invoice,
     JournalStatus,
@@ -131,7 +132,7 @@ def engine_committed_tax(bridge: TaxBridge) -> Decimal:
         (
             doc.total_tax
             for doc in listing.list_documents("DEFAULT", NOVEMBER.start, NOVEMBER.end)
-            if doc.status == "Committed"
+            if doc.status is DocumentStatus.COMMITTED
         ),
         ZERO_CENTS,
     )
@@ -441,7 +442,7 @@ def test_the_avatax_listing_pages_by_date_and_shows_locks(store: SQLiteStore) ->
         )
         assert [doc.code for doc in listed] == ["A-6101", "A-6102", "A-6103", "A-6104", "A-6105"]
         assert [doc.locked for doc in listed] == [True, False, False, False, False]
-        assert all(doc.status == "Committed" and doc.total_tax > 0 for doc in listed)
+        assert all(doc.status is DocumentStatus.COMMITTED and doc.total_tax > 0 for doc in listed)
         calls = [r for r in engine.fake.requests if r.path.endswith("/DEFAULT/transactions")]
         assert len(calls) == 3
         assert calls[0].params["$filter"] == "date ge '2026-11-01' and date le '2026-11-05'"

@@ -21,14 +21,17 @@ from taxbridge.backends.base import VoidReason
 from taxbridge.context import Outcome, StageContext
 from taxbridge.errors import DocumentRejected, InvalidFieldError, InvalidTransition, MissingAtEngine
 from taxbridge.flags import FinalTaxFlag
-from taxbridge.models import DateRange, DocumentKind, EngineDocument, Stage, TaxDocument
+from taxbridge.models import (
+    DateRange,
+    DocumentKind,
+    DocumentStatus,
+    EngineDocument,
+    Stage,
+    TaxDocument,
+)
 from taxbridge.posting import Posting
 from taxbridge.queue import RetryPolicy
 from taxbridge.store.base import CreditAllocation, PostedHead
-
-COMMITTED = "Committed"
-CANCELLED = "Cancelled"
-_SETTLED = (FinalTaxFlag.POSTED, FinalTaxFlag.REPOSTED, FinalTaxFlag.MANUAL)
 
 
 class FindingKind(enum.Enum):
@@ -162,7 +165,7 @@ class EngineBooks:
             why = f"it was voided on {document.voided_at:%Y-%m-%d} ({document.void_reason})"
         elif document.kind is DocumentKind.ORDER:
             why = "an order is never posted; void its invoice"
-        elif document.flag not in _SETTLED:
+        elif not document.flag.is_final:
             why = f"only a posted document (Y, R, M) can be voided; it is {document.flag}"
         if why:
             raise InvalidTransition(
@@ -319,7 +322,7 @@ class EngineBooks:
 
 def _compare(here: PostedHead | None, engine: EngineDocument | None) -> Finding | None:
     status = engine.status if engine is not None else None
-    committed = status == COMMITTED
+    committed = status is DocumentStatus.COMMITTED
     kind: FindingKind | None = None
     if here is None:
         kind = FindingKind.UNKNOWN_HERE if committed else None
@@ -329,7 +332,7 @@ def _compare(here: PostedHead | None, engine: EngineDocument | None) -> Finding 
         kind = FindingKind.LOST_RESPONSE if committed else None
     elif engine is None:
         kind = FindingKind.MISSING_AT_ENGINE
-    elif status == CANCELLED:
+    elif status is DocumentStatus.CANCELLED:
         kind = FindingKind.VOIDED_AT_ENGINE
     elif not committed:
         kind = FindingKind.UNCOMMITTED_AT_ENGINE
@@ -342,7 +345,7 @@ def _compare(here: PostedHead | None, engine: EngineDocument | None) -> Finding 
         kind,
         code,
         here.flag.value if here is not None else None,
-        status,
+        status.value if status is not None else None,
         here.total_tax if here is not None else None,
         engine.total_tax if engine is not None else None,
         locked=engine.locked if engine is not None else False,

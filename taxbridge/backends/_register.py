@@ -60,7 +60,7 @@ def listing(result: TaxResult, customer: str) -> EngineDocument:
     return EngineDocument(
         code=result.code,
         document_type=result.document_type.value,
-        status=result.status.value,
+        status=result.status,
         date=result.date,
         customer_code=customer,
         total_amount=result.total_amount,

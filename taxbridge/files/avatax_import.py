@@ -28,7 +28,6 @@ from taxbridge.files.template import (
     letter_index,
     parse_number,
 )
-from taxbridge.flags import FinalTaxFlag
 from taxbridge.models import Address, DocumentType, TaxDocument
 from taxbridge.models import _fields as _f
 from taxbridge.regions import BY_COUNTRY
@@ -370,7 +369,7 @@ def document_rows(
     doc_type = "1" if document.document_type is DocumentType.SALES_INVOICE else "5"
     charged = {line.number: line.tax_charged for line in document.lines}
     template = avatax_template()
-    if document.flag in (FinalTaxFlag.POSTED, FinalTaxFlag.REPOSTED, FinalTaxFlag.MANUAL):
+    if document.flag.is_final:
         process_code = OVERWRITE_OF[process_code]
     lines = zip(request.lines, request.discount_shares(), strict=True)
     for line, share in sorted(lines, key=lambda pair: _natural(pair[0].number)):

@@ -13,6 +13,7 @@ from typing import NamedTuple
 from attrs import frozen
 
 from taxbridge.errors import InvalidFieldError
+from taxbridge.models.tax import DocumentStatus
 
 _PERIOD = re.compile(r"(\d{4})-(\d{2})")
 
@@ -202,8 +203,8 @@ class EngineDocument:
 
     code: str
     document_type: str
-    status: str
-    """``Committed``, ``Saved`` (uncommitted), ``Cancelled`` (void), ..."""
+    status: DocumentStatus
+    """Committed, saved (uncommitted), cancelled (void), ..."""
     date: dt.date
     customer_code: str
     total_amount: Decimal

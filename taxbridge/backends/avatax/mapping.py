@@ -416,7 +416,7 @@ def engine_document(data: Any, *, backend: str) -> EngineDocument:
         return EngineDocument(
             code=code,
             document_type=str(data["type"]),
-            status=str(data["status"]),
+            status=DocumentStatus(str(data["status"])),
             date=_date(data["date"]),
             customer_code=str(data.get("customerCode") or data.get("customerVendorCode") or ""),
             total_amount=_money(data.get("totalAmount")) - _money(data.get("totalDiscount")),
