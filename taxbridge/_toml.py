@@ -27,7 +27,7 @@ class TableReader:
 
     def fail(self, key: str, value: Any, message: str) -> ConfigError:
         """The error for ``value`` at ``key``."""
-        return ConfigError(f"{value!r} {message}", source=self.source, key=key, value=value)
+        return ConfigError.refusing(key, value, message, source=self.source)
 
     def missing(self, key: str) -> ConfigError:
         """The error for a required key that is absent."""

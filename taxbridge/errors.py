@@ -68,6 +68,26 @@ class ConfigError(ValueError):
         where = ": ".join(part for part in (source, key) if part)
         super().__init__(f"{where}: {message}" if where else message)
 
+    @classmethod
+    def refusing(
+        cls, key: str, value: Any, reason: str, *, source: str = "", field: str = ""
+    ) -> ConfigError:
+        """The error for ``value`` at ``key``, shown as the config file would hold it (money
+        and dates as their text): the one way every config check words a refusal."""
+        return cls(f"{_shown(value)} {reason}", source=source, key=key, value=value, field=field)
+
+
+def _shown(value: Any) -> str:
+    """A value as a TOML file would hold it: money and dates as their text."""
+    import datetime as dt
+    from decimal import Decimal
+
+    if isinstance(value, Decimal):
+        return repr(str(value))
+    if isinstance(value, dt.date):
+        return repr(value.isoformat())
+    return repr(value)
+
 
 class TaxBridgeError(Exception):
     """Root of every error taxbridge raises at run time."""

@@ -32,7 +32,6 @@ from taxbridge.config.sections import (
     QuotationSettings,
     TaxCodeMap,
     TransactionGroup,
-    shown,
 )
 from taxbridge.errors import ConfigError, UnknownCompanyError, UnknownTransactionGroupError
 from taxbridge.money import RoundingLevel
@@ -41,8 +40,7 @@ from taxbridge.store import store_plugin
 
 
 def _refused(instance: object, key: str, value: Any, reason: str) -> ConfigError:
-    source = getattr(instance, "source", "")
-    return ConfigError(f"{shown(value)} {reason}", source=source, key=key, value=value)
+    return ConfigError.refusing(key, value, reason, source=getattr(instance, "source", ""))
 
 
 def _tuple_of(kind: type[Any]) -> Callable[[Any, attrs.Attribute[Any], Any], None]:
@@ -304,7 +302,7 @@ class BridgeConfig:
 
 
 def _at(key: str, value: Any, reason: str) -> ConfigError:
-    return ConfigError(f"{shown(value)} {reason}", key=key, value=value)
+    return ConfigError.refusing(key, value, reason)
 
 
 def _unique(keys: Iterable[Any], path: str, suffix: str, reason: str) -> None:

@@ -23,19 +23,10 @@ REGIONS = frozenset(US_STATES) | CANADIAN_PROVINCES
 """Regions a nexus entry may name: US states (with DC and PR) and Canadian provinces."""
 
 
-def shown(value: Any) -> str:
-    """A value as the config file would hold it: money and dates as their text."""
-    if isinstance(value, Decimal):
-        return repr(str(value))
-    if isinstance(value, dt.date):
-        return repr(value.isoformat())
-    return repr(value)
-
-
 def bad(owner: object, name: str, value: Any, reason: str) -> ConfigError:
     """The error of a config class's field (``Class.field``; a file's loader re-keys it)."""
     cls = owner if isinstance(owner, str) else type(owner).__name__
-    return ConfigError(f"{shown(value)} {reason}", key=f"{cls}.{name}", value=value, field=name)
+    return ConfigError.refusing(f"{cls}.{name}", value, reason, field=name)
 
 
 def _as_dict(value: Any) -> Any:

@@ -257,9 +257,7 @@ class PostgresSettings:
 
 
 def _bad(field: str, value: Any, reason: str) -> ConfigError:
-    return ConfigError(
-        f"{value!r} {reason}", key=f"PostgresSettings.{field}", value=value, field=field
-    )
+    return ConfigError.refusing(f"PostgresSettings.{field}", value, reason, field=field)
 
 
 class PostgresPlugin:

@@ -112,8 +112,7 @@ class SQLiteSettings:
 
 
 def _bad(field: str, value: Any, reason: str) -> ConfigError:
-    message = f"{value!r} {reason}"
-    return ConfigError(message, key=f"SQLiteSettings.{field}", value=value, field=field)
+    return ConfigError.refusing(f"SQLiteSettings.{field}", value, reason, field=field)
 
 
 class SQLitePlugin:
