@@ -374,7 +374,7 @@ def _mark_manual(args: argparse.Namespace) -> int:
 
 def add_commands(commands: Any, common: argparse.ArgumentParser) -> None:
     """The operator's commands."""
-    demo = command(
+    command(
         commands,
         "demo",
         _demo,
@@ -383,7 +383,6 @@ def add_commands(commands: Any, common: argparse.ArgumentParser) -> None:
         description="Run fifty orders through every stage, with two engine outages, into --db "
         "(default taxbridge-demo.db); a file that is not a demo store is left alone.",
     )
-    del demo
 
     inquiry = command(
         commands,
