@@ -364,3 +364,19 @@ def test_progress_on_a_terminal_is_throttled_with_rate_and_silent_elsewhere(
     bar.to(5000)
     bar.close()
     assert quiet.getvalue() == ""
+
+
+def test_a_reader_that_leaves_early_ends_the_command_quietly_with_status_0(tmp_path: Path) -> None:
+    """``taxbridge config-example | head -1``: the write meets a closed pipe; no traceback."""
+    import subprocess
+
+    process = subprocess.Popen(
+        [sys.executable, "-m", "taxbridge", "config-example"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert process.stdout is not None
+    process.stdout.close()  # the reader is gone before the first line is written
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 0
+    assert b"Traceback" not in err

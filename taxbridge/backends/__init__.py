@@ -1,14 +1,16 @@
 """Tax backends: the protocol and its capabilities, the registry of backend kinds, the embedded
 local engine and the offline table.
 
-A new engine is one folder ``backends/<name>/`` whose package exposes a
-:class:`~taxbridge.backends.base.BackendPlugin` named ``PLUGIN``, and one line in
-:data:`BACKENDS`; ``[backend] kind = "<name>"`` then selects it.
+A new engine is a module exposing a :class:`~taxbridge.backends.base.BackendPlugin` named
+``PLUGIN``: in the package, a folder ``backends/<name>/`` and one line in :data:`BACKENDS`;
+outside it, an entry point in the group ``taxbridge.engines``. ``[backend] kind = "<name>"``
+then selects it.
 """
 
 from __future__ import annotations
 
-from taxbridge._registry import plugin
+from taxbridge import _registry
+from taxbridge._registry import BACKENDS
 from taxbridge.backends.base import (
     AddressResolver,
     BackendPlugin,
@@ -28,17 +30,11 @@ from taxbridge.backends.base import (
 from taxbridge.backends.local import LocalEngine
 from taxbridge.backends.offline import OfflineTable
 
-BACKENDS: dict[str, str] = {
-    "local": "taxbridge.backends.local",
-    "offline": "taxbridge.backends.offline",
-    "avatax": "taxbridge.backends.avatax",
-}
-"""Backend kind -> the module whose ``PLUGIN`` reads its ``[backend]`` keys and builds it."""
-
 
 def backend_plugin(kind: str) -> BackendPlugin:
-    """The plugin of a registered backend kind; ConfigError naming ``backend.kind`` otherwise."""
-    found: BackendPlugin = plugin(BACKENDS, kind, "backend.kind")
+    """The plugin of a backend kind, built in (:data:`BACKENDS`) or installed (the entry point
+    group ``taxbridge.engines``); ConfigError naming ``backend.kind`` otherwise."""
+    found: BackendPlugin = _registry.backend_plugin(kind)
     return found
 
 

@@ -11,8 +11,8 @@ from typing import Any
 import attrs
 from attrs import field, frozen
 
+from taxbridge._registry import backend_plugin, store_plugin
 from taxbridge._toml import TableReader
-from taxbridge.backends import backend_plugin
 from taxbridge.config.certificates import (
     CertificateServiceKind,
     CertificateSettings,
@@ -36,7 +36,6 @@ from taxbridge.config.sections import (
 from taxbridge.errors import ConfigError, UnknownCompanyError, UnknownTransactionGroupError
 from taxbridge.money import RoundingLevel
 from taxbridge.rates import ProvinceRate
-from taxbridge.store import store_plugin
 
 
 def _refused(instance: object, key: str, value: Any, reason: str) -> ConfigError:

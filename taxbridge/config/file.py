@@ -16,8 +16,16 @@ from typing import Any
 
 from attrs import evolve
 
+from taxbridge._registry import (
+    BACKENDS,
+    ENGINES_GROUP,
+    STORES,
+    STORES_GROUP,
+    backend_plugin,
+    kinds,
+    store_plugin,
+)
 from taxbridge._toml import TableReader
-from taxbridge.backends import BACKENDS, backend_plugin
 from taxbridge.config.certificates import read_certificates, read_reminders, read_smtp
 from taxbridge.config.core import BridgeConfig, sqlite_file
 from taxbridge.config.sections import (
@@ -39,7 +47,6 @@ from taxbridge.config.sections import (
 from taxbridge.errors import ConfigError
 from taxbridge.models import PendCode
 from taxbridge.money import RoundingLevel
-from taxbridge.store import STORES, store_plugin
 
 _TOP = {
     "store",
@@ -73,13 +80,13 @@ def parse_config(
     store = read.table(top.get("store", {}), "store", None) if "store" in top else {}
     if "kind" not in store and "url" in store:
         store = {**store, "kind": "postgres"}  # a database URL names the PostgreSQL store
-    store_kind = read.one_of(store, "kind", "store.kind", list(STORES))
+    store_kind = read.one_of(store, "kind", "store.kind", kinds(STORES, STORES_GROUP))
     store_settings = store_plugin(store_kind).settings(
         {key: value for key, value in store.items() if key != "kind"}, read
     )
 
     backend = read.table(top.get("backend", {}), "backend", None) if "backend" in top else {}
-    kind = read.one_of(backend, "kind", "backend.kind", list(BACKENDS))
+    kind = read.one_of(backend, "kind", "backend.kind", kinds(BACKENDS, ENGINES_GROUP))
     rounding = read.choice(backend, "rounding", "backend.rounding", RoundingLevel)
     backend_settings = backend_plugin(kind).settings(backend, read)
 

@@ -6,7 +6,8 @@ one line in :data:`STORES`; ``[store] kind = "<name>"`` then selects it.
 
 from __future__ import annotations
 
-from taxbridge._registry import plugin
+from taxbridge import _registry
+from taxbridge._registry import STORES
 from taxbridge.store.base import (
     DocumentStore,
     ExemptionStore,
@@ -20,16 +21,11 @@ from taxbridge.store.base import (
 )
 from taxbridge.store.sqlite import SQLiteSettings, SQLiteStore
 
-STORES: dict[str, str] = {
-    "sqlite": "taxbridge.store.sqlite",
-    "postgres": "taxbridge.store.postgres",
-}
-"""Store kind -> the module whose ``PLUGIN`` reads its ``[store]`` table and opens it."""
-
 
 def store_plugin(kind: str) -> StorePlugin:
-    """The plugin of a registered store kind; ConfigError naming ``store.kind`` otherwise."""
-    found: StorePlugin = plugin(STORES, kind, "store.kind")
+    """The plugin of a store kind, built in (:data:`STORES`) or installed (the entry point
+    group ``taxbridge.stores``); ConfigError naming ``store.kind`` otherwise."""
+    found: StorePlugin = _registry.store_plugin(kind)
     return found
 
 
