@@ -9,8 +9,8 @@ then selects it.
 
 from __future__ import annotations
 
-from taxbridge import _registry
 from taxbridge._registry import BACKENDS
+from taxbridge._registry import backend_plugin as _backend_plugin
 from taxbridge.backends.base import (
     AddressResolver,
     BackendPlugin,
@@ -34,7 +34,7 @@ from taxbridge.backends.offline import OfflineTable
 def backend_plugin(kind: str) -> BackendPlugin:
     """The plugin of a backend kind, built in (:data:`BACKENDS`) or installed (the entry point
     group ``taxbridge.engines``); ConfigError naming ``backend.kind`` otherwise."""
-    found: BackendPlugin = _registry.backend_plugin(kind)
+    found: BackendPlugin = _backend_plugin(kind)
     return found
 
 

@@ -6,8 +6,8 @@ one line in :data:`STORES`; ``[store] kind = "<name>"`` then selects it.
 
 from __future__ import annotations
 
-from taxbridge import _registry
 from taxbridge._registry import STORES
+from taxbridge._registry import store_plugin as _store_plugin
 from taxbridge.store.base import (
     DocumentStore,
     ExemptionStore,
@@ -25,7 +25,7 @@ from taxbridge.store.sqlite import SQLiteSettings, SQLiteStore
 def store_plugin(kind: str) -> StorePlugin:
     """The plugin of a store kind, built in (:data:`STORES`) or installed (the entry point
     group ``taxbridge.stores``); ConfigError naming ``store.kind`` otherwise."""
-    found: StorePlugin = _registry.store_plugin(kind)
+    found: StorePlugin = _store_plugin(kind)
     return found
 
 
