@@ -147,6 +147,37 @@ def charged_lines(lines: tuple[LineTax, ...], before: tuple[LineTax, ...]) -> tu
 
 
 @frozen
+class Effects:
+    """What a write does besides storing the document and its log entry: the queue change, the
+    orders it invoices, the credits it allocates, the lease it needs, how it is logged, and
+    which flag moves it may make. One value, so the write path's signature stays short."""
+
+    enqueue: QueueEntry | None = None
+    dequeue: bool = False
+    """Settle the document's queue entry."""
+    invoiced: InvoiceLink | None = None
+    credits: CreditAllocation | None = None
+    holder: str | None = None
+    """A repost worker's name: the write is refused when its lease was lost."""
+    error_event: bool = False
+    """Log the entry as an error although the outcome is no failure."""
+    log: Mapping[str, object] | None = None
+    """Fields added to the structlog event."""
+    keep_current: bool = True
+    """On a concurrent change, return the document as it now stands (else raise)."""
+    annotation: bool = False
+    """A void: the flag is kept, and that is no flag move."""
+    reconciling: bool = False
+    """The engine reconciliation's moves are allowed too."""
+
+
+NO_EFFECTS = Effects()
+"""A write that only stores the document and its log entry."""
+NO_RATE = Effects(error_event=True)
+"""An estimate the offline table had no rate for: logged as an error."""
+
+
+@frozen
 class Pending:
     """A stage's write checked and ready (:meth:`StageContext.prepare`), with what its
     structlog event says once :meth:`StageContext.record_all` has made it."""
@@ -232,6 +263,16 @@ class StageContext:
         if not online or self.reference.estimator_only:
             return Route.OFFLINE
         return Route.ENGINE
+
+    def without_engine(
+        self, request: TaxRequest, route: Route
+    ) -> tuple[TaxResult, FinalTaxFlag, Outcome, str]:
+        """What a route that calls no engine gives, for every stage: X with zero tax (excluded),
+        or blank with the offline table's figure and its note (offline)."""
+        if route is Route.EXCLUDED:
+            return self.zero_result(request), FinalTaxFlag.EXCLUDED, Outcome.EXCLUDED, ""
+        result, note = self.offline_estimate(request)
+        return result, FinalTaxFlag.OFFLINE, Outcome.ESTIMATED, note
 
     def offline_estimate(self, request: TaxRequest) -> tuple[TaxResult, str]:
         """The offline table's figure, or zero tax with a note when it has no rate either."""
@@ -342,48 +383,20 @@ class StageContext:
         outcome: Outcome,
         *,
         started: float,
-        enqueue: QueueEntry | None = None,
-        dequeue: bool = False,
-        invoiced: InvoiceLink | None = None,
-        credits: CreditAllocation | None = None,
-        holder: str | None = None,
-        error_event: bool = False,
-        log: Mapping[str, object] | None = None,
-        keep_current: bool = True,
-        annotation: bool = False,
-        reconciling: bool = False,
+        effects: Effects = NO_EFFECTS,
     ) -> TaxDocument:
         """Write ``document``, its log entry and its queue change in one transaction, and log
         the stage's event. The flag move is checked first: an illegal one raises and writes
-        nothing. With ``holder``, a repost worker that lost its lease writes nothing either.
-        The log entry is an error for a failed outcome, or when ``error_event`` says so;
-        ``log`` adds fields to the structlog event.
+        nothing. With ``effects.holder``, a repost worker that lost its lease writes nothing
+        either. The log entry is an error for a failed outcome, or when ``effects.error_event``
+        says so; ``effects.log`` adds fields to the structlog event.
 
         Inside the transaction the stored document must still be as the stage read it (flag
         ``flag_before``, no invoice link): when another process wrote it meanwhile, nothing is
-        written and, with ``keep_current``, the document as it now stands is returned (a
-        settled document is never reopened); otherwise :class:`ConcurrentChange` is raised.
-
-        An ``annotation`` (a void) keeps the flag and is no flag move; ``reconciling`` allows
-        the engine reconciliation's moves too.
+        written and, with ``effects.keep_current``, the document as it now stands is returned
+        (a settled document is never reopened); otherwise :class:`ConcurrentChange` is raised.
         """
-        pending = self.prepare(
-            stage,
-            document,
-            flag_before,
-            outcome,
-            started=started,
-            enqueue=enqueue,
-            dequeue=dequeue,
-            invoiced=invoiced,
-            credits=credits,
-            holder=holder,
-            error_event=error_event,
-            log=log,
-            keep_current=keep_current,
-            annotation=annotation,
-            reconciling=reconciling,
-        )
+        pending = self.prepare(stage, document, flag_before, outcome, started, effects)
         recorded = self.record_all([pending])[0]
         if isinstance(recorded, Exception):
             raise recorded
@@ -395,28 +408,18 @@ class StageContext:
         document: TaxDocument,
         flag_before: FinalTaxFlag | None,
         outcome: Outcome,
-        *,
         started: float,
-        enqueue: QueueEntry | None = None,
-        dequeue: bool = False,
-        invoiced: InvoiceLink | None = None,
-        credits: CreditAllocation | None = None,
-        holder: str | None = None,
-        error_event: bool = False,
-        log: Mapping[str, object] | None = None,
-        keep_current: bool = True,
-        annotation: bool = False,
-        reconciling: bool = False,
+        effects: Effects = NO_EFFECTS,
     ) -> Pending:
         """The write :meth:`record` makes, checked (an illegal flag move raises here) but not
         made: :meth:`record_all` makes several in one store call."""
-        if not (annotation and flag_before is document.flag):
+        if not (effects.annotation and flag_before is document.flag):
             check_transition(
                 flag_before,
                 document.flag,
                 code=document.code,
                 action=stage.value,
-                reconciling=reconciling,
+                reconciling=effects.reconciling,
             )
         event = DocumentEvent(
             document.code,
@@ -426,19 +429,21 @@ class StageContext:
             document.flag,
             document.backend,
             document.last_log,
-            error=error_event or outcome.is_failure,
+            error=effects.error_event or outcome.is_failure,
         )
         write = Write(
             (document,),
             (event,),
-            enqueue=enqueue,
-            dequeue=document.code if dequeue else None,
-            invoiced=invoiced,
-            holder=holder,
-            credits=credits,
+            enqueue=effects.enqueue,
+            dequeue=document.code if effects.dequeue else None,
+            invoiced=effects.invoiced,
+            holder=effects.holder,
+            credits=effects.credits,
             expected=Expected(flag_before),
         )
-        return Pending(stage, document, flag_before, outcome, started, write, keep_current, log)
+        return Pending(
+            stage, document, flag_before, outcome, started, write, effects.keep_current, effects.log
+        )
 
     def record_all(self, pending: Sequence[Pending]) -> list[TaxDocument | Refusal]:
         """Make prepared writes in one store call and log each stage's event: per write the

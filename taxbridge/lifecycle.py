@@ -9,7 +9,7 @@ from typing import Protocol
 
 from attrs import frozen
 
-from taxbridge.context import Outcome, Route, StageContext
+from taxbridge.context import NO_EFFECTS, NO_RATE, Outcome, Route, StageContext
 from taxbridge.errors import (
     BackendError,
     DocumentNotFoundError,
@@ -230,17 +230,14 @@ class Lifecycle:
         rejection: DocumentRejected | None = None
         no_rate = False
         route = ctx.route(request, online=online)
-        if route is Route.EXCLUDED:
-            result, flag, outcome = (
-                ctx.zero_result(request),
-                FinalTaxFlag.EXCLUDED,
-                Outcome.EXCLUDED,
+        if route is not Route.ENGINE:
+            result, flag, outcome, offline_note = ctx.without_engine(request, route)
+            no_rate = bool(offline_note)
+            message = (
+                f"offline estimate{offline_note}"
+                if route is Route.OFFLINE
+                else "excluded: ship-to outside the nexus regions; no engine call"
             )
-            message = "excluded: ship-to outside the nexus regions; no engine call"
-        elif route is Route.OFFLINE:
-            result, offline_note = ctx.offline_estimate(request)
-            flag, outcome, no_rate = FinalTaxFlag.OFFLINE, Outcome.ESTIMATED, bool(offline_note)
-            message = f"offline estimate{offline_note}"
         else:
             try:
                 result = ctx.backend.calculate(request)
@@ -254,7 +251,14 @@ class Lifecycle:
                 kind = "rejected the document" if rejection else "unavailable"
                 message = f"engine {kind} ({exc}); offline estimate{offline_note}"
         document = ctx.document(request, result, stage, flag, note + message)
-        ctx.record(stage, document, flag_before, outcome, started=started, error_event=no_rate)
+        ctx.record(
+            stage,
+            document,
+            flag_before,
+            outcome,
+            started=started,
+            effects=NO_RATE if no_rate else NO_EFFECTS,
+        )
         return document, rejection
 
     def validate(self, request: TaxRequest) -> DocumentRejected | None:

@@ -33,7 +33,7 @@ from attrs import frozen
 
 from taxbridge.backends._calculate import merge_excluded
 from taxbridge.backends.base import Capabilities, TaxBackend
-from taxbridge.context import Outcome, Pending, Route, StageContext
+from taxbridge.context import Effects, Outcome, Pending, Route, StageContext
 from taxbridge.errors import (
     AlreadyCommitted,
     BackendError,
@@ -254,22 +254,18 @@ class Posting:
         flag_before = head.flag if head else None
         enqueue: QueueEntry | None = None
         route = ctx.route(request, online=interfaces)
-        if route is Route.EXCLUDED:
-            result, flag, outcome = (
-                ctx.zero_result(request),
-                FinalTaxFlag.EXCLUDED,
-                Outcome.EXCLUDED,
-            )
-            message = "excluded: ship-to outside the nexus regions; not posted"
-        elif route is Route.OFFLINE:
-            result, offline_note = ctx.offline_estimate(request)
-            flag, outcome = FinalTaxFlag.OFFLINE, Outcome.ESTIMATED
+        if route is not Route.ENGINE:
+            result, flag, outcome, offline_note = ctx.without_engine(request, route)
             why = (
                 "offline table only"
                 if ctx.reference.estimator_only
                 else "transaction group not interfaced"
             )
-            message = f"{why}: calculated offline, not posted{offline_note}"
+            message = (
+                f"{why}: calculated offline, not posted{offline_note}"
+                if route is Route.OFFLINE
+                else "excluded: ship-to outside the nexus regions; not posted"
+            )
         else:
             first = ""
             ctx.check_books(f"posting {request.code}")
@@ -303,10 +299,12 @@ class Posting:
                 flag_before,
                 outcome,
                 started=started,
-                enqueue=enqueue,
-                invoiced=invoiced,
-                credits=credits,
-                log={"error": message} if enqueue is not None else None,
+                effects=Effects(
+                    enqueue=enqueue,
+                    invoiced=invoiced,
+                    credits=credits,
+                    log={"error": message} if enqueue is not None else None,
+                ),
             )
         self._unsaved.discard(request.code)
         return recorded
@@ -430,13 +428,15 @@ class Posting:
                 failed,
                 document.flag,
                 Outcome.REPOST_FAILED,
-                started=attempt.started,
-                enqueue=self._retry.entry(
-                    document.code, answer, attempt.at, previous=entry, in_doubt=attempt.doubt
+                attempt.started,
+                Effects(
+                    enqueue=self._retry.entry(
+                        document.code, answer, attempt.at, previous=entry, in_doubt=attempt.doubt
+                    ),
+                    holder=holder,
+                    credits=credits,
+                    log={"error": str(answer)},
                 ),
-                holder=holder,
-                credits=credits,
-                log={"error": str(answer)},
             )
         result = answer.result
         message = f"{_how(answer, 'reposted to')} {ctx.backend.name}: tax {result.total_tax}"
@@ -454,10 +454,8 @@ class Posting:
             reposted,
             document.flag,
             Outcome.REPOSTED,
-            started=attempt.started,
-            dequeue=True,
-            holder=holder,
-            credits=credits,
+            attempt.started,
+            Effects(dequeue=True, holder=holder, credits=credits),
         )
 
     def _record(self, pending: Sequence[Pending]) -> list[TaxDocument | LeaseLost]:

@@ -23,7 +23,7 @@ from typing import Any, Generic, Protocol, TypeVar
 import attrs
 from attrs import frozen
 
-from taxbridge.context import Outcome, StageContext
+from taxbridge.context import Effects, Outcome, StageContext
 from taxbridge.errors import BackendError, InvalidFieldError, InvalidTransition, LeaseLost
 from taxbridge.flags import FinalTaxFlag
 from taxbridge.models import Stage, TaxDocument
@@ -298,9 +298,7 @@ class UnpostedQueue(Generic[AttemptT]):
             document.flag,
             Outcome.MARKED_MANUAL,
             started=started,
-            dequeue=True,
-            log={"user": user},
-            keep_current=False,
+            effects=Effects(dequeue=True, log={"user": user}, keep_current=False),
         )
 
 

@@ -18,7 +18,7 @@ import attrs
 from attrs import frozen
 
 from taxbridge.backends.base import VoidReason
-from taxbridge.context import Outcome, StageContext
+from taxbridge.context import Effects, Outcome, StageContext
 from taxbridge.errors import DocumentRejected, InvalidFieldError, InvalidTransition, MissingAtEngine
 from taxbridge.flags import FinalTaxFlag
 from taxbridge.models import (
@@ -194,9 +194,7 @@ class EngineBooks:
             document.flag,
             Outcome.VOIDED,
             started=started,
-            credits=release,
-            annotation=True,
-            keep_current=False,
+            effects=Effects(credits=release, annotation=True, keep_current=False),
         )
 
     # -- engine vs store -----------------------------------------------------------------------
@@ -314,9 +312,11 @@ class EngineBooks:
             document.flag,
             Outcome.REQUEUED,
             started=started,
-            enqueue=self._retry.entry(document.code, error, now, in_doubt=True),
-            reconciling=True,
-            keep_current=False,
+            effects=Effects(
+                enqueue=self._retry.entry(document.code, error, now, in_doubt=True),
+                reconciling=True,
+                keep_current=False,
+            ),
         )
 
 
