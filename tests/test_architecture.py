@@ -195,3 +195,18 @@ def test_no_command_reaches_into_the_store_or_the_engine() -> None:
         and not name.startswith(allowed)
     )
     assert reaching == []
+
+
+def test_the_shared_sql_is_one_dialect_and_postgresql_only_swaps_placeholders() -> None:
+    """Upserts in the form both stores read; SQLite's index hint only as a store hook."""
+    from taxbridge.store._pg_sql import translate
+
+    shared = ["_sql_store", "_ledger_sql", "_certificate_sql", "_meta_sql", "_codec"]
+    for name in shared:
+        text = (PACKAGE / "store" / f"{name}.py").read_text()
+        assert "INSERT OR " not in text, name
+        assert "rowid" not in text, name
+        hints = [line for line in text.splitlines() if "INDEXED BY" in line]
+        assert all("PERIOD_INDEX = " in line for line in hints), name
+    sql = "INSERT INTO meta (key, value) VALUES (?, '5%') ON CONFLICT (key) DO NOTHING"
+    assert translate(sql) == sql.replace("?", "%s").replace("%'", "%%'")

@@ -201,6 +201,53 @@ def test_a_store_of_schema_version_6_keeps_each_certificates_one_purchase_order(
         assert [c.po_numbers for c in store.certificates("C1")] == [('PO 7, "x"',), ()]
 
 
+def test_the_two_schemas_have_the_same_tables_columns_and_keys(
+    postgres_url: str, tmp_path: Path
+) -> None:
+    """Two dialects, one shape: every table, column and primary key of the SQLite file is the
+    PostgreSQL database's, and every upsert's key (``_statements.PRIMARY_KEYS``) is the
+    table's primary key on both."""
+    import sqlite3
+
+    from taxbridge.store._statements import PRIMARY_KEYS
+    from taxbridge.store.sqlite import SQLiteStore
+
+    SQLiteStore(tmp_path / "shape.db").close()
+    PostgresStore(postgres_url).close()
+    lite: dict[str, tuple[set[str], tuple[str, ...]]] = {}
+    with sqlite3.connect(tmp_path / "shape.db") as conn:
+        tables = [
+            name
+            for (name,) in conn.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
+            )
+        ]
+        for table in tables:
+            info = conn.execute(f"PRAGMA table_info({table})").fetchall()
+            keys = tuple(row[1] for row in sorted(info, key=lambda row: row[5]) if row[5])
+            lite[table] = ({row[1] for row in info}, keys)
+    pg: dict[str, tuple[set[str], tuple[str, ...]]] = {}
+    with psycopg.connect(postgres_url) as conn:
+        for table, column in conn.execute(
+            "SELECT table_name, column_name FROM information_schema.columns "
+            "WHERE table_schema = 'public'"
+        ):
+            pg.setdefault(table, (set(), ()))[0].add(column)
+        for table, columns in conn.execute(
+            "SELECT c.relname, array_agg(a.attname ORDER BY array_position(i.indkey, a.attnum)) "
+            "FROM pg_index i JOIN pg_class c ON c.oid = i.indrelid "
+            "JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = ANY(i.indkey) "
+            "JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE i.indisprimary AND n.nspname = 'public' GROUP BY c.relname"
+        ):
+            pg[table] = (pg[table][0], tuple(columns))
+    assert sorted(lite) == sorted(pg)
+    assert {t: cols for t, (cols, _) in lite.items()} == {t: cols for t, (cols, _) in pg.items()}
+    assert {t: keys for t, (_, keys) in lite.items()} == {t: keys for t, (_, keys) in pg.items()}
+    for table, keys in PRIMARY_KEYS.items():
+        assert lite[table][1] == keys, table
+
+
 def test_servers_starting_together_migrate_once(postgres_url: str) -> None:
     errors: list[BaseException] = []
 

@@ -17,6 +17,7 @@ from taxbridge.models import (
     CustomerNote,
 )
 from taxbridge.store._ledger_sql import Runner
+from taxbridge.store._statements import insert_new, upsert
 
 _CERTIFICATE_COLUMNS = (
     "id, customer_code, service, exempt_reason, regions, signed, expiry, effective, "
@@ -102,8 +103,7 @@ class CertificatesMixin:
                 gone = [(row[0],) for row in rows if row[0] not in keep]
                 conn.executemany("DELETE FROM certificates WHERE id = ?", gone)
             conn.executemany(
-                f"INSERT OR REPLACE INTO certificates ({_CERTIFICATE_COLUMNS}) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                upsert("certificates", _CERTIFICATE_COLUMNS, ", ".join("?" * 15)),
                 [_certificate_row(certificate, service, at) for certificate in certificates],
             )
 
@@ -129,8 +129,7 @@ class CertificatesMixin:
         the order that holds it (the first one to ask, whichever process it ran in)."""
         with self._write() as conn:
             conn.execute(
-                "INSERT OR IGNORE INTO certificate_uses (certificate_id, order_number, used_at) "
-                "VALUES (?, ?, ?)",
+                insert_new("certificate_uses", "certificate_id, order_number, used_at", "?, ?, ?"),
                 (certificate_id, order_number, at.isoformat()),
             )
             row = conn.execute(
@@ -156,8 +155,11 @@ class CertificatesMixin:
             ).fetchone()
             before_sent, before_synced = (row[0], row[1]) if row is not None else (None, None)
             conn.execute(
-                "INSERT OR REPLACE INTO customer_cards "
-                "(customer_code, wanted, sent, synced_at, updated_at) VALUES (?, ?, ?, ?, ?)",
+                upsert(
+                    "customer_cards",
+                    "customer_code, wanted, sent, synced_at, updated_at",
+                    "?, ?, ?, ?, ?",
+                ),
                 (
                     card.customer_code,
                     text,
@@ -246,8 +248,11 @@ class CertificatesMixin:
         note of that type for that day already."""
         with self._write() as conn:
             cursor = conn.execute(
-                "INSERT OR IGNORE INTO customer_notes "
-                "(customer_code, note_type, day, text, created_at) VALUES (?, ?, ?, ?, ?)",
+                insert_new(
+                    "customer_notes",
+                    "customer_code, note_type, day, text, created_at",
+                    "?, ?, ?, ?, ?",
+                ),
                 (
                     note.customer_code,
                     note.note_type,
@@ -268,7 +273,7 @@ class CertificatesMixin:
         """Remember that a reminder for these regions of the customer went out on ``day``."""
         with self._write() as conn:
             conn.executemany(
-                "INSERT OR REPLACE INTO reminded (customer_code, region, day) VALUES (?, ?, ?)",
+                upsert("reminded", "customer_code, region, day", "?, ?, ?"),
                 [(customer_code, region, day.isoformat()) for region in regions],
             )
 

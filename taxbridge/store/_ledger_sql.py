@@ -24,6 +24,7 @@ from taxbridge.models import (
     JurisdictionLine,
     WorkfileLine,
 )
+from taxbridge.store._statements import upsert
 from taxbridge.store.base import CreditAllocation, PostedHead
 
 BATCH = 5000
@@ -39,13 +40,13 @@ _SCOPE = (
 _LINES = (
     "SELECT d.document_date, d.code, l.seq, d.kind, d.flag, d.erp_company, d.company_code, "
     "d.customer_code, l.region, l.number, l.amount, l.exempt, l.taxable, l.tax, l.charged_tax "
-    "FROM documents d INDEXED BY documents_period JOIN document_lines l ON l.code = d.code "
+    "FROM documents d{index} JOIN document_lines l ON l.code = d.code "
     "WHERE " + _SCOPE
 )
 _JURISDICTIONS = (
     "SELECT d.document_date, d.code, b.seq, d.erp_company, b.jurisdiction_type, b.name, "
     "b.region, b.rate, b.taxable, b.exempt, b.tax "
-    "FROM documents d INDEXED BY documents_period "
+    "FROM documents d{index} "
     "JOIN document_breakdown b ON b.code = d.code WHERE " + _SCOPE
 )
 
@@ -74,14 +75,16 @@ def process_of(code: str, number: str) -> str:
 
 
 def _pages(
-    read: Reader, sql: str, seq: str, period: DateRange, company: str | None
+    read: Reader, sql: str, seq: str, period: DateRange, company: str | None, index: str
 ) -> Iterator[Any]:
-    """Rows of ``sql`` page by page, ordered by date, code and seq (its first three columns)."""
+    """Rows of ``sql`` page by page, ordered by date, code and seq (its first three columns);
+    ``index`` is the dialect's hint to walk ``documents_period`` (the store's PERIOD_INDEX)."""
+    sql = sql.format(index=index)
     base: list[object] = [period.start.isoformat(), period.end.isoformat()]
     if company is not None:
         sql += " AND d.erp_company = ?"
         base.append(company)
-    after: tuple[str, str, int] | None = None
+    after: tuple[Any, Any, Any] | None = None
     while True:
         query, params = sql, list(base)
         if after is not None:
@@ -98,10 +101,12 @@ def _pages(
         after = (last[0], last[1], last[2])
 
 
-def workfile(read: Reader, period: DateRange, company: str | None) -> Iterator[WorkfileLine]:
+def workfile(
+    read: Reader, period: DateRange, company: str | None, index: str
+) -> Iterator[WorkfileLine]:
     """The workfile lines of ``period`` (see :class:`~taxbridge.store.base.LedgerStore`)."""
     dates: dict[str, dt.date] = {}
-    for row in _pages(read, _LINES, "l.seq", period, company):
+    for row in _pages(read, _LINES, "l.seq", period, company, index):
         (day, code, _, kind, flag, erp, company_code, customer, region, number) = row[:10]
         amount, exempt, taxable, tax, charged = row[10:]
         stored = Decimal(tax)
@@ -129,10 +134,10 @@ def workfile(read: Reader, period: DateRange, company: str | None) -> Iterator[W
 
 
 def jurisdictions(
-    read: Reader, period: DateRange, company: str | None
+    read: Reader, period: DateRange, company: str | None, index: str
 ) -> Iterator[JurisdictionLine]:
     """The breakdown rows of the workfile's documents."""
-    for row in _pages(read, _JURISDICTIONS, "b.seq", period, company):
+    for row in _pages(read, _JURISDICTIONS, "b.seq", period, company, index):
         day, code, _, erp, kind, name, region, rate, taxable, exempt, tax = row
         yield JurisdictionLine(
             code,
@@ -149,16 +154,18 @@ def jurisdictions(
 
 
 _HEADS = (
-    "SELECT d.document_date, d.code, d.rowid, d.kind, d.flag, d.company_code, d.erp_company, "
-    "d.total_tax, d.voided_at FROM documents d INDEXED BY documents_period "
+    "SELECT d.document_date, d.code, d.code, d.kind, d.flag, d.company_code, d.erp_company, "
+    "d.total_tax, d.voided_at FROM documents d{index} "
     "WHERE d.kind IN ('invoice', 'credit') "
     "AND d.flag IN " + _POSTED_FLAGS + " AND d.document_date BETWEEN ? AND ?"
 )
 
 
-def posted_heads(read: Reader, period: DateRange, company: str | None) -> Iterator[PostedHead]:
+def posted_heads(
+    read: Reader, period: DateRange, company: str | None, index: str
+) -> Iterator[PostedHead]:
     """Posted invoices and credits of ``period``, voided ones too."""
-    for row in _pages(read, _HEADS, "d.rowid", period, company):
+    for row in _pages(read, _HEADS, "d.code", period, company, index):
         day, code, _, kind, flag, company_code, erp, tax, voided = row
         yield PostedHead(
             code,
@@ -241,8 +248,7 @@ def write_journal(conn: Runner, journal: Journal, expected: Journal | None) -> N
     conn.execute("DELETE FROM journal_lines WHERE journal_key = ?", (key,))
     conn.execute("DELETE FROM journal_documents WHERE journal_key = ?", (key,))
     conn.execute(
-        f"INSERT OR REPLACE INTO journals ({_JOURNAL_COLUMNS}) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        upsert("journals", _JOURNAL_COLUMNS, ", ".join("?" * 10)),
         (
             key,
             journal.company,
@@ -287,22 +293,25 @@ class LedgerMixin:
 
     _read: Callable[..., AbstractContextManager[Runner]]
     _write: Callable[[], AbstractContextManager[Runner]]
+    PERIOD_INDEX = " INDEXED BY documents_period"
+    """How a period's documents are read through their index: SQLite is told; a dialect that
+    plans it by itself says nothing."""
 
     def workfile(self, period: DateRange, *, company: str | None = None) -> Iterator[WorkfileLine]:
         """Posted invoice and credit lines of ``period``, streamed in batches."""
-        return workfile(self._read, period, company)
+        return workfile(self._read, period, company, self.PERIOD_INDEX)
 
     def workfile_jurisdictions(
         self, period: DateRange, *, company: str | None = None
     ) -> Iterator[JurisdictionLine]:
         """The breakdown of the workfile's documents, streamed in batches."""
-        return jurisdictions(self._read, period, company)
+        return jurisdictions(self._read, period, company, self.PERIOD_INDEX)
 
     def posted_documents(
         self, period: DateRange, *, company: str | None = None
     ) -> Iterator[PostedHead]:
         """Posted invoices and credits of ``period`` (voided too), streamed in batches."""
-        return posted_heads(self._read, period, company)
+        return posted_heads(self._read, period, company, self.PERIOD_INDEX)
 
     def journal(self, key: str) -> Journal | None:
         """The journal with its lines and shares, or None."""
@@ -331,8 +340,7 @@ class ExportsMixin:
         stamp = at.isoformat()
         with self._write() as conn:
             conn.executemany(
-                "INSERT OR REPLACE INTO file_exports (kind, key, value, exported_at) "
-                "VALUES (?, ?, ?, ?)",
+                upsert("file_exports", "kind, key, value, exported_at", "?, ?, ?, ?"),
                 [(kind, key, value, stamp) for key, value in entries.items()],
             )
 

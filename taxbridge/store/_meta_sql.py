@@ -9,6 +9,7 @@ from contextlib import AbstractContextManager
 
 from taxbridge.errors import StoreError
 from taxbridge.store._ledger_sql import Runner
+from taxbridge.store._statements import insert_new, upsert
 from taxbridge.store.base import COPY_KEY
 
 
@@ -28,12 +29,12 @@ class MetaMixin:
     def set_meta(self, key: str, value: str) -> None:
         """Set a store-level setting."""
         with self._write() as conn:
-            conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
+            conn.execute(upsert("meta", "key, value", "?, ?"), (key, value))
 
     def meta_once(self, key: str, value: str) -> str:
         """Set a store-level setting unless it is set already; the value it has now."""
         with self._write() as conn:
-            conn.execute("INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)", (key, value))
+            conn.execute(insert_new("meta", "key, value", "?, ?"), (key, value))
             row = conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
         return str(row[0])
 

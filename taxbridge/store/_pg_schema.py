@@ -440,19 +440,3 @@ Version 3 adds the one-call guard of a write (locks, lease, expected state) that
 travel to the server in one round trip; version 4 the digest of a document's lines; version 5
 replaces the guard with ``taxbridge_save``, which makes several writes, each checked and all
 or nothing, from one JSON argument: its statements are planned once per connection."""
-
-PRIMARY_KEYS: dict[str, tuple[str, ...]] = {
-    "documents": ("code",),
-    "unposted_queue": ("code",),
-    "offline_rates": ("zip_code", "state"),
-    "meta": ("key",),
-    "exemptions": ("customer_code", "region", "effective"),
-    "journals": ("key",),
-    "file_exports": ("kind", "key"),
-    "certificates": ("id",),
-    "certificate_uses": ("certificate_id",),
-    "customer_cards": ("customer_code",),
-    "customer_notes": ("customer_code", "note_type", "day"),
-    "reminded": ("customer_code", "region"),
-}
-"""What an upsert of each table conflicts on."""

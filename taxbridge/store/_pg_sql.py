@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import re
 from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import Any
@@ -29,7 +28,7 @@ from taxbridge.store._codec import (
     invoiced_log,
     queue_row,
 )
-from taxbridge.store._pg_schema import MIGRATIONS, PRIMARY_KEYS
+from taxbridge.store._pg_schema import MIGRATIONS
 from taxbridge.store.base import Expected, Refusal, Write
 
 LATEST = MIGRATIONS[-1][0]
@@ -48,32 +47,17 @@ GET_DOCUMENT = _WITH_PARTS + "code = ?"
 """A document with its lines and breakdown (as JSON arrays, in their order) in one statement."""
 GET_DOCUMENTS = _WITH_PARTS + "code = ANY(?)"
 """The same for a list of codes (one array parameter)."""
-_UPSERT = re.compile(r"INSERT OR REPLACE INTO (\w+) \(([^)]*)\)(.*)", re.S)
 _TRANSLATED: dict[str, str] = {}
 
 
 def translate(sql: str) -> str:
-    """SQL written for SQLite as PostgreSQL runs it: ``%s`` placeholders, upserts on the
-    table's key, no index hints."""
+    """The shared SQL as psycopg takes it: ``%s`` placeholders (and ``%%`` for a percent sign).
+    Nothing else differs: upserts are written in the form both read
+    (:mod:`taxbridge.store._statements`), and the rest is a hook of the store class."""
     found = _TRANSLATED.get(sql)
-    if found is not None:
-        return found
-    text = sql.replace("%", "%%").replace("?", "%s")
-    text = text.replace(" INDEXED BY documents_period", "").replace("d.rowid", "d.code")
-    if text.startswith("INSERT OR IGNORE INTO"):
-        text = (
-            "INSERT INTO" + text.removeprefix("INSERT OR IGNORE INTO") + " ON CONFLICT DO NOTHING"
-        )
-    upsert = _UPSERT.match(text.strip())
-    if upsert is not None:
-        table, columns, rest = upsert.groups()
-        names = [name.strip() for name in columns.split(",")]
-        keys = PRIMARY_KEYS[table]
-        updates = ", ".join(f"{n} = EXCLUDED.{n}" for n in names if n not in keys)
-        text = f"INSERT INTO {table} ({columns}){rest} ON CONFLICT ({', '.join(keys)}) "
-        text += f"DO UPDATE SET {updates}" if updates else "DO NOTHING"
-    _TRANSLATED[sql] = text
-    return text
+    if found is None:
+        found = _TRANSLATED[sql] = sql.replace("%", "%%").replace("?", "%s")
+    return found
 
 
 class Connection:

@@ -45,6 +45,7 @@ from taxbridge.store._codec import (
 from taxbridge.store._ledger_sql import ExportsMixin, LedgerMixin, Runner, read_allocation
 from taxbridge.store._meta_sql import MetaMixin
 from taxbridge.store._sqlite_reference import delete_exemption, exemption_rows, replace_reference
+from taxbridge.store._statements import upsert
 from taxbridge.store.base import (
     CreditAllocation,
     DocumentHead,
@@ -78,9 +79,8 @@ _BREAKDOWN_INSERT = (
     f"INSERT INTO document_breakdown ({BREAKDOWN_COLUMNS}) VALUES ({_marks(BREAKDOWN_COLUMNS)})"
 )
 _EVENT_INSERT = f"INSERT INTO document_events ({EVENT_COLUMNS}) VALUES ({_marks(EVENT_COLUMNS)})"
-_QUEUE_UPSERT = (
-    f"INSERT OR REPLACE INTO unposted_queue ({QUEUE_COLUMNS}, settled_at, outcome) "
-    f"VALUES ({_marks(QUEUE_COLUMNS)}, NULL, '')"
+_QUEUE_UPSERT = upsert(
+    "unposted_queue", f"{QUEUE_COLUMNS}, settled_at, outcome", f"{_marks(QUEUE_COLUMNS)}, NULL, ''"
 )
 _CREDIT_INSERT = (
     f"INSERT INTO credit_allocations ({CREDIT_COLUMNS}) VALUES ({_marks(CREDIT_COLUMNS)})"
@@ -494,8 +494,7 @@ class SQLStore(LedgerMixin, ExportsMixin, CertificatesMixin, MetaMixin, abc.ABC)
         """Add or replace exemptions in one transaction."""
         with self._write() as conn:
             conn.executemany(
-                f"INSERT OR REPLACE INTO exemptions ({EXEMPTION_COLUMNS}) "
-                "VALUES (?, ?, ?, ?, ?, ?)",
+                upsert("exemptions", EXEMPTION_COLUMNS, "?, ?, ?, ?, ?, ?"),
                 [exemption_row(exemption) for exemption in exemptions],
             )
 

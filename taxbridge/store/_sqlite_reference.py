@@ -9,6 +9,7 @@ from typing import Any
 from taxbridge.rates import RATE_COLUMNS
 from taxbridge.store._codec import EXEMPTION_COLUMNS
 from taxbridge.store._ledger_sql import Runner
+from taxbridge.store._statements import upsert
 from taxbridge.store.base import ReferenceData
 
 
@@ -45,7 +46,7 @@ def replace_reference(conn: Runner, reference: ReferenceData) -> None:
         )
     if reference.as_of is not None:
         conn.execute(
-            "INSERT OR REPLACE INTO meta (key, value) VALUES ('refreshed_as_of', ?)",
+            upsert("meta", "key, value", "'refreshed_as_of', ?"),
             (reference.as_of.isoformat(),),
         )
 

@@ -150,6 +150,7 @@ class PostgresStore(SQLStore):
 
     COLLATE = ' COLLATE "C"'
     CLAIM_ROWS = " FOR UPDATE SKIP LOCKED"
+    PERIOD_INDEX = ""
 
     def _serialise(self, conn: Runner, keys: Sequence[str]) -> None:
         """Transaction-scoped advisory locks on the keys (document codes), in one statement and
