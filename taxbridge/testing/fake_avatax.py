@@ -16,11 +16,13 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import itertools
+import operator
 import re
 import sys
 import threading
 import time
 import urllib.parse
+import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -210,12 +212,12 @@ class FakeAvaTax:
                 )
             )
             if self.fail_next:
-                return self.fail_next.pop(0)
+                return _correlated(self.fail_next.pop(0))
             response = self._route(request, body)
             if self.lose_responses > 0:
                 self.lose_responses -= 1
                 raise httpx.ReadTimeout("the answer was lost (fake)", request=request)
-            return response
+            return _correlated(response)
 
     def _committed(self, code: str) -> None:
         if self.after_commit is not None:
@@ -280,6 +282,10 @@ class FakeAvaTax:
                 return self._create(_model(inner), include, adjust=True)
             if method == "POST" and path == "/api/v2/addresses/resolve":
                 return self._resolve(_model(body))
+            if method == "GET" and path == "/api/v2/addresses/resolve":
+                return self._resolve(dict(params))
+            if method == "GET" and path == "/api/v2/taxrates/bypostalcode":
+                return self._rates_by_postal_code(params)
             if method == "GET" and path == "/api/v2/definitions/taxcodes":
                 rows = [
                     {
@@ -345,7 +351,13 @@ class FakeAvaTax:
                 refers_to=refused.refers_to,
                 target=refused.target,
             )
-        return httpx.Response(404, text="Not Found")
+        return error_body(
+            404,
+            "EntityNotFoundError",
+            4,
+            f"No AvaTax API answers {method} {raw}.",
+            target="HttpRequest",
+        )
 
     # -- transactions --------------------------------------------------------------------------
 
@@ -496,22 +508,21 @@ class FakeAvaTax:
     def _list(self, company: str, params: httpx.QueryParams) -> httpx.Response:
         """``ListTransactionsByCompany``: documents of every status by date; only the date
         filter forms a client sends are understood (without one: the past 30 days)."""
-        text = params.get("$filter", "")
-        found = re.fullmatch(r"date ge '([\d-]+)' and date le '([\d-]+)'", text.strip())
-        if text and found is None:
-            raise _Refused(
-                400, "FilterSyntaxError", 400, f"The filter {text!r} is not understood by the fake."
-            )
-        if found is not None:
-            start, end = _date(found.group(1), "$filter"), _date(found.group(2), "$filter")
+        text = params.get("$filter", "").strip()
+        if text:
+            keep = _filter(text)
         else:
             end = dt.date.today()
             start = end - dt.timedelta(days=30)
+
+            def keep(day: dt.date, status: str) -> bool:
+                return start <= day <= end
+
         rows = []
         for (owner, _, _), stored in sorted(
             self.documents.items(), key=lambda item: (item[1].request.date, item[0][1])
         ):
-            if owner != company or not start <= stored.request.date <= end:
+            if owner != company or not keep(stored.request.date, stored.status.value):
                 continue
             body = transaction_body(
                 stored.request,
@@ -661,6 +672,33 @@ class FakeAvaTax:
             200, content=dumps(body), headers={"Content-Type": "application/json"}
         )
 
+    def _rates_by_postal_code(self, params: httpx.QueryParams) -> httpx.Response:
+        """``TaxRatesByPostalCode``: the general sales tax rate of a US ZIP code and its parts."""
+        zip5 = (params.get("postalCode") or "")[:5]
+        if params.get("country", "US").upper() not in ("US", "USA") or not zip5:
+            raise _Refused(
+                400,
+                "InvalidAddress",
+                309,
+                "The address value was incomplete.",
+                target="IncorrectData",
+            )
+        states = sorted(self.engine.rates.states_of(zip5))
+        row = self.engine.rates.find(zip5, states[0]) if states else None
+        if row is None:
+            raise _Refused(404, "EntityNotFoundError", 4, f"No rates for postal code {zip5}.")
+        kinds = {"STA": "State", "CTY": "County", "CIT": "City"}
+        body = {
+            "totalRate": float(row.total_rate),
+            "rates": [
+                {"rate": float(rate), "name": name, "type": kinds.get(kind.value, "Special")}
+                for _, kind, name, _, rate in row.jurisdictions
+            ],
+        }
+        return httpx.Response(
+            200, content=dumps(body), headers={"Content-Type": "application/json"}
+        )
+
     def _describe(self, code: str) -> str:
         rule = self.engine.tax_codes.get(code)
         return rule.description if rule else ""
@@ -779,6 +817,47 @@ def _committed_already() -> _Refused:
         description="Expected Saved|Posted",
         refers_to="DocStatus",
     )
+
+
+def _correlated(response: httpx.Response) -> httpx.Response:
+    """Every AvaTax answer carries an ``x-correlation-id`` (Avalara's SDK reads it)."""
+    response.headers.setdefault("x-correlation-id", str(uuid.uuid4()))
+    return response
+
+
+_CONDITION = re.compile(r"(date|status)\s+(eq|ne|ge|gt|le|lt)\s+'?([\w-]+)'?", re.IGNORECASE)
+_COMPARE: dict[str, Callable[[Any, Any], bool]] = {
+    "eq": operator.eq,
+    "ne": operator.ne,
+    "ge": operator.ge,
+    "gt": operator.gt,
+    "le": operator.le,
+    "lt": operator.lt,
+}
+
+
+def _filter(text: str) -> Callable[[dt.date, str], bool]:
+    """A listing's ``$filter``: conditions on ``date`` and ``status`` joined by ``and``, as
+    clients write them (``date ge '2026-11-01'``, ``status eq Committed``); anything else is
+    AvaTax's FilterSyntaxError."""
+    checks: list[tuple[str, Callable[[Any, Any], bool], Any]] = []
+    for part in re.split(r"\s+and\s+", text, flags=re.IGNORECASE):
+        found = _CONDITION.fullmatch(part.strip())
+        if found is None:
+            raise _Refused(
+                400, "FilterSyntaxError", 400, f"The filter {text!r} could not be parsed."
+            )
+        field, op, value = found.group(1).lower(), found.group(2).lower(), found.group(3)
+        wanted = _date(value, "$filter") if field == "date" else value.lower()
+        checks.append((field, _COMPARE[op], wanted))
+
+    def keep(day: dt.date, status: str) -> bool:
+        return all(
+            compare(day if field == "date" else status.lower(), wanted)
+            for field, compare, wanted in checks
+        )
+
+    return keep
 
 
 def _decode(segment: str) -> str:
