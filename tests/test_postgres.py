@@ -3,13 +3,16 @@ a lost connection, the pool under repost threads, and ``taxbridge store migrate`
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import socket
 import subprocess
 import sys
 import threading
+from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import attrs
 import psycopg
@@ -149,17 +152,24 @@ def test_the_save_function_writes_every_column_of_documents_and_queue_entries(
             assert missing == [], f"{table} columns the save function does not update"
 
 
-def test_a_store_of_schema_version_4_is_upgraded_in_place_and_keeps_its_documents(
-    postgres_url: str,
-) -> None:
-    with psycopg.connect(postgres_url, autocommit=True) as conn:
+@contextlib.contextmanager
+def _database_at(url: str, version: int) -> Iterator[psycopg.Connection[Any]]:
+    """A database as a server of schema ``version`` left it (migrations up to it applied)."""
+    with psycopg.connect(url, autocommit=True) as conn:
         conn.execute(
             "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)"
         )
-        for version, sql in MIGRATIONS[:4]:
+        for number, sql in MIGRATIONS[:version]:
             for statement in statements(sql):
                 conn.execute(statement.encode())
-            conn.execute("INSERT INTO schema_migrations VALUES (%s, 'then')", (version,))
+            conn.execute("INSERT INTO schema_migrations VALUES (%s, 'then')", (number,))
+        yield conn
+
+
+def test_a_store_of_schema_version_4_is_upgraded_in_place_and_keeps_its_documents(
+    postgres_url: str,
+) -> None:
+    with _database_at(postgres_url, 4) as conn:
         conn.execute(
             "INSERT INTO documents (code, kind, stage, flag, erp_company, company_code, "
             "customer_code, document_type, document_date, currency, total_amount, "
@@ -181,14 +191,7 @@ def test_a_store_of_schema_version_4_is_upgraded_in_place_and_keeps_its_document
 def test_a_store_of_schema_version_6_keeps_each_certificates_one_purchase_order(
     postgres_url: str,
 ) -> None:
-    with psycopg.connect(postgres_url, autocommit=True) as conn:
-        conn.execute(
-            "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)"
-        )
-        for version, sql in MIGRATIONS[:6]:
-            for statement in statements(sql):
-                conn.execute(statement.encode())
-            conn.execute("INSERT INTO schema_migrations VALUES (%s, 'then')", (version,))
+    with _database_at(postgres_url, 6) as conn:
         for number, po in (("L-1", 'PO 7, "x"'), ("L-2", "")):
             conn.execute(
                 "INSERT INTO certificates (id, customer_code, service, exempt_reason, regions, "

@@ -624,13 +624,7 @@ class FakeAvaTax:
 
     def _resolve(self, model: Mapping[str, Any]) -> httpx.Response:
         if not model.get("postalCode") and not (model.get("city") and model.get("region")):
-            raise _Refused(
-                400,
-                "InvalidAddress",
-                309,
-                "The address value was incomplete.",
-                target="IncorrectData",
-            )
+            raise _incomplete_address()
         try:
             address = _address(model)
             self.engine.resolve_address(address)
@@ -676,13 +670,7 @@ class FakeAvaTax:
         """``TaxRatesByPostalCode``: the general sales tax rate of a US ZIP code and its parts."""
         zip5 = (params.get("postalCode") or "")[:5]
         if params.get("country", "US").upper() not in ("US", "USA") or not zip5:
-            raise _Refused(
-                400,
-                "InvalidAddress",
-                309,
-                "The address value was incomplete.",
-                target="IncorrectData",
-            )
+            raise _incomplete_address()
         states = sorted(self.engine.rates.states_of(zip5))
         row = self.engine.rates.find(zip5, states[0]) if states else None
         if row is None:
@@ -816,6 +804,13 @@ def _committed_already() -> _Refused:
         "DocStatus is invalid for this operation.",
         description="Expected Saved|Posted",
         refers_to="DocStatus",
+    )
+
+
+def _incomplete_address() -> _Refused:
+    """AvaTax's refusal of an address without a postal code (or city and region)."""
+    return _Refused(
+        400, "InvalidAddress", 309, "The address value was incomplete.", target="IncorrectData"
     )
 
 
