@@ -18,6 +18,11 @@ than either figure alone.
 
 With ``--store postgres`` each drain works on a fresh database of a throwaway server, filled by
 ``copy_store`` from the queued SQLite file.
+
+With ``--command`` it also times what an operator runs, start-up included: the ``taxbridge
+repost`` command in a fresh interpreter (a config file on the fake, the SQLite copy) against a
+bare command doing the same HTTP work in a fresh interpreter (``benchmarks/_bare_post.py``: N
+threads on one pooled ``httpx.Client``), each on a fresh fake, and prints their ratio.
 """
 
 from __future__ import annotations
@@ -238,12 +243,90 @@ def bare_loop(template: Path, concurrency: int, latency: float) -> tuple[int, fl
     return len(bodies), elapsed, cpu
 
 
+COMMAND_TOML = """\
+[backend]
+kind = "avatax"
+base_url = "{url}"
+account_id = "{account}"
+license_key_env = "TAXBRIDGE_BENCH_KEY"
+max_connections = {concurrency}
+
+[[companies]]
+erp_company = "01"
+company_code = "DEFAULT"
+
+[[nexus]]
+region = "NY"
+
+[store]
+path = "{db}"
+"""
+
+
+def _children_cpu() -> float:
+    times = os.times()
+    return times.children_user + times.children_system
+
+
+def commands(template: Path, work: Path, concurrency: int, latency: float) -> tuple[float, ...]:
+    """The ``taxbridge repost`` command and the bare command, each in a fresh interpreter on a
+    fresh fake: their seconds and CPU seconds, start-up included."""
+    import json
+    import subprocess
+
+    db = work / f"command-{concurrency}.db"
+    shutil.copyfile(template, db)
+    with SQLiteStore(template) as store:
+        bodies = [
+            (
+                mapping.dumps(mapping.transaction_model(doc.request)),
+                mapping.include_for(doc.request),
+            )
+            for doc in store.documents(flags=[FinalTaxFlag.FAILED])
+            if doc.request is not None
+        ]
+    bodies_file = work / "bodies.json"
+    bodies_file.write_text(
+        json.dumps([(body.decode(), include) for body, include in bodies]), encoding="utf-8"
+    )
+    env = {**os.environ, "TAXBRIDGE_BENCH_KEY": KEY}
+    found: list[float] = []
+    with served_fake(latency) as (url, fake):
+        config = work / f"command-{concurrency}.toml"
+        config.write_text(
+            COMMAND_TOML.format(url=url, account=ACCOUNT, concurrency=concurrency, db=db.name)
+        )
+        argv = [sys.executable, "-m", "taxbridge", "repost", "--quiet", "--config", str(config)]
+        argv += ["--concurrency", str(concurrency), "--format", "json"]
+        started, cpu = time.perf_counter(), _children_cpu()
+        subprocess.run(argv, check=True, env=env, stdout=subprocess.DEVNULL)
+        found += [time.perf_counter() - started, _children_cpu() - cpu]
+        fake.send("counts")
+        counts, _ = fake.recv()
+    if len(counts) != len(bodies) or set(counts.values()) != {1}:
+        raise SystemExit(f"repost command: {len(counts)} of {len(bodies)} committed once")
+    bare = Path(__file__).with_name("_bare_post.py")
+    with served_fake(latency) as (url, fake):
+        argv = [sys.executable, str(bare), str(bodies_file), url, ACCOUNT, KEY, str(concurrency)]
+        started, cpu = time.perf_counter(), _children_cpu()
+        subprocess.run(argv, check=True)
+        found += [time.perf_counter() - started, _children_cpu() - cpu]
+        fake.send("counts")
+        fake.recv()
+    return tuple(found)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--docs", type=int, default=3_000)
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 4, 16])
     parser.add_argument("--latency-ms", type=float, default=50.0)
     parser.add_argument("--store", choices=("sqlite", "postgres"), default="sqlite")
+    parser.add_argument(
+        "--command",
+        action="store_true",
+        help="also time the taxbridge repost command against a bare command, start-up included",
+    )
     args = parser.parse_args()
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(40))
     latency = args.latency_ms / 1000
@@ -289,6 +372,17 @@ def main() -> int:
                 f"per document ({steal.describe()}); the drain at {rate / bare_rate:.0%} of it",
                 flush=True,
             )
+            if args.command:
+                steal = Steal()
+                took, took_cpu, bare_took, bare_cpu = commands(template, work, concurrency, latency)
+                print(
+                    f"    commands, start-up included: taxbridge repost {took:.2f} s "
+                    f"({done / took:.1f}/s = {done / took / ideal:.0%} of ideal, "
+                    f"{1000 * took_cpu / done:.2f} ms CPU per document), bare command "
+                    f"{bare_took:.2f} s ({1000 * bare_cpu / done:.2f} ms); the command at "
+                    f"{bare_took / took:.0%} of the bare one ({steal.describe()})",
+                    flush=True,
+                )
     return 0
 
 
