@@ -15,11 +15,34 @@ import threading
 import httpx
 
 
+def post_all(client: httpx.Client, bodies: list[tuple[str | bytes, str]], threads: int) -> None:
+    """Post every create body from ``threads`` threads through ``client``, nothing else: the
+    bare HTTP work a repost does (the in-process loop of benchmarks/repost.py runs it too)."""
+    left = list(reversed(bodies))
+    taking = threading.Lock()
+
+    def post() -> None:
+        while True:
+            with taking:
+                if not left:
+                    return
+                body, include = left.pop()
+            client.post(
+                "/api/v2/transactions/create", params={"$include": include}, content=body
+            ).raise_for_status()
+
+    workers = [threading.Thread(target=post) for _ in range(threads)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+
+
 def main() -> int:
     path, url, account, key, concurrency = sys.argv[1:6]
     threads = int(concurrency)
     with open(path, encoding="utf-8") as handle:
-        left = [(body, include) for body, include in json.load(handle)][::-1]
+        bodies = [(body, include) for body, include in json.load(handle)]
     token = base64.b64encode(f"{account}:{key}".encode()).decode("ascii")
     headers = {
         "Authorization": f"Basic {token}",
@@ -27,24 +50,8 @@ def main() -> int:
         "Content-Type": "application/json",
     }
     limits = httpx.Limits(max_connections=threads, max_keepalive_connections=threads)
-    taking = threading.Lock()
     with httpx.Client(base_url=url, headers=headers, limits=limits) as client:
-
-        def post() -> None:
-            while True:
-                with taking:
-                    if not left:
-                        return
-                    body, include = left.pop()
-                client.post(
-                    "/api/v2/transactions/create", params={"$include": include}, content=body
-                ).raise_for_status()
-
-        workers = [threading.Thread(target=post) for _ in range(threads)]
-        for worker in workers:
-            worker.start()
-        for worker in workers:
-            worker.join()
+        post_all(client, bodies, threads)
     return 0
 
 

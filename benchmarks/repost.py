@@ -35,7 +35,6 @@ import os
 import shutil
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Iterator
 from decimal import Decimal
@@ -45,6 +44,7 @@ from urllib.parse import urlsplit
 
 import httpx
 import structlog
+from _bare_post import post_all
 from _machine import Steal, listening_on, tree_cpu
 
 from taxbridge import (
@@ -61,7 +61,6 @@ from taxbridge import (
     TaxBridge,
 )
 from taxbridge.backends.avatax import AvaTaxBackend, AvaTaxSettings, Secret, mapping
-from taxbridge.backends.avatax.client import CREATE
 from taxbridge.config import default_config
 from taxbridge.testing.fake_avatax import FakeAvaTax, serve
 
@@ -193,12 +192,10 @@ def drain(
     return len(summary.reposted), elapsed, cpu, served, database
 
 
-def bare_loop(template: Path, concurrency: int, latency: float) -> tuple[int, float, float]:
-    """The reference: ``concurrency`` threads posting the queued documents' create bodies (with
-    the ``$include`` the backend sends) through one pooled ``httpx.Client`` to a fresh fake,
-    nothing else: bodies sent, seconds and this process's CPU seconds."""
+def _bodies(template: Path) -> list[tuple[bytes, str]]:
+    """The create bodies of the queued documents, with the ``$include`` the backend sends."""
     with SQLiteStore(template) as store:
-        bodies = [
+        return [
             (
                 mapping.dumps(mapping.transaction_model(doc.request)),
                 mapping.include_for(doc.request),
@@ -206,6 +203,13 @@ def bare_loop(template: Path, concurrency: int, latency: float) -> tuple[int, fl
             for doc in store.documents(flags=[FinalTaxFlag.FAILED])
             if doc.request is not None
         ]
+
+
+def bare_loop(template: Path, concurrency: int, latency: float) -> tuple[int, float, float]:
+    """The reference: ``concurrency`` threads posting the queued documents' create bodies (with
+    the ``$include`` the backend sends) through one pooled ``httpx.Client`` to a fresh fake,
+    nothing else: bodies sent, seconds and this process's CPU seconds."""
+    bodies = _bodies(template)
     with served_fake(latency) as (url, fake):
         settings = AvaTaxSettings(base_url=url, account_id=ACCOUNT, license_key=Secret(KEY))
         headers = {
@@ -216,25 +220,8 @@ def bare_loop(template: Path, concurrency: int, latency: float) -> tuple[int, fl
         limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
         with httpx.Client(base_url=url, headers=headers, limits=limits) as client:
             client.get("/api/v2/utilities/ping").raise_for_status()  # first connection
-            left = list(reversed(bodies))
-            taking = threading.Lock()
-
-            def post() -> None:
-                while True:
-                    with taking:
-                        if not left:
-                            return
-                        body, include = left.pop()
-                    client.post(
-                        CREATE, params={"$include": include}, content=body
-                    ).raise_for_status()
-
             started, cpu = time.perf_counter(), _cpu()
-            threads = [threading.Thread(target=post) for _ in range(concurrency)]
-            for thread in threads:
-                thread.start()
-            for thread in threads:
-                thread.join()
+            post_all(client, bodies, concurrency)
             elapsed, cpu = time.perf_counter() - started, _cpu() - cpu
         fake.send("counts")
         counts, _ = fake.recv()
@@ -276,15 +263,7 @@ def commands(template: Path, work: Path, concurrency: int, latency: float) -> tu
 
     db = work / f"command-{concurrency}.db"
     shutil.copyfile(template, db)
-    with SQLiteStore(template) as store:
-        bodies = [
-            (
-                mapping.dumps(mapping.transaction_model(doc.request)),
-                mapping.include_for(doc.request),
-            )
-            for doc in store.documents(flags=[FinalTaxFlag.FAILED])
-            if doc.request is not None
-        ]
+    bodies = _bodies(template)
     bodies_file = work / "bodies.json"
     bodies_file.write_text(
         json.dumps([(body.decode(), include) for body, include in bodies]), encoding="utf-8"

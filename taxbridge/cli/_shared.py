@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import csv
 import datetime as dt
+import enum
 import json
 import os
 import sys
@@ -256,7 +257,7 @@ def plain(value: Any) -> Any:
     """A value as JSON and CSV carry it: Decimal and dates as text, enums as their value."""
     if isinstance(value, (Decimal, dt.date)):
         return value.isoformat() if isinstance(value, dt.date) else str(value)
-    if hasattr(value, "value") and not isinstance(value, (str, int, float, bool)):
+    if isinstance(value, enum.Enum):
         return value.value
     if isinstance(value, Mapping):
         return {str(k): plain(v) for k, v in value.items()}
